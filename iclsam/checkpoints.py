@@ -1,0 +1,39 @@
+"""Reading model weights from a path the user gives: on the CPU, `weights_only=True`, strict, and
+with an error that names the file and what is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+def read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
+    """The raw state_dict stored at `path` (a checkpoint of `what`, e.g. "SAM ViT-B")."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{what} checkpoint {path} could not be read: {error}") from error
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{what} checkpoint {path} is not a raw state_dict of tensors")
+    return state
+
+
+def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, what: str) -> nn.Module:
+    """Loads `state` into `module` strict, or says which keys and shapes do not match."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{what} checkpoint {path} does not match the network: {len(missing)} missing keys "
+            f"{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
+            f"{len(wrong)} keys with other shapes {wrong[:3]}"
+        )
+    module.load_state_dict(state, strict=True)
+    return module
