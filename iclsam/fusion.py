@@ -1,0 +1,32 @@
+"""Fusion of the ICL and SAM predictions (paper §2.1, Eq. 1)."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def fusion_weight(a: float, tau: float, m: int) -> float:
+    """gamma = a * (1 - exp(-tau * m)): the ICL model's share grows with the support size."""
+    return a * (1.0 - math.exp(-tau * m))
+
+
+def to_image_size(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """An h x w map resized (bilinear) to `size`."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
+def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
+    """Eq. 1 as the ICL-SAM code: F = (1 - gamma) * S + gamma * U with S = SAM logits / std,
+    U = (p - 0.5) / std(p) on the ICL model's own grid, then resized to the image. Target: F > 0.
+
+    sam_logits: H x W; icl_probability: h x w in [0, 1]."""
+    s = sam_logits / sam_logits.std().clamp_min(1e-6)
+    u = (icl_probability - 0.5) / icl_probability.std().clamp_min(1e-6)
+    return (1.0 - gamma) * s + gamma * to_image_size(u, tuple(sam_logits.shape))
+
+
