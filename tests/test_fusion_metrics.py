@@ -1,0 +1,65 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from iclsam.fusion import fuse, fusion_weight
+from iclsam.metrics import assd, dice
+
+
+def test_fusion_weight_grows_with_m():
+    assert fusion_weight(0.5, 0.1, 1) == pytest.approx(0.5 * (1 - math.exp(-0.1)))
+    assert fusion_weight(0.5, 0.1, 64) == pytest.approx(0.5 * (1 - math.exp(-6.4)))
+    assert fusion_weight(0.0, 0.1, 8) == 0.0
+
+
+def test_fuse_matches_an_independent_computation():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((40, 60)) * 5
+    p = rng.random((20, 30))
+    gamma = 0.3
+    fused = fuse(torch.as_tensor(logits), torch.as_tensor(p), gamma).numpy()
+    u = (p - 0.5) / p.std(ddof=1)
+    u_up = torch.nn.functional.interpolate(torch.as_tensor(u)[None, None], size=(40, 60), mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()
+    expected = (1 - gamma) * logits / logits.std(ddof=1) + gamma * u_up
+    np.testing.assert_allclose(fused, expected, rtol=1e-10)
+
+
+def test_gamma_zero_keeps_the_sam_mask_and_gamma_one_the_icl_mask():
+    rng = np.random.default_rng(1)
+    logits, p = torch.as_tensor(rng.standard_normal((32, 32))), torch.as_tensor(rng.random((32, 32)))
+    assert torch.equal(fuse(logits, p, 0.0) > 0, logits > 0)
+    assert torch.equal(fuse(logits, p, 1.0) > 0, p > 0.5)
+
+
+def brute_force_assd(a, b):
+    def surface(m):
+        pts = []
+        for y, x in zip(*np.nonzero(m)):
+            neighbourhood = np.pad(m, 1)[y:y + 3, x:x + 3]
+            if not neighbourhood.all():
+                pts.append((y, x))
+        return np.array(pts, float)
+
+    sa, sb = surface(a), surface(b)
+    d = np.sqrt(((sa[:, None] - sb[None]) ** 2).sum(-1))
+    return (d.min(1).sum() + d.min(0).sum()) / (len(sa) + len(sb))
+
+
+def test_dice_and_assd_on_known_shapes():
+    a = np.zeros((40, 40), bool)
+    a[5:15, 5:15] = True
+    b = np.zeros((40, 40), bool)
+    b[8:20, 6:16] = True
+    assert dice(a, b) == pytest.approx(2 * (7 * 9) / (100 + 120))
+    assert dice(a, a) == 1.0 and assd(a, a) == 0.0
+    assert assd(a, b) == pytest.approx(brute_force_assd(a, b))
+    shifted = np.roll(a, 3, axis=1)
+    assert assd(a, shifted) == pytest.approx(brute_force_assd(a, shifted))
+    empty = np.zeros_like(a)
+    assert dice(empty, empty) == 1.0 and dice(a, empty) == 0.0
+    assert assd(empty, empty) == 0.0 and math.isnan(assd(a, empty))
+    with pytest.raises(ValueError, match="shape"):
+        dice(a, a[:10])

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+
+from iclsam import ICLSAM
+from iclsam.universeg import UniverSeg, init_universeg_weights
+from tests.conftest import ellipse, textured_image
+
+SHAPE = (120, 160)
+
+
+def universeg_file(directory, output_bias: float):
+    """A random-init official-size UniverSeg whose output is pushed to one side by its bias
+    (+1: the pseudo-label covers most of the image, -20: it is empty)."""
+    torch.manual_seed(0)
+    net = init_universeg_weights(UniverSeg())
+    state = net.state_dict()
+    state["out_conv.conv.bias"] += output_bias
+    path = directory / f"universeg_{output_bias:+.0f}.pt"
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def universeg_full(tmp_path_factory):
+    return universeg_file(tmp_path_factory.mktemp("weights"), 1.0)
+
+
+@pytest.fixture(scope="module")
+def task():
+    masks = [ellipse(SHAPE, (50 + 5 * i, 70 + 3 * i), (25, 35)) for i in range(3)]
+    images = [textured_image(m, seed=i) for i, m in enumerate(masks)]
+    query_mask = ellipse(SHAPE, (60, 80), (30, 40))
+    return images, masks, textured_image(query_mask, seed=9), query_mask
+
+
+def test_one_call_returns_every_variant(universeg_full, task):
+    prediction = ICLSAM(universeg_checkpoint=universeg_full).predict(*task)
+    assert list(prediction.masks) == ["universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt"]
+    for mask in prediction.masks.values():
+        assert mask.shape == SHAPE and mask.dtype == bool
+    assert prediction.confidence.shape == SHAPE
+    assert 0 <= prediction.confidence.min() and prediction.confidence.max() <= 1
+    assert prediction.boxes.shape[1] == 4 and len(prediction.boxes) >= 1
+    np.testing.assert_array_equal(prediction.gt_boxes, [[40, 30, 120, 90]])
+    assert set(prediction.dice) == set(prediction.masks)
+    # the map steers SAM away from the whole-image box towards the target
+    assert prediction.dice["sam+conf"] > prediction.dice["sam"] + 0.2
+    assert prediction.dice["sam+gt"] > 0.9
+
+
+@pytest.mark.parametrize("constant, same", [("b", ("universeg", "universeg+conf")),
+                                            ("beta", ("sam", "sam+conf")),
+                                            ("a", ("sam+conf", "iclsam"))])
+def test_switching_a_part_off_gives_the_variant_before_it(universeg_full, task, constant, same):
+    on = ICLSAM(universeg_checkpoint=universeg_full).predict(*task)
+    off = ICLSAM(universeg_checkpoint=universeg_full, **{constant: 0.0}).predict(*task)
+    np.testing.assert_array_equal(off.masks[same[0]], off.masks[same[1]])
+    assert not np.array_equal(on.masks[same[0]], on.masks[same[1]])
+
+
+def test_predictions_are_deterministic(universeg_full, task):
+    model = ICLSAM(universeg_checkpoint=universeg_full)
+    first, second = model.predict(*task), ICLSAM(universeg_checkpoint=universeg_full).predict(*task)
+    for name in first.masks:
+        np.testing.assert_array_equal(first.masks[name], second.masks[name])
+    np.testing.assert_array_equal(first.confidence, second.confidence)
+
+
+def test_an_empty_pseudo_label_prompts_nothing(tmp_path, task):
+    prediction = ICLSAM(universeg_checkpoint=universeg_file(tmp_path, -20.0)).predict(*task)
+    assert len(prediction.boxes) == 0
+    assert any("not prompted" in note for note in prediction.notes)
+    for name in ("universeg+conf", "sam", "sam+conf", "iclsam"):
+        assert not prediction.masks[name].any()
+    assert prediction.masks["sam+gt"].any()
+
+
+def test_features_backend_needs_no_icl_weights(features_model, task):
+    prediction = features_model.predict(*task)
+    assert list(prediction.masks) == ["features", "sam", "sam+conf", "iclsam", "sam+gt"]
+    assert any("Eq. 4" in note for note in prediction.notes)
+    assert prediction.dice["features"] > 0.8 and prediction.dice["iclsam"] > 0.8
+    assert "training-free" in features_model.icl_weights
+
+
+def test_universeg_without_weights_is_a_clear_error():
+    with pytest.raises(ValueError, match="universeg_checkpoint"):
+        ICLSAM()
+    with pytest.raises(ValueError, match="icl must be"):
+        ICLSAM(icl="neuralizer")
+
+
+def three_valued(mask):
+    """0 background, 255 target, and a 128 band: what a soft or multi-label mask looks like."""
+    out = np.where(mask, 255, 0).astype(np.uint8)
+    out[:10] = 128
+    return out
+
+
+def bad(task, **change):
+    images, masks, query, query_mask = task
+    args = dict(support_images=list(images), support_masks=list(masks), query_image=query, query_mask=query_mask)
+    args.update(change)
+    return args
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: dict(support_images=[], support_masks=[]), "support set is empty"),
+    (lambda t: dict(support_masks=t[1][:2]), "3 images but 2 masks"),
+    (lambda t: dict(support_masks=[t[1][0][:100]] + t[1][1:]), r"support 0: mask is 100 x 160 but its image is 120 x 160"),
+    (lambda t: dict(support_masks=[np.zeros(SHAPE, np.uint8)] + t[1][1:]), "support 0: mask is empty"),
+    (lambda t: dict(support_masks=[three_valued(t[1][0])] + t[1][1:]),
+     r"support 0: mask is not binary \(values 0, 128, 255"),
+    (lambda t: dict(support_masks=[t[1][0].astype(np.uint8) * np.arange(SHAPE[1], dtype=np.uint8)] + t[1][1:]),
+     "not binary"),
+    (lambda t: dict(query_image=np.where(t[3], np.nan, 1.0)), "query image: image contains NaN"),
+    (lambda t: dict(query_image=np.zeros((120, 160, 4))), r"query image: an image must be H x W or H x W x 3"),
+    (lambda t: dict(query_mask=t[3][:, :100]), "query mask: mask is 120 x 100"),
+    (lambda t: dict(support_images=[t[0][0].astype(float) * np.nan] + t[0][1:]), "support 0: image contains NaN"),
+])
+def test_bad_inputs_are_clear_errors(features_model, task, change, message):
+    with pytest.raises(ValueError, match=message):
+        features_model.predict(**bad(task, **change(task)))

@@ -1,0 +1,52 @@
+import numpy as np
+
+from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label, shrink_pseudo_label
+
+
+def test_empty_masks_give_no_boxes():
+    assert boxes_from_pseudo_label(np.zeros((20, 20), bool)).shape == (0, 4)
+    assert boxes_from_components(np.zeros((20, 20), bool)).shape == (0, 4)
+
+
+def test_a_rectangle_gives_its_tight_inclusive_box():
+    mask = np.zeros((50, 60), bool)
+    mask[10:30, 5:45] = True
+    np.testing.assert_array_equal(boxes_from_pseudo_label(mask), [[5, 10, 44, 29]])
+
+
+def test_components_are_four_connected_and_the_five_percent_rule_holds():
+    mask = np.zeros((100, 100), bool)
+    mask[10:30, 10:30] = True  # 400 px, the largest
+    mask[50:55, 50:55] = True  # 25 px > 5 % of 400: kept
+    mask[80:83, 80:86] = True  # 18 px < 20: dropped
+    mask[30, 30] = True  # touches the largest only diagonally: its own 1-px component
+    boxes = boxes_from_components(mask)
+    np.testing.assert_array_equal(boxes, [[10, 10, 29, 29], [50, 50, 54, 54]])
+
+
+def test_shrinking_cuts_thin_bridges_and_keeps_blobs():
+    mask = np.zeros((60, 100), bool)
+    mask[10:50, 5:40] = True
+    mask[10:50, 60:95] = True
+    mask[29:31, 40:60] = True  # a 2-px bridge joins the two blobs into one component
+    assert len(boxes_from_components(mask)) == 1
+    shrunk = shrink_pseudo_label(mask)
+    assert not shrunk[29:31, 45:55].any()
+    boxes = boxes_from_pseudo_label(mask)
+    assert len(boxes) == 2
+    np.testing.assert_array_equal(sorted(boxes.tolist()), [[5, 10, 39, 49], [60, 10, 94, 49]])
+
+
+def test_shrinking_stops_once_ten_percent_is_gone():
+    mask = np.zeros((200, 200), bool)
+    mask[20:180, 20:180] = True  # 160 x 160; each 3x3 erosion takes a 1-px ring
+    shrunk = shrink_pseudo_label(mask)
+    # 1 step: 158^2 = 97.5 %, ..., 4 steps: 152^2 = 90.25 %, 5 steps: 150^2 = 87.9 % -> stop; dilate back
+    np.testing.assert_array_equal(shrunk, mask)
+
+
+def test_a_mask_erosion_would_remove_is_kept():
+    mask = np.zeros((20, 20), bool)
+    mask[5, 2:18] = True  # a 1-px line
+    np.testing.assert_array_equal(shrink_pseudo_label(mask), mask)
+    np.testing.assert_array_equal(boxes_from_pseudo_label(mask), [[2, 5, 17, 5]])
