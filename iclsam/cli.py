@@ -72,6 +72,40 @@ def demo(args) -> int:
     return 0
 
 
+def prepare(args) -> int:
+    from tqdm import tqdm
+
+    from .data.prepare import SOURCES, prepare_source, prepare_synthetic
+
+    if args.dataset == "synthetic":
+        written = prepare_synthetic(args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query,
+                                    progress=tqdm)
+    else:
+        if not args.raw:
+            print(f"iclsam: error: --raw is required for {args.dataset}; expected layout: "
+                  f"{SOURCES[args.dataset].layout}", file=sys.stderr)
+            return 2
+        written = prepare_source(args.dataset, args.raw, args.out, seed=args.seed, progress=tqdm,
+                                 max_side=args.max_side)
+    for folder in written:
+        print(folder)
+    return 0
+
+
+def sample_support(args) -> int:
+    from .data.folder import open_tasks
+    from .data.splits import draw_supports, with_splits, write_csv_atomic
+
+    frames = []
+    for task in open_tasks(args.data):
+        meta = with_splits(task.meta, seed=args.seed, key=task.name)
+        pool = meta.loc[meta["split"] == "support", "id"]
+        frames.append(draw_supports(task.name, pool, args.m, args.draws, args.seed))
+    path = write_csv_atomic(pd.concat(frames, ignore_index=True), args.out)
+    print(f"{path}: {len(frames)} tasks, m in {args.m}, {args.draws} draws each")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iclsam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +116,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="a folder of prepared tasks (default: ../shared/data/real-dev when present)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+
+    from .data.prepare import SOURCES
+
+    p = commands.add_parser("prepare", help="bring a data set into the prepared folder format")
+    p.add_argument("dataset", choices=[*sorted(SOURCES), "synthetic"])
+    p.add_argument("--raw", help="the official download, unpacked (see README for each layout)")
+    p.add_argument("--out", required=True, help="output folder; one sub-folder per task")
+    p.add_argument("--seed", type=int, default=0, help="seed of the meta-support/query split (and of synthetic data)")
+    p.add_argument("--max-side", type=int, default=1024, help="fundus photographs: cap the longest side (default 1024)")
+    p.add_argument("--n-support", type=int, default=24, help="synthetic: meta-support cases per family")
+    p.add_argument("--n-query", type=int, default=12, help="synthetic: query cases per family")
+    p.set_defaults(run=prepare)
+
+    p = commands.add_parser("sample-support", help="draw the support sets of every task (seeded)")
+    p.add_argument("--data", required=True, help="folder of prepared tasks")
+    p.add_argument("--out", required=True, help="CSV to write (task, m, draw, rank, id)")
+    p.add_argument("--m", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="support sizes")
+    p.add_argument("--draws", type=int, default=10, help="draws per support size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=sample_support)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
