@@ -80,6 +80,10 @@ def prepare(args) -> int:
     if args.dataset == "synthetic":
         written = prepare_synthetic(args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query,
                                     progress=tqdm)
+        if args.figure:
+            from .data.synthetic import render_examples
+
+            render_examples(args.figure, seed=args.seed)
     else:
         if not args.raw:
             print(f"iclsam: error: --raw is required for {args.dataset}; expected layout: "
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-side", type=int, default=1024, help="fundus photographs: cap the longest side (default 1024)")
     p.add_argument("--n-support", type=int, default=24, help="synthetic: meta-support cases per family")
     p.add_argument("--n-query", type=int, default=12, help="synthetic: query cases per family")
+    p.add_argument("--figure", help="synthetic: also write a PNG of example cases")
     p.set_defaults(run=prepare)
 
     p = commands.add_parser("sample-support", help="draw the support sets of every task (seeded)")

@@ -34,7 +34,7 @@ class Acquisition:
 
 
 SUPPORT_ACQUISITION = Acquisition(1.0, 0.0, 0.03, 0.15, (1.0, 1.0, 1.0))
-QUERY_ACQUISITION = Acquisition(0.8, 0.06, 0.05, 0.3, (0.9, 1.05, 1.25))
+QUERY_ACQUISITION = Acquisition(0.85, 0.04, 0.05, 0.3, (0.92, 1.0, 1.15))
 
 
 def _grid(shape):
@@ -108,11 +108,11 @@ def fundus_case(rng, acq: Acquisition, shape=(192, 240)):
         ok = (py > 0) & (py < 1) & (px > 0) & (px < 1)
         vessels[(py[ok] * shape[0]).astype(int), (px[ok] * shape[1]).astype(int)] = 1
     vessels = ndimage.gaussian_filter(ndimage.binary_dilation(vessels, iterations=1).astype(float), 0.8)
-    img = base * (1 - 0.45 * vessels[..., None])
     soft = lambda m, s: ndimage.gaussian_filter(m.astype(float), s)[..., None]  # noqa: E731
-    img = img * (1 - soft(disc, 1.5)) + np.array([0.95, 0.7, 0.4]) * soft(disc, 1.5)
-    img = img * (1 - soft(cup, 2.0)) + np.array([1.0, 0.9, 0.7]) * soft(cup, 2.0)
-    img = img * (1 - 0.6 * vessels[..., None] * soft(disc, 1.0))
+    img = base * (1 - soft(disc, 1.5)) + np.array([0.98, 0.78, 0.45]) * soft(disc, 1.5)
+    img = img * (1 - soft(cup, 1.2)) + np.array([1.0, 0.93, 0.8]) * soft(cup, 1.2)
+    # vessels: dark on the retina, thinner and fainter where they cross the pale disc
+    img = img * (1 - vessels[..., None] * (0.5 - 0.3 * soft(disc, 1.0)))
     img = _acquire(rng, img, acq) * np.array(acq.tint)
     img = np.clip(img, 0, 1) * fov[..., None]
     return (img * 255).astype(np.uint8), {"fundus_disc": disc & fov, "fundus_cup": cup & fov}
@@ -226,3 +226,27 @@ def synthetic_cases(family: str, seed: int, n_support: int, n_query: int):
         while not all(mask.any() for _, mask in case.values()):  # a target fell outside the view
             case = generate_family(family, rng, acq)
         yield f"{family}_{i:04d}", split, case
+
+
+def render_examples(path, seed: int = 0) -> None:
+    """A figure of examples: for each task, a meta-support and a query case with the target outlined.
+    PNG written without metadata so the same seed gives the same bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(TASKS), figsize=(2.1 * len(TASKS), 4.6))
+    for column, task in enumerate(TASKS):
+        cases = list(synthetic_cases(FAMILY[task], seed, 1, 1))
+        for row, (case_id, split, case) in enumerate(cases):
+            image, mask = case[task]
+            ax = axes[row, column]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+            ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.8)
+            ax.set_title(f"{task}\n{split}" if row == 0 else split, fontsize=8)
+            ax.axis("off")
+    fig.suptitle(f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) acquisitions", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
