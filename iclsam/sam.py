@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from segment_anything.modeling.prompt_encoder import PromptEncoder
 from segment_anything.modeling.transformer import Attention, TwoWayTransformer
 from torch import Tensor, nn
 
-from .checkpoints import load_strict, read_state_dict
+from .checkpoints import file_sha256, load_strict, read_state_dict
 
 MASK_TOKEN = 1  # decoder tokens are [IoU, mask_0 .. mask_3, prompts]: mask_0 is the single-mask output
 GRID = 64  # the image embedding is 256 x 64 x 64 for every backbone here
@@ -240,7 +241,7 @@ class SamPredictor:
     to a square (MedSAM's own inference)."""
 
     def __init__(self, kind: str = "lite", checkpoint: str | Path | None = None, device: str = "cpu",
-                 aspect: str = "keep", cache_size: int = 256):
+                 aspect: str = "keep", cache_size: int = 256, cache_dir: str | Path | None = None):
         if aspect not in ("keep", "stretch"):
             raise ValueError(f"aspect must be 'keep' or 'stretch', got {aspect!r}")
         self.model = build_sam(kind, checkpoint).to(device)
@@ -251,6 +252,11 @@ class SamPredictor:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, ImageEmbedding] = OrderedDict()
         self.encoder_passes = 0
+        self.disk_hits = 0
+        self.cache_dir = None
+        if cache_dir is not None:
+            weights = checkpoint if checkpoint is not None else self.backbone.default_checkpoint()
+            self.cache_dir = Path(cache_dir) / f"{kind}-{aspect}-{file_sha256(weights)[:16]}"
 
     @property
     def input_size(self) -> int:
@@ -284,20 +290,42 @@ class SamPredictor:
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """The image's embedding: from memory, else from the on-disk cache (when `cache_dir` was
+        given), else one encoder pass (counted in `encoder_passes`)."""
         key = image_key(image)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        x, resized = self.preprocess(image)
-        features = self.model.image_encoder(x)
-        self.encoder_passes += 1
-        per_token = self.input_size / features.shape[-1]
-        valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
-        embedding = ImageEmbedding(features, tuple(np.asarray(image).shape[:2]), resized, valid)
+        embedding = self._read_disk(key)
+        if embedding is None:
+            x, resized = self.preprocess(image)
+            features = self.model.image_encoder(x)
+            self.encoder_passes += 1
+            per_token = self.input_size / features.shape[-1]
+            valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
+            embedding = ImageEmbedding(features, tuple(np.asarray(image).shape[:2]), resized, valid)
+            self._write_disk(key, embedding)
         self._cache[key] = embedding
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return embedding
+
+    def _read_disk(self, key: str) -> ImageEmbedding | None:
+        if self.cache_dir is None or not (self.cache_dir / f"{key}.pt").is_file():
+            return None
+        stored = torch.load(self.cache_dir / f"{key}.pt", map_location=self.device, weights_only=True)
+        self.disk_hits += 1
+        return ImageEmbedding(stored["features"], tuple(stored["original"]), tuple(stored["resized"]),
+                              tuple(stored["valid"]))
+
+    def _write_disk(self, key: str, embedding: ImageEmbedding) -> None:
+        if self.cache_dir is None:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.cache_dir / f".{key}.{os.getpid()}.partial"
+        torch.save({"features": embedding.features.cpu(), "original": list(embedding.original),
+                    "resized": list(embedding.resized), "valid": list(embedding.valid)}, partial)
+        partial.replace(self.cache_dir / f"{key}.pt")
 
     def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
         """N x 4 XYXY boxes from original-image pixels to network-input pixels."""

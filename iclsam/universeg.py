@@ -7,6 +7,7 @@ the official weights). The support axis is explicit everywhere; nothing is broad
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import load_strict, read_state_dict
+from .checkpoints import file_sha256, load_strict, read_state_dict
 
 UNIVERSEG_SIZE = 128
 OFFICIAL_WIDTHS = (64, 64, 64, 64)
@@ -223,6 +224,26 @@ def load_universeg(path: str | Path, encoder_widths: Sequence[int] | None = None
     if encoder_widths is None:
         encoder_widths = _widths_from_state(state, Path(path))
     return load_strict(UniverSeg(encoder_widths), state, path, "UniverSeg").eval()
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_UNIVERSEG = "universeg_synth_w32_s64"
+
+
+def load_shipped_universeg(stem: str = SHIPPED_UNIVERSEG, directory: Path = WEIGHTS_DIR) -> tuple[UniverSeg, int, str]:
+    """Our own UniverSeg-architecture weights, trained on generated tasks (see the model card
+    beside them). Returns the network, its input size and a one-line description; the file's
+    sha256 is checked against its card."""
+    path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
+    if not path.is_file() or not card_path.is_file():
+        raise FileNotFoundError(f"shipped UniverSeg weights not found: {path} and {card_path} "
+                                "(reinstall iclsam, or pass universeg_checkpoint=)")
+    card = json.loads(card_path.read_text())
+    if file_sha256(path) != card.get("sha256"):
+        raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
+    net = load_universeg(path, card["config"]["encoder_widths"])
+    size = int(card["config"]["size"])
+    return net, size, f"iclsam {stem} (UniverSeg architecture trained on generated tasks, sha256 {card['sha256'][:12]})"
 
 
 def _widths_from_state(state: dict, path: Path) -> tuple[int, ...]:

@@ -1,9 +1,13 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from iclsam import ICLSAM
-from iclsam.universeg import UniverSeg, init_universeg_weights
+from iclsam.universeg import (SHIPPED_UNIVERSEG, WEIGHTS_DIR, UniverSeg, init_universeg_weights,
+                              load_shipped_universeg)
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (120, 160)
@@ -84,11 +88,30 @@ def test_features_backend_needs_no_icl_weights(features_model, task):
     assert "training-free" in features_model.icl_weights
 
 
-def test_universeg_without_weights_is_a_clear_error():
-    with pytest.raises(ValueError, match="universeg_checkpoint"):
-        ICLSAM()
+def test_without_a_checkpoint_our_shipped_weights_are_used(task):
+    model = ICLSAM()
+    card = json.loads((WEIGHTS_DIR / f"{SHIPPED_UNIVERSEG}.json").read_text())
+    assert SHIPPED_UNIVERSEG in model.icl_weights and card["sha256"][:12] in model.icl_weights
+    assert model.universeg_size == card["config"]["size"]
+    assert model.universeg.encoder_widths == tuple(card["config"]["encoder_widths"])
+    prediction = model.predict(*task)
+    assert prediction.dice["universeg"] > 0.5  # a bright ellipse on a dark background, 3 examples
     with pytest.raises(ValueError, match="icl must be"):
         ICLSAM(icl="neuralizer")
+
+
+def test_damaged_shipped_weights_are_refused(tmp_path):
+    for suffix in (".pt", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"{SHIPPED_UNIVERSEG}{suffix}", tmp_path / f"{SHIPPED_UNIVERSEG}{suffix}")
+    load_shipped_universeg(directory=tmp_path)
+    state = torch.load(tmp_path / f"{SHIPPED_UNIVERSEG}.pt", weights_only=True)
+    state["out_conv.conv.bias"] += 1
+    torch.save(state, tmp_path / f"{SHIPPED_UNIVERSEG}.pt")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        load_shipped_universeg(directory=tmp_path)
+    (tmp_path / f"{SHIPPED_UNIVERSEG}.json").unlink()
+    with pytest.raises(FileNotFoundError, match="shipped UniverSeg weights not found"):
+        load_shipped_universeg(directory=tmp_path)
 
 
 def three_valued(mask):

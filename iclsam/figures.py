@@ -1,0 +1,146 @@
+"""The paper's figures from our results: Fig. 3 (Dice vs m, mean +- std over draws), Figs. 4/5 (the
+refinement stages on example queries), Fig. 6 (sensitivity to a, b, tau, beta). PNGs are written
+atomically and without metadata, so the same results give the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .report import PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means  # noqa: E402
+
+VARIANT_STYLE = {"universeg": ("UniverSeg", "#1f77b4"), "features": ("features (ICL alone)", "#9467bd"),
+                 "iclsam": ("ICL-SAM (full)", "#d62728"), "sam+gt": ("SAM + GT boxes", "#7f7f7f")}
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial.png")
+    fig.savefig(partial, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    partial.replace(path)
+    return path
+
+
+def _footer(fig, provenance: Provenance) -> None:
+    fig.text(0.01, 0.005, provenance.line(), fontsize=6.5, va="bottom", wrap=True)
+
+
+def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
+    """Fig. 3: per task, Dice vs support size for the ICL model alone and the full method (mean over
+    draws of the per-query mean; band = std over draws); the paper's curves dashed."""
+    draws = per_draw_means(scores)
+    draws = draws[draws["variant"].isin(list(VARIANT_STYLE))]
+    tasks = sorted(draws["task"].unique())
+    icls = sorted(draws["icl"].unique()) if "icl" in draws.columns else [None]
+    paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
+    cols = min(4, len(tasks))
+    rows = int(np.ceil(len(tasks) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows + 0.5), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for icl in icls:
+            part = draws[(draws["task"] == task) & ((draws["icl"] == icl) if icl else True)]
+            for variant, group in part.groupby("variant"):
+                if variant == "features" and icl != "features":
+                    continue
+                stats = group.groupby("m")["dice"].agg(["mean", "std"]).fillna(0.0)
+                label, colour = VARIANT_STYLE[variant]
+                style = "--" if icl == "features" and variant != "features" else "-"
+                name = f"{label} [{icl}]" if icl and variant != "features" else label
+                ax.plot(stats.index, stats["mean"], style, color=colour, marker="o", ms=3, lw=1.2, label=name)
+                ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                                color=colour, alpha=0.15, lw=0)
+        for model, colour in (("UniverSeg", "#1f77b4"), ("MedSAM+UniverSeg", "#d62728")):
+            ref = paper[(paper["task"] == PAPER_TASK.get(task)) & (paper["model"] == model)]
+            if len(ref):
+                ax.plot(ref["m"], ref["dice"], ":", color=colour, lw=1, label=f"paper: {model}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("support size m", fontsize=8)
+        ax.set_ylabel("Dice", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="lower right")
+    fig.suptitle("Dice vs support size (mean ± std over support draws)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _footer(fig, provenance)
+    return save_figure(fig, path)
+
+
+def refinement_figure(examples: list[dict], provenance: Provenance, path: str | Path) -> Path:
+    """Figs. 4/5: for each example query (dict with task, image, truth, prediction), the stages of
+    the method: ICL mask, confidence map with box prompts, SAM, SAM with the map, fused, truth."""
+    stages = [("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),
+              ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (ICL-SAM)"), ("truth", "ground truth")]
+    fig, axes = plt.subplots(len(examples), len(stages), figsize=(2.2 * len(stages), 2.3 * len(examples) + 0.4),
+                             squeeze=False)
+    for row, example in zip(axes, examples):
+        prediction, image, truth = example["prediction"], example["image"], example["truth"]
+        icl_variant = "universeg+conf" if "universeg+conf" in prediction.masks else "features"
+        for ax, (key, title) in zip(row, stages):
+            ax.imshow(image, cmap="gray")
+            if key == "confidence":
+                ax.imshow(prediction.confidence, cmap="magma", alpha=0.6, vmin=0, vmax=1)
+                for x0, y0, x1, y1 in prediction.boxes:
+                    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="cyan", lw=1))
+            else:
+                mask = truth if key == "truth" else prediction.masks[icl_variant if key == "icl" else key]
+                ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.9)
+                if key != "truth":
+                    name = icl_variant if key == "icl" else key
+                    title = f"{title}\nDice {prediction.dice[name]:.3f}"
+            ax.set_title(title if key != "icl" else f"{example['task']}: {title}", fontsize=7)
+            ax.axis("off")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _footer(fig, provenance)
+    return save_figure(fig, path)
+
+
+def sensitivity_figure(sensitivity: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
+    """Fig. 6: mean Dice of the full method against each constant (others at their defaults)."""
+    constants = list(dict.fromkeys(sensitivity["constant"]))
+    fig, axes = plt.subplots(1, len(constants), figsize=(3 * len(constants), 2.8), squeeze=False)
+    for ax, constant in zip(axes[0], constants):
+        part = sensitivity[sensitivity["constant"] == constant]
+        per_draw = part.groupby(["task", "m", "value", "draw"])["dice"].mean()
+        for (task, m), group in per_draw.groupby(["task", "m"]):
+            stats = group.groupby("value").agg(["mean", "std"]).fillna(0.0)
+            ax.plot(stats.index, stats["mean"], marker="o", ms=3, label=f"{task}, m = {m}")
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], alpha=0.15, lw=0)
+        ax.set_xlabel({"tau": "τ", "beta": "β"}.get(constant, constant))
+        ax.set_ylabel("Dice (ICL-SAM)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("Sensitivity to the constants (Fig. 6)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _footer(fig, provenance)
+    return save_figure(fig, path)
+
+
+def examples_figure(tasks, data_label: str, path: str | Path) -> Path:
+    """One meta-support and one query example of each prepared task, target outlined."""
+    fig, axes = plt.subplots(2, len(tasks), figsize=(2.1 * len(tasks), 4.6), squeeze=False)
+    for column, task in enumerate(tasks):
+        meta = task.meta
+        for row, split in enumerate(("support", "query")):
+            ids = list(meta.loc[meta["split"] == split, "id"]) if "split" in meta else list(meta["id"])
+            ax = axes[row, column]
+            ax.axis("off")
+            if not ids:
+                continue
+            image, mask = task.load(ids[row if "split" not in meta else 0])
+            ax.imshow(image, cmap="gray")
+            ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.8)
+            ax.set_title(f"{task.name}\n{split}" if row == 0 else split, fontsize=8)
+    fig.suptitle(f"{data_label}: a meta-support (top) and a query (bottom) example per task", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

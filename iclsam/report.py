@@ -1,0 +1,184 @@
+"""Our results beside the paper's: every table as CSV and Markdown with the paper's number, ours and
+the difference, stating its data, weights and profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAPER_DIR = Path(__file__).resolve().parent / "paper"
+
+# our task -> the paper's task (fundus tasks of the three source data sets are averaged, as the paper does)
+PAPER_TASK = {
+    "fundus_disc": "fundus_disc", "fundus_cup": "fundus_cup",
+    "refuge_disc": "fundus_disc", "rimone_disc": "fundus_disc", "drishti_disc": "fundus_disc",
+    "refuge_cup": "fundus_cup", "rimone_cup": "fundus_cup", "drishti_cup": "fundus_cup",
+    "brain_flair": "brats_flair", "brain_t1": "brats_t1", "brain_t1ce": "brats_t1ce", "brain_t2": "brats_t2",
+    "brats_flair": "brats_flair", "brats_t1": "brats_t1", "brats_t1ce": "brats_t1ce", "brats_t2": "brats_t2",
+    "ct_kidney": "kits23", "kits23": "kits23",
+}
+PAPER_DATASET = {"fundus_disc": "fundus", "fundus_cup": "fundus", "brats_flair": "brats", "brats_t1": "brats",
+                 "brats_t1ce": "brats", "brats_t2": "brats", "kits23": "kits23"}
+# our variant -> the paper's row in Tables 4-5 (the MedSAM ablation; LiteMedSAM is compared with it)
+ABLATION_ROW = {"universeg": "UniverSeg", "universeg+conf": "+Confidence map in UniverSeg", "sam": "+MedSAM",
+                "sam+conf": "+Confidence map in MedSAM", "iclsam": "+Fusion"}
+TABLE1_ROW = {"universeg": "UniverSeg", "iclsam": {"sam": "UniverSeg+SAM", "medsam": "UniverSeg+MedSAM",
+                                                   "lite": "UniverSeg+MedSAM"}}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What every table and figure states."""
+
+    data: str  # e.g. "SYNTHETIC benchmark (seed 0)" or "REFUGE, RIM-ONE r3, Drishti-GS1, BraTS2020, KiTS23"
+    sam: str  # SAM backbone in words
+    icl_weights: str
+    profile: str
+
+    def line(self) -> str:
+        return (f"Data: {self.data}. SAM backbone: {self.sam}. ICL weights: {self.icl_weights}. "
+                f"Profile: {self.profile}.")
+
+    @property
+    def is_paper_reproduction(self) -> bool:
+        return self.profile == "paper" and "SYNTHETIC" not in self.data and "iclsam" not in self.icl_weights
+
+
+def paper_table(name: str) -> pd.DataFrame:
+    return pd.read_csv(PAPER_DIR / f"{name}.csv")
+
+
+def per_draw_means(scores: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """Mean over queries for each (icl, task, variant, m, draw)."""
+    keys = [k for k in ("icl", "task", "variant", "m", "draw") if k in scores.columns]
+    return scores.groupby(keys, as_index=False)[metric].mean()
+
+
+def ours_by_paper_task(scores: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """Our per-(icl, paper task, variant, m) means: over queries, then draws, then the source data
+    sets that the paper averages (fundus)."""
+    draws = per_draw_means(scores, metric)
+    tasks = draws.groupby([c for c in ("icl", "task", "variant", "m") if c in draws.columns], as_index=False)[metric].mean()
+    tasks["paper_task"] = tasks["task"].map(PAPER_TASK)
+    unknown = sorted(tasks.loc[tasks["paper_task"].isna(), "task"].unique())
+    if unknown:
+        raise ValueError(f"tasks with no counterpart in the paper: {unknown}")
+    keys = [c for c in ("icl", "paper_task", "variant", "m") if c in tasks.columns]
+    return tasks.groupby(keys, as_index=False)[metric].mean()
+
+
+def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, keys: list[str], value: str = "dice") -> pd.DataFrame:
+    """Ours, the paper's and the difference (ours - paper) for every m present in ours."""
+    merged = ours.merge(paper, on=keys + ["m"], how="left", suffixes=("", "_paper"))
+    merged = merged.rename(columns={value: "ours", f"{value}_paper": "paper"})
+    merged["difference"] = merged["ours"] - merged["paper"]
+    return merged
+
+
+def paper_long(frame: pd.DataFrame, id_vars: list[str], value: str = "dice") -> pd.DataFrame:
+    """A paper table with columns m1, m2, ... as rows (…, m, value)."""
+    long = frame.melt(id_vars=id_vars, var_name="m", value_name=value)
+    long["m"] = long["m"].str.lstrip("m").astype(int)
+    return long.dropna(subset=[value])
+
+
+def ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Tables 4-5: per paper task, every ablation variant vs the paper's MedSAM ablation rows."""
+    ours = ours_by_paper_task(scores)
+    ours = ours[ours["variant"].isin(list(ABLATION_ROW))].copy()
+    ours["model"] = ours["variant"].map(ABLATION_ROW)
+    paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
+    paper = paper.rename(columns={"task": "paper_task"})
+    table = side_by_side(ours, paper, ["paper_task", "model"])
+    return _ordered(table, ["icl", "paper_task", "model", "variant", "m"])
+
+
+def dataset_ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Our 'Table 2': the ablation averaged per data set. The paper's values here are the means of
+    its Tables 4-5 rows over the data set's tasks (derived, not printed in the paper as such)."""
+    table = ablation_table(scores)
+    table["dataset"] = table["paper_task"].map(PAPER_DATASET)
+    keys = [c for c in ("icl", "dataset", "model", "variant", "m") if c in table.columns]
+    out = table.groupby(keys, as_index=False)[["ours", "paper"]].mean()
+    out["difference"] = out["ours"] - out["paper"]
+    return out
+
+
+def table1(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
+    """Table 1: UniverSeg and UniverSeg+SAM-backbone (the full method) per data set."""
+    ours = ours_by_paper_task(scores)
+    ours = ours[ours["variant"].isin(["universeg", "iclsam"])].copy()
+    ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
+    keys = [c for c in ("icl", "dataset", "variant", "m") if c in ours.columns]
+    ours = ours.groupby(keys, as_index=False)["dice"].mean()
+    ours["model"] = ours["variant"].map(lambda v: TABLE1_ROW["universeg"] if v == "universeg" else TABLE1_ROW["iclsam"][sam])
+    paper = paper_long(paper_table("dice_table1"), ["dataset", "model"])
+    return _ordered(side_by_side(ours, paper, ["dataset", "model"]), ["icl", "dataset", "model", "variant", "m"])
+
+
+def gt_box_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
+    """The SAM upper bound: the backbone with ground-truth boxes, per paper task (mean over m)."""
+    ours = ours_by_paper_task(scores)
+    ours = ours[ours["variant"] == "sam+gt"].groupby("paper_task", as_index=False)["dice"].mean()
+    column = "SAM+GT" if sam == "sam" else "MedSAM+GT"
+    paper = paper_table("gt_box_upper_bound").rename(columns={"task": "paper_task", column: "paper"})
+    out = ours.rename(columns={"dice": "ours"}).merge(paper[["paper_task", "paper"]], on="paper_task", how="left")
+    out["paper_model"] = column
+    out["difference"] = out["ours"] - out["paper"]
+    return out
+
+
+def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
+    """Table 6: ASSD (pixels at 512 x 512) per data set, UniverSeg and the full method."""
+    ours = ours_by_paper_task(scores, "assd")
+    ours = ours[ours["variant"].isin(["universeg", "iclsam", "sam+gt"])].copy()
+    ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
+    keys = [c for c in ("icl", "dataset", "variant", "m") if c in ours.columns]
+    ours = ours.groupby(keys, as_index=False)["assd"].mean()
+    backbone = "SAM" if sam == "sam" else "MedSAM"
+    names = {"universeg": "UniverSeg", "iclsam": f"UniverSeg+{backbone}", "sam+gt": f"{backbone}+GT"}
+    ours["model"] = ours["variant"].map(names)
+    paper = paper_long(paper_table("assd_table6"), ["dataset", "model"], "assd")
+    return _ordered(side_by_side(ours, paper, ["dataset", "model"], "assd"), ["icl", "dataset", "model", "variant", "m"])
+
+
+def _ordered(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    keys = [k for k in keys if k in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
+    """A Markdown table (no extra dependency), numbers rounded, missing values blank."""
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    return "\n".join([header, rule] + ["| " + " | ".join(cell(v) for v in row) + " |"
+                                       for row in frame.itertuples(index=False)])
+
+
+COLUMN_ORDER = ("sam", "icl", "dataset", "paper_task", "task", "model", "paper_model", "variant", "m",
+                "ours", "paper", "difference")
+
+
+def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: Provenance) -> None:
+    """`<stem>.csv` and `<stem>.md` (title, provenance, table), written atomically."""
+    first = [c for c in COLUMN_ORDER if c in frame.columns]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    note = "" if provenance.is_paper_reproduction else (
+        "\n\n**Not a paper reproduction**: the paper's numbers are shown beside results on other data "
+        "and/or other weights.")
+    text = f"# {title}\n\n{provenance.line()}{note}\n\n{to_markdown(frame)}\n"
+    for suffix, write in ((".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
+                          (".md", lambda p: p.write_text(text))):
+        partial = stem.with_name(f".{stem.name}{suffix}.partial")
+        write(partial)
+        partial.replace(stem.with_suffix(suffix))

@@ -1,0 +1,79 @@
+"""What the pipeline's notebooks share: reading params.yaml, building the models of a run, saying
+what produced a result, and checking that the paper profile's inputs exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .pipeline import ICLSAM
+from .report import Provenance
+from .sam import SAM_BACKBONES, SamPredictor
+
+ENCODER_CACHE = Path(".cache/embeddings")
+
+
+def run_notebook(source: str | Path, output: str | Path, parameters: dict | None = None,
+                 cwd: str | Path | None = None) -> Path:
+    """Executes a jupytext notebook (`.py`, percent format) with papermill, injecting `parameters`,
+    and writes the executed `.ipynb` to `output` (its folder is created)."""
+    import jupytext
+    import papermill
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    notebook = jupytext.read(source)
+    papermill.execute_notebook(notebook, str(output), parameters=parameters or {}, kernel_name="python3",
+                               language="python", progress_bar=False, cwd=None if cwd is None else str(cwd))
+    return output
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameters file not found: {path}")
+    return yaml.safe_load(path.read_text())
+
+
+def data_description(params: dict) -> str:
+    datasets = params["prepare"]["datasets"]
+    if datasets == ["synthetic"]:
+        return f"SYNTHETIC benchmark (seed {params['prepare']['seed']}; not medical images)"
+    return ", ".join(datasets)
+
+
+def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
+    """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image)."""
+    checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
+    predictor = SamPredictor(sam, checkpoint, cache_dir=cache_dir)
+    return {icl: ICLSAM(sam=predictor, icl=icl, universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
+                        seed=grid.get("seed", 0))
+            for icl in icls}
+
+
+def provenance(params: dict, sams: list[str], icl_weights: list[str]) -> Provenance:
+    """What produced a result: data, SAM backbone(s), ICL weights, profile."""
+    return Provenance(data=data_description(params), sam=", ".join(SAM_BACKBONES[s].name for s in sams),
+                      icl_weights="; ".join(dict.fromkeys(icl_weights)), profile=params.get("profile", "custom"))
+
+
+def missing_inputs(params: dict) -> list[str]:
+    """What a run needs and cannot find: raw data sets and checkpoint files, each with where it goes."""
+    missing = []
+    raw = Path(params["prepare"]["raw"])
+    for dataset in params["prepare"]["datasets"]:
+        if dataset != "synthetic" and not (raw / dataset).is_dir():
+            missing.append(f"data set {dataset}: put the official download, unpacked, in {raw / dataset}/ "
+                           "(README: expected layout)")
+    grid = params["grid"]
+    for sam in grid["sam"]:
+        checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
+        if sam != "lite" and (checkpoint is None or not Path(checkpoint).is_file()):
+            missing.append(f"{SAM_BACKBONES[sam].name} checkpoint: expected at {checkpoint} "
+                           "(grid.sam_checkpoint in params.yaml)")
+    universeg = grid.get("universeg_checkpoint")
+    if "universeg" in grid["icl"] and universeg is not None and not Path(universeg).is_file():
+        missing.append(f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
+                       "UniverSeg GitHub release 'weights')")
+    return missing

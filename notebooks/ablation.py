@@ -1,0 +1,39 @@
+# %% [markdown]
+# # Stage `ablation`: Tables 4-5 (per task) and Table 2 (per data set)
+#
+# Each row adds one part of the method (UniverSeg, + confidence map in UniverSeg, + SAM, + confidence
+# map in SAM, + fusion) beside the paper's MedSAM ablation rows, with the difference.
+
+# %% tags=["parameters"]
+params_file = "params.yaml"
+grid_dir = "results/grid"
+tables = "tables"
+
+# %%
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from iclsam.report import ablation_table, dataset_ablation_table, write_table
+from iclsam.stages import load_params, provenance
+
+params = load_params(params_file)
+scores = pd.concat([pd.read_csv(Path(grid_dir) / f"{t}.csv", dtype={"query": str}) for t in params["tasks"]],
+                   ignore_index=True)
+weights = json.loads((Path(grid_dir) / f"{params['tasks'][0]}.json").read_text())["icl_weights"]
+
+# %%
+def by_backbone(build):
+    return pd.concat([build(part.drop(columns="sam")).assign(sam=sam)
+                      for sam, part in scores[scores["icl"] == "universeg"].groupby("sam", sort=True)], ignore_index=True)
+
+
+sams = params["grid"]["sam"]
+source = provenance(params, sams, [weights[f"{sam}/universeg"] for sam in sams])
+per_task, per_dataset = by_backbone(ablation_table), by_backbone(dataset_ablation_table)
+write_table(per_task, Path(tables) / "table4_5_ablation",
+            "Tables 4-5: ablation per task (paper: its MedSAM ablation rows)", source)
+write_table(per_dataset, Path(tables) / "table2_ablation_by_dataset",
+            "Table 2: ablation per data set (paper values: means of its Tables 4-5 rows)", source)
+per_dataset.pivot_table(index=["sam", "dataset", "model"], columns="m", values="ours").round(3)

@@ -1,0 +1,61 @@
+# %% [markdown]
+# # Stage `grid`: every variant, support size and draw on one task
+#
+# For each SAM backbone and ICL backend of `params.yaml` (grid), every support set of
+# `data/draws.csv` segments every query image once; every variant of the method is scored (Dice;
+# ASSD at 512 x 512). SAM encodes each image once (an on-disk cache keyed by image content and
+# backbone, shared by all stages).
+
+# %% tags=["parameters"]
+params_file = "params.yaml"
+task = "fundus_disc"
+data = "data/prepared"
+splits_file = "data/splits.csv"
+draws_file = "data/draws.csv"
+out = "results/grid"
+
+# %%
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from iclsam.data.folder import open_task
+from iclsam.data.splits import write_csv_atomic
+from iclsam.experiment import run_grid, select_queries
+from iclsam.sam import image_key
+from iclsam.stages import build_models, load_params
+
+params = load_params(params_file)
+grid = params["grid"]
+prepared = open_task(Path(data) / task)
+splits = pd.read_csv(splits_file, dtype={"id": str})
+draws = pd.read_csv(draws_file, dtype={"id": str})
+queries = select_queries(splits.loc[(splits["task"] == task) & (splits["split"] == "query"), "id"],
+                         grid["max_queries"], grid["seed"])
+
+# %%
+start = time.perf_counter()
+frames, record = [], {"task": task, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
+for sam in grid["sam"]:
+    models = build_models(grid, sam, grid["icl"])
+    for icl, model in models.items():
+        scores = run_grid(model, prepared, draws, queries, with_assd=grid["assd"], progress=tqdm)
+        frames.append(scores.assign(sam=sam, icl=icl))
+        record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
+    predictor = next(iter(models.values())).sam
+    record["encoder_passes"] += predictor.encoder_passes
+    record["encoder_cache_hits"] += predictor.disk_hits
+used = sorted(set(draws.loc[draws["task"] == task, "id"]) | set(queries))
+record["images"] = sorted(image_key(prepared.load(i)[0]) for i in used)
+record["seconds"] = round(time.perf_counter() - start, 1)
+scores = pd.concat(frames, ignore_index=True)
+write_csv_atomic(scores, Path(out) / f"{task}.csv")
+partial = Path(out) / f".{task}.json.partial"
+partial.write_text(json.dumps(record, indent=1) + "\n")
+partial.replace(Path(out) / f"{task}.json")
+
+# %%
+scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round(3)

@@ -1,0 +1,43 @@
+# %% [markdown]
+# # Stage `sensitivity`: Fig. 6, the full method while one constant moves
+#
+# a and tau set the fusion weight (Eq. 1), b and tau the confidence map's weight in UniverSeg (Eq. 4),
+# beta its weight in SAM's decoder (Eq. 3). Each constant is swept with the others at their defaults.
+
+# %% tags=["parameters"]
+params_file = "params.yaml"
+data = "data/prepared"
+splits_file = "data/splits.csv"
+draws_file = "data/draws.csv"
+out = "results/sensitivity.csv"
+figure = "figures/figure6_sensitivity.png"
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from iclsam.data.folder import open_task
+from iclsam.data.splits import write_csv_atomic
+from iclsam.experiment import run_sensitivity, select_queries
+from iclsam.figures import sensitivity_figure
+from iclsam.stages import build_models, load_params, provenance
+
+params = load_params(params_file)
+p = params["sensitivity"]
+task = open_task(Path(data) / p["task"])
+splits = pd.read_csv(splits_file, dtype={"id": str})
+draws = pd.read_csv(draws_file, dtype={"id": str})
+draws = draws[(draws["task"] == p["task"]) & (draws["m"] == p["m"]) & (draws["draw"] < p["draws"])]
+if draws.empty:
+    raise SystemExit(f"no support draws of m = {p['m']} for {p['task']}: add m to sample_support.sizes")
+queries = select_queries(splits.loc[(splits["task"] == p["task"]) & (splits["split"] == "query"), "id"],
+                         p["max_queries"], params["grid"]["seed"])
+model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
+
+# %%
+results = run_sensitivity(model, task, draws, queries, p["values"], progress=tqdm)
+write_csv_atomic(results, out)
+sensitivity_figure(results, provenance(params, [p["sam"]], [model.icl_weights]), figure)
+results.groupby(["constant", "value"])["dice"].mean().round(4).to_frame()

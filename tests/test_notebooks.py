@@ -1,0 +1,87 @@
+"""Every pipeline notebook, executed in order through papermill with tiny parameters (two synthetic
+tasks, m in {1, 2}, one draw, one query): what `dvc repro` runs, at a size CI can afford."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from iclsam.stages import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "report"]
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    params["tasks"] = ["fundus_disc", "ct_kidney"]
+    params["prepare"].update(n_support=3, n_query=2)
+    params["sample_support"].update(sizes=[1, 2], draws=1)
+    params["grid"].update(max_queries=1)
+    params["sensitivity"].update(m=1, draws=1, max_queries=1,
+                                 values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]})
+    params["report"].update(examples=1)
+    return params
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    for stage in STAGES:
+        tasks = tiny_params()["tasks"] if stage == "grid" else [None]
+        for task in tasks:
+            parameters = {} if task is None else {"task": task}
+            name = stage if task is None else f"grid-{task}"
+            run_notebook(ROOT / "notebooks" / f"{stage}.py", work / "build" / f"{name}.ipynb", parameters, cwd=work)
+    return work
+
+
+def test_every_stage_produces_its_outputs(pipeline_run):
+    work = pipeline_run
+    for path in ["data/splits.csv", "data/draws.csv", "results/grid/fundus_disc.csv", "results/grid/ct_kidney.json",
+                 "results/sensitivity.csv", "tables/table1_dice.md", "tables/table4_5_ablation.csv",
+                 "tables/table2_ablation_by_dataset.md", "tables/table6_assd.csv", "tables/gt_box_upper_bound.md",
+                 "figures/data_examples.png", "figures/figure3_dice_vs_m.png", "figures/figure4_5_refinement.png",
+                 "figures/figure6_sensitivity.png", "metrics.json"]:
+        assert (work / path).is_file(), path
+
+
+def test_tables_state_their_provenance_and_the_paper(pipeline_run):
+    table = (pipeline_run / "tables" / "table1_dice.md").read_text()
+    assert "SYNTHETIC" in table and "LiteMedSAM" in table and "Profile: default" in table
+    assert "Not a paper reproduction" in table
+    t1 = pd.read_csv(pipeline_run / "tables" / "table1_dice.csv")
+    assert {"ours", "paper", "difference"} <= set(t1.columns)
+    kits = t1[(t1["dataset"] == "kits23") & (t1["model"] == "UniverSeg") & (t1["m"] == 1)]
+    assert kits["paper"].item() == pytest.approx(0.4487)
+    assert kits["difference"].item() == pytest.approx(kits["ours"].item() - 0.4487)
+
+
+def test_grid_scores_every_variant_and_both_backends(pipeline_run):
+    scores = pd.read_csv(pipeline_run / "results" / "grid" / "fundus_disc.csv")
+    assert set(scores["icl"]) == {"universeg", "features"}
+    assert {"universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt", "features"} <= set(scores["variant"])
+    assert sorted(scores["m"].unique()) == [1, 2]
+    assert scores["dice"].between(0, 1).all()
+
+
+def test_each_image_is_encoded_once(pipeline_run):
+    metrics = json.loads((pipeline_run / "metrics.json").read_text())
+    assert metrics["encoder_passes_per_image_and_backbone"] == 1.0
+    assert metrics["encoder_passes"] == metrics["unique_images"]
+
+
+def test_a_rerun_gives_byte_identical_tables(pipeline_run, tmp_path):
+    shutil.copytree(pipeline_run / "data", tmp_path / "data")
+    shutil.copytree(pipeline_run / "results", tmp_path / "results")
+    shutil.copy(pipeline_run / "params.yaml", tmp_path / "params.yaml")
+    for stage in ("ablation", "report"):
+        run_notebook(ROOT / "notebooks" / f"{stage}.py", tmp_path / "build" / f"{stage}.ipynb", cwd=tmp_path)
+    for table in (pipeline_run / "tables").iterdir():
+        assert (tmp_path / "tables" / table.name).read_bytes() == table.read_bytes(), table.name
+    for figure in ("figure3_dice_vs_m.png", "figure4_5_refinement.png"):
+        assert (tmp_path / "figures" / figure).read_bytes() == (pipeline_run / "figures" / figure).read_bytes()
