@@ -1,9 +1,10 @@
-# `make run`: set up .venv and run the main job.  `make test`: set up .venv and run the tests.
+# `make run`: set up .venv and reproduce every table and figure (dvc repro, the active params.yaml).
+# `make test`: set up .venv and run the tests.  `make demo`: a quick ICL-SAM demo.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup
+.PHONY: run test setup demo
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -13,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+demo: setup
 	$(BIN)/iclsam demo
 
 test: setup

@@ -73,6 +73,21 @@ def demo(args) -> int:
     return 0
 
 
+def segment(args) -> int:
+    from tqdm import tqdm
+
+    from .segment import segment_folders
+
+    model = _build_model(args)
+    print(f"ICL-SAM: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; variant {args.variant}")
+    table = segment_folders(model, Path(args.support_images), Path(args.support_masks), Path(args.query), Path(args.out),
+                            Path(args.query_masks) if args.query_masks else None, args.variant, progress=tqdm)
+    if table is not None:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"mean Dice ({args.variant}): {table[args.variant].mean():.4f}; written to {Path(args.out) / 'dice.csv'}")
+    return 0
+
+
 def prepare(args) -> int:
     from tqdm import tqdm
 
@@ -159,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="a folder of prepared tasks (default: ../shared/data/real-dev when present)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+
+    p = commands.add_parser("segment", help="segment your own images from a few labelled examples")
+    _model_arguments(p)
+    p.add_argument("--support-images", required=True, help="folder of labelled example images")
+    p.add_argument("--support-masks", required=True, help="folder of their masks (same file stems; nonzero = target)")
+    p.add_argument("--query", required=True, help="folder of images to segment (2-D files or NIfTI volumes)")
+    p.add_argument("--out", required=True, help="output folder: one mask per query (PNG; NIfTI for NIfTI)")
+    p.add_argument("--query-masks", help="ground truth of the queries: also writes dice.csv")
+    p.add_argument("--variant", default="iclsam",
+                   help="which prediction to write: iclsam (default), universeg, universeg+conf, sam, sam+conf, features")
+    p.set_defaults(run=segment)
 
     from .data.prepare import SOURCES
 

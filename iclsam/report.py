@@ -96,6 +96,19 @@ def ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
     return _ordered(table, ["icl", "paper_task", "model", "variant", "m"])
 
 
+def icl_backend_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """The ICL backends side by side: per paper task, the ICL model alone and the full method for each
+    backend (rows labelled by `icl`), beside the paper's UniverSeg and MedSAM+UniverSeg rows."""
+    ours = ours_by_paper_task(scores)
+    alone = ours["variant"] == ours["icl"]  # "universeg" or "features": the ICL model by itself
+    ours = ours[alone | (ours["variant"] == "iclsam")].copy()
+    ours["model"] = ours["variant"].map(lambda v: "+Fusion" if v == "iclsam" else "UniverSeg")
+    paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
+    table = side_by_side(ours, paper.rename(columns={"task": "paper_task"}), ["paper_task", "model"])
+    table["paper_model"] = table["model"].map({"UniverSeg": "UniverSeg (ICL alone)", "+Fusion": "MedSAM+UniverSeg"})
+    return _ordered(table.drop(columns=["model"]), ["paper_task", "variant", "icl", "m"])
+
+
 def dataset_ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Our 'Table 2': the ablation averaged per data set. The paper's values here are the means of
     its Tables 4-5 rows over the data set's tasks (derived, not printed in the paper as such)."""

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Stage `ablation`: Tables 4-5 (per task) and Table 2 (per data set)
+# # Stage `ablation`: Tables 4-5 (per task), Table 2 (per data set), the ICL backends side by side
 #
 # Each row adds one part of the method (UniverSeg, + confidence map in UniverSeg, + SAM, + confidence
 # map in SAM, + fusion) beside the paper's MedSAM ablation rows, with the difference.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclsam.report import ablation_table, dataset_ablation_table, write_table
+from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, write_table
 from iclsam.stages import load_params, provenance
 
 params = load_params(params_file)
@@ -37,3 +37,15 @@ write_table(per_task, Path(tables) / "table4_5_ablation",
 write_table(per_dataset, Path(tables) / "table2_ablation_by_dataset",
             "Table 2: ablation per data set (paper values: means of its Tables 4-5 rows)", source)
 per_dataset.pivot_table(index=["sam", "dataset", "model"], columns="m", values="ours").round(3)
+
+# %% [markdown]
+# The ICL backends side by side (UniverSeg weights vs the training-free `features` backend), alone and
+# inside the full method.
+
+# %%
+backends = pd.concat([icl_backend_table(part.drop(columns="sam")).assign(sam=sam)
+                      for sam, part in scores.groupby("sam", sort=True)], ignore_index=True)
+all_weights = [weights[f"{sam}/{icl}"] for sam in sams for icl in params["grid"]["icl"]]
+write_table(backends, Path(tables) / "icl_backends", "ICL backends side by side: the ICL model alone and the full method",
+            provenance(params, sams, all_weights))
+backends.pivot_table(index=["sam", "paper_task", "variant", "icl"], columns="m", values="ours").round(3)

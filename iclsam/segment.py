@@ -1,0 +1,136 @@
+"""`iclsam segment`: ICL-SAM on folders of your own images.
+
+Support: image files with a mask of the same name (stem) in the masks folder. Queries: 2-D image
+files (PNG, JPEG, TIFF, BMP, .npy) -> one PNG mask each; NIfTI volumes (.nii, .nii.gz) -> one NIfTI
+mask each (same header), segmented slice by slice along the last axis. Every input is read and
+checked before anything is written; each output file appears whole (written, then renamed).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .data.folder import IMAGE_SUFFIXES, read_image, read_mask
+from .data.prepare import read_volume
+from .inputs import check_image
+from .metrics import dice
+from .pipeline import ICLSAM
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def stem_of(path: Path) -> str:
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def list_images(folder: Path, what: str, allow_nifti: bool = False) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (p.suffix.lower() in IMAGE_SUFFIXES or (allow_nifti and is_nifti(p))))
+    if not files:
+        kinds = ", ".join(IMAGE_SUFFIXES + (NIFTI_SUFFIXES if allow_nifti else ()))
+        raise FileNotFoundError(f"{what} folder {folder} has no image files ({kinds})")
+    return files
+
+
+def find_mask(folder: Path, stem: str, for_file: Path) -> Path:
+    for suffix in (".png", ".tif", ".tiff", ".bmp", ".nii.gz", ".nii"):
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no mask for {for_file} in {folder} (looked for {stem}.png, .tif, .bmp, .nii.gz)")
+
+
+@dataclass
+class Query:
+    path: Path
+    slices: list[np.ndarray]  # one 2-D image, or the slices of a volume (last axis)
+    truth: list[np.ndarray] | None
+    header: object | None = None  # the NIfTI image, to copy its header and affine
+
+
+def read_query(path: Path, masks: Path | None) -> Query:
+    mask_path = None if masks is None else find_mask(masks, stem_of(path), path)
+    if is_nifti(path):
+        import nibabel as nib
+
+        volume = read_volume(path)
+        if volume.ndim != 3:
+            raise ValueError(f"{path}: a NIfTI query must be a 3-D volume, got shape {volume.shape}")
+        slices = [check_image(volume[..., k].astype(np.float32), f"{path} slice {k}") for k in range(volume.shape[-1])]
+        truth = None
+        if mask_path is not None:
+            labels = read_volume(mask_path)
+            if labels.shape != volume.shape:
+                raise ValueError(f"{mask_path}: shape {labels.shape} differs from its volume's {volume.shape}")
+            truth = [labels[..., k] != 0 for k in range(labels.shape[-1])]
+        return Query(path, slices, truth, nib.load(str(path)))
+    image = read_image(path)
+    truth = None
+    if mask_path is not None:
+        truth = [read_mask(mask_path, image.shape[:2])]
+    return Query(path, [image], truth)
+
+
+def _atomic(path: Path, write) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{''.join(path.suffixes)}")
+    write(partial)
+    partial.replace(path)
+
+
+def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, queries: Path, out: Path,
+                    query_masks: Path | None = None, variant: str = "iclsam", progress=None) -> pd.DataFrame | None:
+    """Segments every query; returns the Dice table when query masks are given (also written to
+    `<out>/dice.csv`)."""
+    support_files = list_images(support_images, "support images")
+    support = [read_image(p) for p in support_files]
+    labels = [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
+    items = [read_query(p, query_masks) for p in list_images(queries, "query", allow_nifti=True)]
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for query in (progress(items, desc="queries") if progress else items):
+        per_slice = []
+        for k, image in enumerate(query.slices):
+            truth = None if query.truth is None else query.truth[k]
+            per_slice.append(model.predict(support, labels, image, truth if truth is not None and truth.any() else None))
+        if variant not in per_slice[0].masks:
+            raise ValueError(f"unknown variant {variant!r}; this model gives {sorted(per_slice[0].masks)}")
+        masks = [p.masks[variant] for p in per_slice]
+        stem = stem_of(query.path)
+        if query.header is not None:
+            import nibabel as nib
+
+            volume = np.stack(masks, axis=-1).astype(np.uint8)
+            result = nib.Nifti1Image(volume, query.header.affine, query.header.header)
+            result.set_data_dtype(np.uint8)
+            _atomic(out / f"{stem}.nii.gz", lambda p: nib.save(result, str(p)))
+        else:
+            _atomic(out / f"{stem}.png", lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
+        if query.truth is not None:
+            truth = np.stack(query.truth)
+            row = {"query": query.path.name}
+            for name in per_slice[0].masks:
+                if name == "sam+gt":
+                    continue
+                row[name] = dice(np.stack([p.masks[name] for p in per_slice]), truth)
+            rows.append(row)
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    _atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+    return table

@@ -1,0 +1,62 @@
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from iclsam.cli import main
+from tests.conftest import ellipse, textured_image
+
+SHAPE = (64, 80)
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    for i in range(2):
+        mask = ellipse(SHAPE, (30 + 3 * i, 40), (12, 18))
+        write_png(tmp_path / "support" / f"s{i}.png", textured_image(mask, i))
+        write_png(tmp_path / "support_masks" / f"s{i}.png", mask.astype(np.uint8) * 255)
+    query_mask = ellipse(SHAPE, (34, 36), (14, 20))
+    write_png(tmp_path / "query" / "q0.png", textured_image(query_mask, 7))
+    write_png(tmp_path / "query_masks" / "q0.png", query_mask.astype(np.uint8) * 255)
+    volume = np.stack([textured_image(query_mask, 8 + k) for k in range(3)], axis=-1).astype(np.int16)
+    labels = np.stack([query_mask] * 3, axis=-1).astype(np.uint8)
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "query" / "vol.nii.gz"))
+    nib.save(nib.Nifti1Image(labels, affine), str(tmp_path / "query_masks" / "vol.nii.gz"))
+    return tmp_path
+
+
+def run(folders, *extra):
+    return main(["segment", "--icl", "features", "--support-images", str(folders / "support"),
+                 "--support-masks", str(folders / "support_masks"), "--query", str(folders / "query"),
+                 "--out", str(folders / "out"), *extra])
+
+
+def test_segment_writes_masks_nifti_and_dice(folders, capsys):
+    assert run(folders, "--query-masks", str(folders / "query_masks")) == 0
+    png = np.asarray(Image.open(folders / "out" / "q0.png"))
+    assert png.shape == SHAPE and set(np.unique(png)) <= {0, 255}
+    volume = nib.load(str(folders / "out" / "vol.nii.gz"))
+    assert volume.shape == (*SHAPE, 3) and np.allclose(volume.affine, np.diag([0.8, 0.8, 2.0, 1.0]))
+    table = pd.read_csv(folders / "out" / "dice.csv")
+    assert list(table["query"]) == ["q0.png", "vol.nii.gz"]
+    assert (table["iclsam"] > 0.8).all()
+    assert "mean Dice (iclsam)" in capsys.readouterr().out
+
+
+def test_segment_bad_folders_are_clear_errors_and_write_nothing(folders, capsys):
+    (folders / "support_masks" / "s1.png").unlink()
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert "no mask for" in error and "s1.png" in error
+    assert not (folders / "out").exists()
+    assert main(["segment", "--icl", "features", "--support-images", str(folders / "nothing"), "--support-masks",
+                 str(folders / "support_masks"), "--query", str(folders / "query"), "--out", str(folders / "out")]) == 2
+    assert "support images folder not found" in capsys.readouterr().err
+    assert not (folders / "out").exists()
