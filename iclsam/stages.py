@@ -3,10 +3,13 @@ what produced a result, and checking that the paper profile's inputs exist."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from .experiment import select_queries
 from .pipeline import ICLSAM
 from .report import Provenance
 from .sam import SAM_BACKBONES, SamPredictor
@@ -56,6 +59,19 @@ def provenance(params: dict, sams: list[str], icl_weights: list[str]) -> Provena
     """What produced a result: data, SAM backbone(s), ICL weights, profile."""
     return Provenance(data=data_description(params), sam=", ".join(SAM_BACKBONES[s].name for s in sams),
                       icl_weights="; ".join(dict.fromkeys(icl_weights)), profile=params.get("profile", "custom"))
+
+
+def load_grid(grid_dir: str | Path, tasks: list[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """The grid stage's scores of `tasks` and their run records (weights, encoder counts)."""
+    grid_dir = Path(grid_dir)
+    scores = pd.concat([pd.read_csv(grid_dir / f"{t}.csv", dtype={"query": str}) for t in tasks], ignore_index=True)
+    return scores, [json.loads((grid_dir / f"{t}.json").read_text()) for t in tasks]
+
+
+def task_queries(splits_file: str | Path, task: str, max_queries: int | None, seed: int) -> list[str]:
+    """The query images of `task` in the split table (a seeded subset of `max_queries` of them)."""
+    splits = pd.read_csv(splits_file, dtype={"id": str})
+    return select_queries(splits.loc[(splits["task"] == task) & (splits["split"] == "query"), "id"], max_queries, seed)
 
 
 def missing_inputs(params: dict) -> list[str]:

@@ -10,18 +10,16 @@ grid_dir = "results/grid"
 tables = "tables"
 
 # %%
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, write_table
-from iclsam.stages import load_params, provenance
+from iclsam.stages import load_grid, load_params, provenance
 
 params = load_params(params_file)
-scores = pd.concat([pd.read_csv(Path(grid_dir) / f"{t}.csv", dtype={"query": str}) for t in params["tasks"]],
-                   ignore_index=True)
-weights = json.loads((Path(grid_dir) / f"{params['tasks'][0]}.json").read_text())["icl_weights"]
+scores, records = load_grid(grid_dir, params["tasks"])
+weights = records[0]["icl_weights"]
 
 # %%
 def by_backbone(build):

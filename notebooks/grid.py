@@ -24,17 +24,15 @@ from tqdm.auto import tqdm
 
 from iclsam.data.folder import open_task
 from iclsam.data.splits import write_csv_atomic
-from iclsam.experiment import run_grid, select_queries
+from iclsam.experiment import run_grid
 from iclsam.sam import image_key
-from iclsam.stages import build_models, load_params
+from iclsam.stages import build_models, load_params, task_queries
 
 params = load_params(params_file)
 grid = params["grid"]
 prepared = open_task(Path(data) / task)
-splits = pd.read_csv(splits_file, dtype={"id": str})
 draws = pd.read_csv(draws_file, dtype={"id": str})
-queries = select_queries(splits.loc[(splits["task"] == task) & (splits["split"] == "query"), "id"],
-                         grid["max_queries"], grid["seed"])
+queries = task_queries(splits_file, task, grid["max_queries"], grid["seed"])
 
 # %%
 start = time.perf_counter()

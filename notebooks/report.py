@@ -22,12 +22,10 @@ import pandas as pd
 from iclsam.data.folder import open_task
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.report import assd_table, gt_box_table, table1, write_table
-from iclsam.stages import build_models, load_params, provenance
+from iclsam.stages import build_models, load_grid, load_params, provenance
 
 params = load_params(params_file)
-scores = pd.concat([pd.read_csv(Path(grid_dir) / f"{t}.csv", dtype={"query": str}) for t in params["tasks"]],
-                   ignore_index=True)
-records = [json.loads((Path(grid_dir) / f"{t}.json").read_text()) for t in params["tasks"]]
+scores, records = load_grid(grid_dir, params["tasks"])
 weights = records[0]["icl_weights"]
 
 # %%

@@ -20,20 +20,18 @@ from tqdm.auto import tqdm
 
 from iclsam.data.folder import open_task
 from iclsam.data.splits import write_csv_atomic
-from iclsam.experiment import run_sensitivity, select_queries
+from iclsam.experiment import run_sensitivity
 from iclsam.figures import sensitivity_figure
-from iclsam.stages import build_models, load_params, provenance
+from iclsam.stages import build_models, load_params, provenance, task_queries
 
 params = load_params(params_file)
 p = params["sensitivity"]
 task = open_task(Path(data) / p["task"])
-splits = pd.read_csv(splits_file, dtype={"id": str})
 draws = pd.read_csv(draws_file, dtype={"id": str})
 draws = draws[(draws["task"] == p["task"]) & (draws["m"] == p["m"]) & (draws["draw"] < p["draws"])]
 if draws.empty:
     raise SystemExit(f"no support draws of m = {p['m']} for {p['task']}: add m to sample_support.sizes")
-queries = select_queries(splits.loc[(splits["task"] == p["task"]) & (splits["split"] == "query"), "id"],
-                         p["max_queries"], params["grid"]["seed"])
+queries = task_queries(splits_file, p["task"], p["max_queries"], params["grid"]["seed"])
 model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
 
 # %%
