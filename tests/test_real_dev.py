@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.metrics import dice
 from iclsam.prompts import boxes_from_components
 from tests.conftest import REAL_DEV_SETS, load_pair, needs_real_dev, real_dev_ids
@@ -37,14 +38,17 @@ def test_lite_medsam_with_ground_truth_boxes(lite, report, name):
 
 
 @pytest.mark.parametrize("name", REAL_DEV_SETS)
-def test_confidence_map_auc_at_m8(features_model, report, name):
+def test_confidence_map_auc_at_m8(lite, report, name):
     aucs = []
     for draw in range(3):
         support = support_draw(name, 8, draw)
+        tokens = support_tokens([lite.encode(x) for x, _ in support], [y for _, y in support], lite.input_size)
+        classifier = fit_confidence_classifier(*tokens)
         for image_id in queries(name):
             image, mask = load_pair(name, image_id)
-            prediction = features_model.predict([x for x, _ in support], [y for _, y in support], image)
-            aucs.append(roc_auc_score(mask.ravel(), prediction.confidence.ravel()))
+            embedding = lite.encode(image)
+            confidence = embedding.grid_to_image(classifier.confidence_grid(embedding.features))
+            aucs.append(roc_auc_score(mask.ravel(), confidence.numpy().ravel()))
     report(f"{name}: confidence map (Eq. 2) at m = 8, pixel AUC mean {np.mean(aucs):.3f}, "
            f"worst {np.min(aucs):.3f} ({len(aucs)} query-draws)")
     assert np.mean(aucs) >= 0.85
