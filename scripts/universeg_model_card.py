@@ -1,11 +1,13 @@
 """Measures our shipped UniverSeg weights and writes their model card.
 
     python scripts/universeg_model_card.py [--stem universeg_synth_w32_s64] [--draws 2] [--queries 8]
+                                           [--grid results/grid]
 
 Writes iclsam/weights/<stem>.md (the card), docs/<stem>_loss.png and docs/<stem>_dice_vs_m.csv.
 Evaluates UniverSeg alone and the full ICL-SAM (LiteMedSAM) on the held-out SYNTHETIC benchmark and,
 when present, on ../shared/data/real-dev; the training-free `features` backend is measured beside
-it on the same support sets and queries.
+it on the same support sets and queries. With --grid, the synthetic rows are read from the
+pipeline's grid results (`dvc repro`, default profile) instead of being computed again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DEV = ROOT.parent / "shared" / "data" / "real-dev"
-SIZES = (1, 2, 4, 8, 16)
+SIZES = (1, 2, 4, 8)
 
 
 def finalise(stem: str) -> dict:
@@ -79,6 +81,7 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grid", help="the pipeline's results/grid: synthetic rows from there")
     args = parser.parse_args()
     card = finalise(args.stem)
     docs = ROOT / "docs"
@@ -91,9 +94,15 @@ def main() -> int:
     features.sam = ours.sam  # one encoder cache for both
     models = {"universeg (ours)": ours, "features": features}
     frames = []
-    with tempfile.TemporaryDirectory() as tmp:
-        prepare_synthetic(tmp, seed=args.seed)
-        frames.append(evaluate(Path(tmp), "SYNTHETIC", models, args.draws, args.queries, args.seed))
+    if args.grid:
+        grid = pd.concat([pd.read_csv(p, dtype={"query": str}) for p in sorted(Path(args.grid).glob("*.csv"))])
+        grid = grid[grid["sam"] == "lite"].drop(columns=["sam", "assd"])
+        frames.append(grid.assign(data="SYNTHETIC (pipeline grid)",
+                                  icl=grid["icl"].map({"universeg": "universeg (ours)", "features": "features"})))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepare_synthetic(tmp, seed=args.seed)
+            frames.append(evaluate(Path(tmp), "SYNTHETIC", models, args.draws, args.queries, args.seed))
     if REAL_DEV.is_dir():
         frames.append(evaluate(REAL_DEV, "real-dev", models, args.draws, 2 * args.queries, args.seed))
     scores = pd.concat(frames, ignore_index=True)
@@ -137,8 +146,9 @@ def write_card(args, card: dict, summary: pd.DataFrame, seconds: float, encoder_
         "## Measured: mean Dice vs support size m",
         "",
         f"Per task: support sets drawn from the meta-support pool ({args.draws} draws per m, seed {args.seed}); "
-        f"up to {args.queries} query images per synthetic task and {2 * args.queries} per real-dev set; mean over "
-        "queries, then over draws. SAM backbone: LiteMedSAM. `universeg` = the ICL model alone, `iclsam` = the "
+        + ("synthetic rows from the pipeline's grid (default profile: 2 draws, 3 queries per task); "
+           if args.grid else f"up to {args.queries} query images per synthetic task; ")
+        + f"{2 * args.queries} query images per real-dev set; mean over queries, then over draws. SAM backbone: LiteMedSAM. `universeg` = the ICL model alone, `iclsam` = the "
         "full method on top of it, `sam+gt` = LiteMedSAM with ground-truth boxes (the SAM upper bound). The "
         "`features` rows are the training-free backend on the same support sets and queries, for comparison.",
         "SYNTHETIC rows are the bundled synthetic benchmark (held out from training); real-dev rows are "
