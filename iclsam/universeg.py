@@ -44,9 +44,7 @@ class PerElement(nn.Module):
         self.vmapped = module
 
     def forward(self, x: Tensor) -> Tensor:
-        b, s = x.shape[:2]
-        y = self.vmapped(x.flatten(0, 1))
-        return y.unflatten(0, (b, s))
+        return per_element(self.vmapped, x)
 
 
 def per_element(fn, x: Tensor) -> Tensor:
