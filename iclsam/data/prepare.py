@@ -214,10 +214,15 @@ def refuge_cases(raw: Path) -> list[Case]:
     images = find_all(raw, "**/Training400/*/*.jpg")
     if not images:
         raise FileNotFoundError(f"REFUGE: no Training400/{{Glaucoma,Non-Glaucoma}}/*.jpg under {raw}")
+    # one walk of the tree for all masks, keyed like the images: (group folder, stem), case-insensitive
+    masks = {(p.parent.name.lower(), p.stem.lower()): p
+             for p in find_all(raw, "**/Annotation-Training400/Disc_Cup_Masks/*/*.bmp")}
     cases = []
     for image in images:
-        mask = find_one(raw, f"**/Annotation-Training400/Disc_Cup_Masks/{image.parent.name}/{image.stem}.bmp",
-                        f"REFUGE mask for {image}")
+        mask = masks.get((image.parent.name.lower(), image.stem.lower()))
+        if mask is None:
+            raise FileNotFoundError(f"REFUGE mask for {image} not found: looked for "
+                                    f"Annotation-Training400/Disc_Cup_Masks/{image.parent.name}/{image.stem}.bmp under {raw}")
         cases.append(Case(image.stem, {"image": image, "mask": mask}))
     return cases
 
