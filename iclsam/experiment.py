@@ -35,7 +35,8 @@ def select_queries(ids: Sequence[str], max_queries: int | None = None, seed: int
 def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
              with_assd: bool = True, progress=None) -> pd.DataFrame:
     """Scores every variant for every (m, draw) support set of `draws` (rows of this task) on every
-    query. Each image is loaded once; SAM encodes each image once (the model's encoder cache)."""
+    query. Each image is loaded once; SAM encodes each image once (the model's encoder cache); the
+    work that depends on the support set alone is done once per (m, draw)."""
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def load(image_id):
@@ -51,10 +52,12 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
     jobs: Iterable = [(m, draw, ids, q) for m, draw, ids in sets for q in queries]
     if progress is not None:
         jobs = progress(jobs, desc=task.name, total=len(sets) * len(queries))
+    support_sets = {}  # each support set prepared once (features, Eq. 2 fit, UniverSeg tensors)
     for m, draw, support_ids, query in jobs:
-        support = [load(i) for i in support_ids]
+        if (m, draw) not in support_sets:
+            support_sets = {(m, draw): model.support_set(*zip(*(load(i) for i in support_ids)))}
         image, truth = load(query)
-        prediction = model.predict([x for x, _ in support], [y for _, y in support], image, truth)
+        prediction = model.predict_query(support_sets[(m, draw)], image, truth)
         truth_512 = resized_mask(truth) if with_assd else None
         for variant, mask in prediction.masks.items():
             rows.append({"task": task.name, "m": m, "draw": draw, "query": query, "variant": variant,

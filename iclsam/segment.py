@@ -101,15 +101,20 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
     support = [read_image(p) for p in support_files]
     labels = [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
     items = [read_query(p, query_masks) for p in list_images(queries, "query", allow_nifti=True)]
+    if variant not in model.variants() or variant == "sam+gt":
+        raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
+    prepared = model.support_set(support, labels)  # features and Eq. 2 fit once for every query
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for query in (progress(items, desc="queries") if progress else items):
         per_slice = []
         for k, image in enumerate(query.slices):
             truth = None if query.truth is None else query.truth[k]
-            per_slice.append(model.predict(support, labels, image, truth if truth is not None and truth.any() else None))
-        if variant not in per_slice[0].masks:
-            raise ValueError(f"unknown variant {variant!r}; this model gives {sorted(per_slice[0].masks)}")
+            truth = truth if truth is not None and truth.any() else None
+            # without a query mask only the variant written out is computed; with one, every
+            # variant (the Dice table compares them)
+            wanted = [variant] if query.truth is None else [v for v in model.variants() if v != "sam+gt"]
+            per_slice.append(model.predict_query(prepared, image, truth, wanted))
         masks = [p.masks[variant] for p in per_slice]
         stem = stem_of(query.path)
         if query.header is not None:
