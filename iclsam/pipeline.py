@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from .confidence import ConfidenceClassifier, fit_confidence_classifier, support_tokens
+from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
 from .fusion import fuse, fusion_weight, to_image_size
 from .inputs import check_image, check_mask, check_support
 from .metrics import dice
@@ -64,13 +64,12 @@ class Prediction:
 @dataclass
 class SupportSet:
     """A checked support set and what is derived from it alone, each computed on first use and then
-    shared by every query segmented with it: the SAM features of its images, the confidence map's
-    logistic regression (Eq. 2), and UniverSeg's support tensors."""
+    shared by every query segmented with it: the confidence map's logistic regression (Eq. 2, on
+    the SAM features of its images) and UniverSeg's support tensors."""
 
     images: list[np.ndarray]
     masks: list[np.ndarray]
     key: str
-    embeddings: list[ImageEmbedding] | None = None
     classifier: ConfidenceClassifier | None = None
     universeg_images: torch.Tensor | None = None  # 1 x m x 1 x S x S
     universeg_labels: torch.Tensor | None = None
@@ -99,17 +98,23 @@ class ICLSAM:
       model). `universeg_checkpoint`: e.g. the official universeg_v1_nf64_ss64_STA.pt (input 128 x 128);
       without it, the weights shipped with iclsam (trained here on generated tasks; see their model
       card). `icl_weights` says in words which ICL weights are in use.
-    solver: the confidence map's logistic regression, "lbfgs" (the public code) or "saga" (the paper).
+    solver: the confidence map's logistic regression, "lbfgs" (sklearn, the public code), "saga"
+      (sklearn, the paper's wording) or "torch" (our L-BFGS in torch, the same objective).
+    confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
+      the public code's protocol); None fits every token.
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
     """
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
                  universeg_checkpoint: str | Path | None = None, a: float = 0.5, b: float = 0.3,
                  tau: float = 0.1, beta: float = 2.0, icl: str = "universeg", solver: str = "lbfgs",
+                 confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
                  device: str = "cpu", cache_dir: str | Path | None = None):
         if icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be one of {ICL_BACKENDS}, got {icl!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.universeg: UniverSeg | None = None
         self.universeg_size = UNIVERSEG_SIZE
         if icl == "universeg":
@@ -125,9 +130,10 @@ class ICLSAM:
             self.icl_weights = f"none (training-free features backend on {self.sam.backbone.name})"
         self.icl, self.a, self.b, self.tau, self.beta = icl, a, b, tau, beta
         self.solver, self.seed, self.universeg_channel = solver, seed, universeg_channel
+        self.confidence_tokens = confidence_tokens
         self.device = torch.device(device)
         self._support_sets: OrderedDict[str, SupportSet] = OrderedDict()
-        self.support_set_cache_size = 4
+        self.support_set_cache_size = 64  # a support set keeps its classifier and m x 2 x S x S floats
         self.classifier_fits = 0
 
 
@@ -157,10 +163,11 @@ class ICLSAM:
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
-        seed and UniverSeg channel, give the same object back while it is among the last
+        seed, token cap and UniverSeg channel, give the same object back while it is among the last
         `support_set_cache_size` used, with what was computed from it."""
         images, masks = check_support(support_images, support_masks)
-        key = f"{support_set_key(images, masks)}|{self.solver}|{self.seed}|{self.universeg_channel}"
+        settings = (self.solver, self.seed, self.confidence_tokens, self.universeg_channel)
+        key = f"{support_set_key(images, masks)}|{settings}"
         if key in self._support_sets:
             self._support_sets.move_to_end(key)
             return self._support_sets[key]
@@ -169,6 +176,10 @@ class ICLSAM:
         if len(self._support_sets) > self.support_set_cache_size:
             self._support_sets.popitem(last=False)
         return support
+
+    def clear_support_sets(self) -> None:
+        """Forgets every prepared support set (the next query refits Eq. 2)."""
+        self._support_sets.clear()
 
     def variants(self) -> tuple[str, ...]:
         """The variants this model gives, in the paper's order."""
@@ -261,12 +272,12 @@ class ICLSAM:
 
     def _classifier(self, support: SupportSet) -> ConfidenceClassifier:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set."""
-        if support.embeddings is None:
-            support.embeddings = [self.sam.encode(x) for x in support.images]
         if support.classifier is None:
+            embeddings = [self.sam.encode(x) for x in support.images]
             support.classifier = fit_confidence_classifier(
-                *support_tokens(support.embeddings, support.masks, self.sam.input_size),
-                solver=self.solver, seed=self.seed)
+                *support_tokens(embeddings, support.masks, self.sam.input_size), solver=self.solver,
+                seed=self.seed, **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}),
+                max_tokens=self.confidence_tokens)
             self.classifier_fits += 1
         return support.classifier
 

@@ -4,7 +4,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from iclsam.confidence import ConfidenceClassifier, fit_confidence_classifier, support_tokens, token_labels
+from iclsam.confidence import (ConfidenceClassifier, balanced_logistic_loss, fit_confidence_classifier,
+                               fit_logistic_torch, support_tokens, token_labels)
 from iclsam.sam import ImageEmbedding
 
 
@@ -71,3 +72,33 @@ def test_fitting_is_seeded_and_saga_is_available():
     assert held_out_auc(saga) > 0.9 and abs(held_out_auc(saga) - held_out_auc(lbfgs)) < 0.01
     with pytest.raises(ValueError, match="solver"):
         fit_confidence_classifier(x, y, solver="newton")
+
+
+def overlapping(n=6000, d=24, seed=5):
+    """Two overlapping Gaussian classes, 10 % positive, uneven feature scales (a problem where the
+    optimum is finite and the scaling matters, like SAM features)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.1
+    x = rng.normal(size=(n, d)) * rng.uniform(0.2, 3.0, d) + y[:, None] * rng.normal(0, 0.8, d)
+    return x.astype(np.float32), y
+
+
+def test_our_solver_minimises_sklearns_objective():
+    """sklearn's tightly converged optimum is a stationary point of `balanced_logistic_loss` (so the
+    objectives agree), and our solver reaches the same optimum, with and without its warm start."""
+    x, y = overlapping()
+    reference = LogisticRegression(class_weight="balanced", C=1.0, tol=1e-10, max_iter=10_000).fit(x.astype(np.float64), y)
+    w = torch.tensor(reference.coef_[0], requires_grad=True)
+    b = torch.tensor(reference.intercept_[0], requires_grad=True)
+    loss = balanced_logistic_loss(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64), w, b)
+    gradients = torch.autograd.grad(loss, [w, b])
+    assert max(float(g.abs().max()) for g in gradients) < 1e-7
+    for warm_start_tokens in (30_000, 1_000):  # 6,000 tokens: no warm start; then a warm start on 1,000
+        weight, bias, _ = fit_logistic_torch(x, y, warm_start_tokens=warm_start_tokens, tol=1e-5, max_iter=500)
+        np.testing.assert_allclose(weight, reference.coef_[0], atol=2e-3 * np.abs(reference.coef_[0]).max())
+        assert abs(bias - reference.intercept_[0]) < 2e-3 * max(1.0, abs(reference.intercept_[0]))
+    classifier = fit_confidence_classifier(x, y, solver="torch", train_fraction=1.0, max_tokens=None)
+    assert classifier.converged  # sklearn's criterion: every gradient entry <= 1e-4
+    held_out = overlapping(seed=6)
+    auc = lambda w, b: roc_auc_score(held_out[1], held_out[0] @ w + b)  # noqa: E731
+    assert abs(auc(classifier.weight, classifier.bias) - auc(reference.coef_[0], reference.intercept_[0])) < 1e-3
