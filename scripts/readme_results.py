@@ -1,5 +1,7 @@
-"""Copies the pipeline's Table 1 (tables/table1_dice.md, as `dvc repro` wrote it) into README.md
-between the `results` markers, so the README shows what the pipeline produced, not typed numbers.
+"""Copies produced results into README.md between their markers, so the README shows what was
+produced, not typed numbers:
+- `results`: the pipeline's Table 1 (tables/table1_dice.md, as `dvc repro` wrote it);
+- `speed`: the speed benchmark's report (benchmarks/speed.md, as `python benchmarks/speed.py` wrote it).
 
     python scripts/readme_results.py
 """
@@ -7,16 +9,29 @@ between the `results` markers, so the README shows what the pipeline produced, n
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- results:start (scripts/readme_results.py) -->", "<!-- results:end -->"
+BLOCKS = {  # marker name -> (source file, drop its first line: the table's own title)
+    "results": ("tables/table1_dice.md", True),
+    "speed": ("benchmarks/speed.md", False),
+}
+
+
+def replace_block(readme: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start (scripts/readme_results.py) -->", f"<!-- {name}:end -->"
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md lacks the markers {start} ... {end}")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
 
 
 def main() -> None:
-    table = (ROOT / "tables" / "table1_dice.md").read_text().strip()
-    body = table.split("\n", 1)[1].strip()  # drop the table's own title line
     readme = (ROOT / "README.md").read_text()
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    for name, (source, drop_title) in BLOCKS.items():
+        text = (ROOT / source).read_text().strip()
+        readme = replace_block(readme, name, text.split("\n", 1)[1].strip() if drop_title else text)
+    partial = ROOT / ".README.md.partial"
+    partial.write_text(readme)
+    partial.replace(ROOT / "README.md")
 
 
 if __name__ == "__main__":
