@@ -1,10 +1,11 @@
 # `make run`: set up .venv and reproduce every table and figure (dvc repro, the active params.yaml).
 # `make test`: set up .venv and run the tests.  `make demo`: a quick ICL-SAM demo.
+# `make example`: execute notebooks/ICL-SAM_example.py into ICL-SAM_example.ipynb (commit it with its outputs).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup demo
+.PHONY: run test setup demo example
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -18,6 +19,9 @@ run: setup
 
 demo: setup
 	$(BIN)/iclsam demo
+
+example: setup
+	$(BIN)/python -c "from iclsam.stages import run_notebook; run_notebook('notebooks/ICL-SAM_example.py', 'ICL-SAM_example.ipynb')"
 
 test: setup
 	$(BIN)/python -m pytest

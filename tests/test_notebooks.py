@@ -85,3 +85,16 @@ def test_a_rerun_gives_byte_identical_tables(pipeline_run, tmp_path):
         assert (tmp_path / "tables" / table.name).read_bytes() == table.read_bytes(), table.name
     for figure in ("figure3_dice_vs_m.png", "figure4_5_refinement.png"):
         assert (tmp_path / "figures" / figure).read_bytes() == (pipeline_run / "figures" / figure).read_bytes()
+
+
+def test_committed_example_notebook_is_its_source_executed():
+    """ICL-SAM_example.ipynb (checked by nbval) must hold the cells of notebooks/ICL-SAM_example.py,
+    so that editing the source without `make example` fails here."""
+    import jupytext
+    import nbformat
+
+    source = jupytext.read(ROOT / "notebooks" / "ICL-SAM_example.py")
+    executed = nbformat.read(ROOT / "ICL-SAM_example.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in executed.cells] == [(c.cell_type, c.source) for c in source.cells]
+    assert all(c.get("outputs") or c.cell_type != "code" or not c.source.strip() or "parameters" in c.metadata.get("tags", [])
+               for c in executed.cells), "a code cell of the committed notebook has no stored output"
