@@ -80,6 +80,10 @@ def segment(args) -> int:
 
     model = _build_model(args)
     print(f"ICL-SAM: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; variant {args.variant}")
+    if model.icl == "universeg" and args.universeg_checkpoint is None:
+        print("note: the shipped UniverSeg-architecture weights were trained on generated (synthetic) tasks and are "
+              "weak on real images (iclsam/weights/universeg_synth_w32_s64.md); for real work pass "
+              "--universeg-checkpoint universeg_v1_nf64_ss64_STA.pt or use --icl features", file=sys.stderr)
     table = segment_folders(model, Path(args.support_images), Path(args.support_masks), Path(args.query), Path(args.out),
                             Path(args.query_masks) if args.query_masks else None, args.variant, progress=tqdm)
     if table is not None:

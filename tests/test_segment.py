@@ -60,3 +60,12 @@ def test_segment_bad_folders_are_clear_errors_and_write_nothing(folders, capsys)
                  str(folders / "support_masks"), "--query", str(folders / "query"), "--out", str(folders / "out")]) == 2
     assert "support images folder not found" in capsys.readouterr().err
     assert not (folders / "out").exists()
+
+
+def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders, capsys):
+    argv = ["segment", "--support-images", str(folders / "support"), "--support-masks", str(folders / "support_masks"),
+            "--query", str(folders / "query"), "--out", str(folders / "out"), "--variant", "universeg"]
+    assert main(argv) == 0
+    assert "trained on generated (synthetic) tasks" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--icl", "features", "--variant", "iclsam", "--out", str(folders / "out2")]) == 0
+    assert "synthetic" not in capsys.readouterr().err
