@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from iclsam import ICLSAM
-from iclsam.confidence import fit_confidence_classifier, support_tokens, token_labels
+from iclsam.atomic import write_text_atomic
+from iclsam.confidence import fit_confidence_classifier, token_labels
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.sam import SamPredictor
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
@@ -222,10 +223,7 @@ def main():
     if not args.skip_pipeline:
         lines += [""] + part_pipeline()
     text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(text)
-    partial.replace(out)
+    write_text_atomic(args.out, text)
     print(text)
 
 

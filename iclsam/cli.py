@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .atomic import write_text_atomic
 from .pipeline import ICL_BACKENDS, ICLSAM
 from .sam import SAM_BACKBONES
 
@@ -161,9 +162,7 @@ def profile(args) -> int:
         names = sorted(p.stem for p in PROFILES.glob("*.yaml"))
         print(f"iclsam: error: no profile {source} (run from the repository root; profiles: {names})", file=sys.stderr)
         return 2
-    partial = Path(".params.yaml.partial")
-    partial.write_text(source.read_text())
-    partial.replace("params.yaml")
+    write_text_atomic("params.yaml", source.read_text())
     print(f"params.yaml is now the '{args.name}' profile; run `dvc repro`")
     return 0
 

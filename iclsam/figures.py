@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .atomic import write_atomic  # noqa: E402
 from .report import PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means  # noqa: E402
 
 VARIANT_STYLE = {"universeg": ("UniverSeg", "#1f77b4"), "features": ("features (ICL alone)", "#9467bd"),
@@ -20,13 +21,10 @@ VARIANT_STYLE = {"universeg": ("UniverSeg", "#1f77b4"), "features": ("features (
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(partial, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    partial.replace(path)
-    return path
+    try:
+        return write_atomic(path, lambda p: fig.savefig(p, dpi=110, metadata={"Software": None}))
+    finally:
+        plt.close(fig)
 
 
 def _footer(fig, provenance: Provenance) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import write_atomic
+
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
 
 # our task -> the paper's task (fundus tasks of the three source data sets are averaged, as the paper does)
@@ -185,13 +187,10 @@ def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: P
     first = [c for c in COLUMN_ORDER if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first]]
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     note = "" if provenance.is_paper_reproduction else (
         "\n\n**Not a paper reproduction**: the paper's numbers are shown beside results on other data "
         "and/or other weights.")
     text = f"# {title}\n\n{provenance.line()}{note}\n\n{to_markdown(frame)}\n"
     for suffix, write in ((".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
                           (".md", lambda p: p.write_text(text))):
-        partial = stem.with_name(f".{stem.name}{suffix}.partial")
-        write(partial)
-        partial.replace(stem.with_suffix(suffix))
+        write_atomic(stem.with_suffix(suffix), write)

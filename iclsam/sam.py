@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from segment_anything.modeling.prompt_encoder import PromptEncoder
 from segment_anything.modeling.transformer import Attention, TwoWayTransformer
 from torch import Tensor, nn
 
+from .atomic import write_atomic
 from .checkpoints import file_sha256, load_strict, read_state_dict
 
 MASK_TOKEN = 1  # decoder tokens are [IoU, mask_0 .. mask_3, prompts]: mask_0 is the single-mask output
@@ -321,11 +321,9 @@ class SamPredictor:
     def _write_disk(self, key: str, embedding: ImageEmbedding) -> None:
         if self.cache_dir is None:
             return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_dir / f".{key}.{os.getpid()}.partial"
-        torch.save({"features": embedding.features.cpu(), "original": list(embedding.original),
-                    "resized": list(embedding.resized), "valid": list(embedding.valid)}, partial)
-        partial.replace(self.cache_dir / f"{key}.pt")
+        stored = {"features": embedding.features.cpu(), "original": list(embedding.original),
+                  "resized": list(embedding.resized), "valid": list(embedding.valid)}
+        write_atomic(self.cache_dir / f"{key}.pt", lambda p: torch.save(stored, p))
 
     def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
         """N x 4 XYXY boxes from original-image pixels to network-input pixels."""

@@ -8,7 +8,6 @@ checked before anything is written; each output file appears whole (written, the
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .atomic import write_atomic
 from .data.folder import IMAGE_SUFFIXES, read_image, read_mask
 from .data.prepare import read_volume
 from .inputs import check_image
@@ -87,12 +87,6 @@ def read_query(path: Path, masks: Path | None) -> Query:
     return Query(path, [image], truth)
 
 
-def _atomic(path: Path, write) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{''.join(path.suffixes)}")
-    write(partial)
-    partial.replace(path)
-
-
 def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, queries: Path, out: Path,
                     query_masks: Path | None = None, variant: str = "iclsam", progress=None) -> pd.DataFrame | None:
     """Segments every query; returns the Dice table when query masks are given (also written to
@@ -123,9 +117,9 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
             volume = np.stack(masks, axis=-1).astype(np.uint8)
             result = nib.Nifti1Image(volume, query.header.affine, query.header.header)
             result.set_data_dtype(np.uint8)
-            _atomic(out / f"{stem}.nii.gz", lambda p: nib.save(result, str(p)))
+            write_atomic(out / f"{stem}.nii.gz", lambda p: nib.save(result, str(p)))
         else:
-            _atomic(out / f"{stem}.png", lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
+            write_atomic(out / f"{stem}.png", lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
         if query.truth is not None:
             truth = np.stack(query.truth)
             row = {"query": query.path.name}
@@ -137,5 +131,5 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
     if not rows:
         return None
     table = pd.DataFrame(rows)
-    _atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+    write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
     return table

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .atomic import write_atomic, write_text_atomic
 from .universeg import UniverSeg, init_universeg_weights
 
 SHAPES = ("ellipses", "star_polygons", "noise_blobs", "rings", "strokes")
@@ -183,11 +184,8 @@ def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
             running = []
             print(f"step {step:6d}  {curve[-1]['seconds']:7.0f} s  loss {curve[-1]['loss']:.4f}", flush=True)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".pt.partial")
-    torch.save(net.eval().state_dict(), partial)
-    partial.replace(out.with_suffix(".pt"))
+    write_atomic(out.with_suffix(".pt"), lambda p: torch.save(net.eval().state_dict(), p))
     record = {"config": asdict(config), "steps": step, "seconds": round(time.perf_counter() - start, 1),
               "threads": torch.get_num_threads(), "loss_curve": curve}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     return record

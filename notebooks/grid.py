@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from iclsam.atomic import write_text_atomic
 from iclsam.data.folder import open_task
 from iclsam.data.splits import write_csv_atomic
 from iclsam.experiment import run_grid
@@ -51,9 +52,7 @@ record["images"] = sorted(image_key(prepared.load(i)[0]) for i in used)
 record["seconds"] = round(time.perf_counter() - start, 1)
 scores = pd.concat(frames, ignore_index=True)
 write_csv_atomic(scores, Path(out) / f"{task}.csv")
-partial = Path(out) / f".{task}.json.partial"
-partial.write_text(json.dumps(record, indent=1) + "\n")
-partial.replace(Path(out) / f"{task}.json")
+write_text_atomic(Path(out) / f"{task}.json", json.dumps(record, indent=1) + "\n")
 
 # %%
 scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round(3)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from iclsam.atomic import write_text_atomic
 from iclsam.data.folder import open_task
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.report import assd_table, gt_box_table, table1, write_table
@@ -79,7 +80,5 @@ summary = {"profile": params["profile"], "encoder_passes": passes, "encoder_cach
            "unique_images": len(images), "backbones": len(params["grid"]["sam"]),
            "encoder_passes_per_image_and_backbone": round(passes / max(len(images) * len(params["grid"]["sam"]), 1), 4),
            "grid_seconds": round(sum(r["seconds"] for r in records), 1)}
-partial = Path(f".{metrics}.partial")
-partial.write_text(json.dumps(summary, indent=1) + "\n")
-partial.replace(metrics)
+write_text_atomic(metrics, json.dumps(summary, indent=1) + "\n")
 summary

@@ -8,6 +8,8 @@ produced, not typed numbers:
 
 from pathlib import Path
 
+from iclsam.atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {  # marker name -> (source file, drop its first line: the table's own title)
     "results": ("tables/table1_dice.md", True),
@@ -29,9 +31,7 @@ def main() -> None:
     for name, (source, drop_title) in BLOCKS.items():
         text = (ROOT / source).read_text().strip()
         readme = replace_block(readme, name, text.split("\n", 1)[1].strip() if drop_title else text)
-    partial = ROOT / ".README.md.partial"
-    partial.write_text(readme)
-    partial.replace(ROOT / "README.md")
+    write_text_atomic(ROOT / "README.md", readme)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_atomic
+
 PAPER_SUPPORT_SIZES = (1, 2, 4, 8, 16, 32, 64)
 PAPER_DRAWS = 10
 
@@ -70,9 +72,4 @@ def draw_supports(task: str, pool: Sequence[str], sizes: Sequence[int] = PAPER_S
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     """Writes a CSV next to its destination, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
-    return path
+    return write_atomic(path, lambda p: frame.to_csv(p, index=False))

@@ -1,0 +1,28 @@
+"""Every output is written atomically: to a hidden file beside its destination, then renamed into
+place, so a failed or interrupted write leaves the destination as it was."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Calls `write(partial)` on a hidden file in `path`'s folder (created if needed), named with
+    this process's id and `path`'s suffixes (writers that read the format from the name keep
+    working), then renames it to `path`. On failure the partial file is removed and the error raised."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{''.join(path.suffixes)}")
+    try:
+        write(partial)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda p: p.write_text(text))
