@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..atomic import write_atomic
+
 TASKS = ("fundus_disc", "fundus_cup", "brain_flair", "brain_t1", "brain_t1ce", "brain_t2", "ct_kidney")
 FAMILY = {"fundus_disc": "fundus", "fundus_cup": "fundus", "brain_flair": "brain", "brain_t1": "brain",
           "brain_t1ce": "brain", "brain_t2": "brain", "ct_kidney": "abdomen"}
@@ -248,5 +250,7 @@ def render_examples(path, seed: int = 0) -> None:
             ax.axis("off")
     fig.suptitle(f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) acquisitions", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda p: fig.savefig(p, dpi=90, metadata={"Software": None}))
+    finally:
+        plt.close(fig)
