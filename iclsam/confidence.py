@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from torch import Tensor, nn
 
-from .sam import ImageEmbedding
+from .sam.embedding import ImageEmbedding
 
 
 def token_labels(mask: np.ndarray, embedding: ImageEmbedding, input_size: int) -> np.ndarray:

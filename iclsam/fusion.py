@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import math
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from .resampling import to_image_size
 
 
 def fusion_weight(a: float, tau: float, m: int) -> float:
     """gamma = a * (1 - exp(-tau * m)): the ICL model's share grows with the support size."""
     return a * (1.0 - math.exp(-tau * m))
-
-
-def to_image_size(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """An h x w map resized (bilinear) to `size`."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
 def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
@@ -28,5 +22,3 @@ def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
     s = sam_logits / sam_logits.std().clamp_min(1e-6)
     u = (icl_probability - 0.5) / icl_probability.std().clamp_min(1e-6)
     return (1.0 - gamma) * s + gamma * to_image_size(u, tuple(sam_logits.shape))
-
-

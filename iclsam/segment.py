@@ -16,11 +16,10 @@ import pandas as pd
 from PIL import Image
 
 from .atomic import write_atomic
-from .data.folder import IMAGE_SUFFIXES, read_image, read_mask
-from .data.prepare import read_volume
+from .readers import IMAGE_SUFFIXES, read_image, read_mask, read_volume
 from .inputs import check_image
 from .metrics import dice
-from .pipeline import ICLSAM
+from .model import ICLSAM
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, write_table
-from iclsam.stages import load_grid, load_params, provenance
+from iclsam.dvc_stages import load_grid, load_params, provenance
 
 params = load_params(params_file)
 scores, records = load_grid(grid_dir, params["tasks"])

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from iclsam.atomic import write_text_atomic
 from iclsam.data.folder import open_task
-from iclsam.data.splits import write_csv_atomic
-from iclsam.experiment import run_grid
-from iclsam.sam import image_key
-from iclsam.stages import build_models, load_params, task_queries
+from iclsam.atomic import write_csv_atomic
+from iclsam.protocol import run_grid
+from iclsam.sam.cache import image_key
+from iclsam.dvc_stages import build_models, load_params, task_queries
 
 params = load_params(params_file)
 grid = params["grid"]

@@ -23,7 +23,7 @@ from iclsam.atomic import write_text_atomic
 from iclsam.data.folder import open_task
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.report import assd_table, gt_box_table, table1, write_table
-from iclsam.stages import build_models, load_grid, load_params, provenance
+from iclsam.dvc_stages import build_models, load_grid, load_params, provenance
 
 params = load_params(params_file)
 scores, records = load_grid(grid_dir, params["tasks"])

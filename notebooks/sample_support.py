@@ -12,8 +12,9 @@ out = "data/draws.csv"
 # %%
 import pandas as pd
 
-from iclsam.data.splits import draw_supports, write_csv_atomic
-from iclsam.stages import load_params
+from iclsam.atomic import write_csv_atomic
+from iclsam.data.splits import draw_supports
+from iclsam.dvc_stages import load_params
 
 params = load_params(params_file)
 p = params["sample_support"]

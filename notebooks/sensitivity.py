@@ -19,10 +19,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from iclsam.data.folder import open_task
-from iclsam.data.splits import write_csv_atomic
-from iclsam.experiment import run_sensitivity
+from iclsam.atomic import write_csv_atomic
+from iclsam.protocol import run_sensitivity
 from iclsam.figures import sensitivity_figure
-from iclsam.stages import build_models, load_params, provenance, task_queries
+from iclsam.dvc_stages import build_models, load_params, provenance, task_queries
 
 params = load_params(params_file)
 p = params["sensitivity"]

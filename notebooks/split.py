@@ -13,8 +13,9 @@ out = "data/splits.csv"
 import pandas as pd
 
 from iclsam.data.folder import open_task
-from iclsam.data.splits import case_column, with_splits, write_csv_atomic
-from iclsam.stages import load_params
+from iclsam.atomic import write_csv_atomic
+from iclsam.data.splits import case_column, with_splits
+from iclsam.dvc_stages import load_params
 
 params = load_params(params_file)
 p = params["split"]

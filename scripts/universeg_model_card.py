@@ -30,7 +30,7 @@ from iclsam import ICLSAM  # noqa: E402
 from iclsam.data.folder import open_tasks  # noqa: E402
 from iclsam.data.prepare import prepare_synthetic  # noqa: E402
 from iclsam.data.splits import draw_supports, with_splits  # noqa: E402
-from iclsam.experiment import run_grid, select_queries  # noqa: E402
+from iclsam.protocol import run_grid, select_queries  # noqa: E402
 from iclsam.checkpoints import file_sha256  # noqa: E402
 from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
 

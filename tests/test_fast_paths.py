@@ -14,8 +14,9 @@ import torch
 from iclsam import ICLSAM
 from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.folder import open_task
-from iclsam.experiment import run_grid
-from iclsam.fusion import fuse, fusion_weight, to_image_size
+from iclsam.protocol import run_grid
+from iclsam.fusion import fuse, fusion_weight
+from iclsam.resampling import to_image_size
 from iclsam.metrics import dice
 from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label
 from iclsam.sam import decoder_confidence_bias
@@ -38,15 +39,15 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
     gamma = fusion_weight(model.a, model.tau, m)
     out = {}
     if model.icl == "universeg":
-        size, channel = model.universeg_size, model.universeg_channel
+        network, size, channel = model.icl_model.network, model.icl_model.size, model.icl_model.channel
         support = torch.stack([universeg_image(x, "support", channel, size) for x in images])[None]
         labels = torch.stack([universeg_label(y, size) for y in masks])[None]
         target = universeg_image(query, "query", channel, size)[None]
         map_at_size = to_image_size(query_embedding.crop_valid(grid), (size, size))[None, None]
         alpha = universeg_confidence_weight(model.b, model.tau, m)
         with torch.inference_mode():
-            plain = torch.sigmoid(model.universeg(target, support, labels))[0, 0]
-            probability = torch.sigmoid(model.universeg(target, support, labels, map_at_size, alpha))[0, 0]
+            plain = torch.sigmoid(network(target, support, labels))[0, 0]
+            probability = torch.sigmoid(network(target, support, labels, map_at_size, alpha))[0, 0]
         out["universeg"] = (to_image_size(plain, query.shape[:2]) > 0.5).numpy()
         out["universeg+conf"] = (to_image_size(probability, query.shape[:2]) > 0.5).numpy()
         pseudo_label = out["universeg+conf"]

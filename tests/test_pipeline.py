@@ -92,8 +92,8 @@ def test_without_a_checkpoint_our_shipped_weights_are_used(task):
     model = ICLSAM()
     card = json.loads((WEIGHTS_DIR / f"{SHIPPED_UNIVERSEG}.json").read_text())
     assert SHIPPED_UNIVERSEG in model.icl_weights and card["sha256"][:12] in model.icl_weights
-    assert model.universeg_size == card["config"]["size"]
-    assert model.universeg.encoder_widths == tuple(card["config"]["encoder_widths"])
+    assert model.icl_model.size == card["config"]["size"]
+    assert model.icl_model.network.encoder_widths == tuple(card["config"]["encoder_widths"])
     prediction = model.predict(*task)
     assert prediction.dice["universeg"] > 0.5  # a bright ellipse on a dark background, 3 examples
     with pytest.raises(ValueError, match="icl must be"):

@@ -10,8 +10,8 @@ from segment_anything.modeling.prompt_encoder import PromptEncoder
 from segment_anything.modeling.transformer import Attention, TwoWayTransformer
 
 from iclsam.metrics import dice
-from iclsam.sam import (MASK_TOKEN, ConfidenceAttention, SamPredictor, build_sam, confidence_in_decoder,
-                        decoder_confidence_bias)
+from iclsam.sam import (MASK_TOKEN, SamPredictor, biased_attention, build_sam, decoder_confidence_bias,
+                        predict_masks)
 from tests.conftest import ellipse, textured_image
 
 
@@ -38,12 +38,10 @@ def run_decoder(prompt, decoder, features, boxes):
 def test_eq3_equals_reweighting_the_softmax_and_renormalising(side):
     torch.manual_seed(0)
     stock = Attention(256, 8, downsample_rate=2).eval()
-    ours = ConfidenceAttention(stock, side)
     tokens, image = torch.randn(2, 7, 256), torch.randn(2, 4096, 256)
     q, k = (image, tokens) if side == "key" else (tokens, image)
     bias = 2.0 * torch.randn(4096)
-    ours.logit_bias = bias
-    got = ours(q, k, k)
+    got = biased_attention(stock, q, k, k, bias, side)
     # independent: stock weights, times exp(bias) on the mask token, rows renormalised
     heads = lambda x: x.reshape(x.shape[0], x.shape[1], 8, -1).transpose(1, 2)  # noqa: E731
     qh, kh, vh = heads(stock.q_proj(q)), heads(stock.k_proj(k)), heads(stock.v_proj(k))
@@ -58,23 +56,63 @@ def test_eq3_equals_reweighting_the_softmax_and_renormalising(side):
     torch.testing.assert_close(got, stock.out_proj(out), rtol=1e-4, atol=1e-5)
 
 
+def steered_decoder_by_module_swap(decoder: MaskDecoder, bias: torch.Tensor) -> MaskDecoder:
+    """An independent Eq. 3: a copy of the decoder whose two named attention blocks are replaced by
+    modules that add the bias inside segment-anything's own forward (no code shared with ours)."""
+    import copy
+
+    class Swapped(Attention):
+        def __init__(self, stock, side):
+            super().__init__(stock.embedding_dim, stock.num_heads, stock.embedding_dim // stock.internal_dim)
+            self.load_state_dict(stock.state_dict())
+            self.side = side
+
+        def forward(self, q, k, v):
+            q = self._separate_heads(self.q_proj(q), self.num_heads)
+            k = self._separate_heads(self.k_proj(k), self.num_heads)
+            v = self._separate_heads(self.v_proj(v), self.num_heads)
+            logits = q @ k.permute(0, 1, 3, 2) / math.sqrt(q.shape[-1])
+            extra = torch.zeros(logits.shape[-2:])
+            if self.side == "key":
+                extra[:, MASK_TOKEN] = bias
+            else:
+                extra[MASK_TOKEN, :] = bias
+            return self.out_proj(self._recombine_heads(torch.softmax(logits + extra, dim=-1) @ v))
+
+    swapped = copy.deepcopy(decoder)
+    layer = swapped.transformer.layers[1]
+    layer.cross_attn_image_to_token = Swapped(layer.cross_attn_image_to_token, "key")
+    swapped.transformer.final_attn_token_to_image = Swapped(swapped.transformer.final_attn_token_to_image, "query")
+    return swapped
+
+
 def test_no_map_or_beta_zero_is_stock_sam_to_the_bit(lite):
     prompt, decoder = stock_lite_decoder()
     torch.manual_seed(0)
     features = torch.randn(1, 256, 64, 64)
     boxes = torch.tensor([[30.0, 40.0, 120.0, 200.0], [10.0, 10.0, 60.0, 50.0]])
+    grid = torch.rand(64, 64)
+
+    def ours(logit_bias):
+        sparse, dense = lite.model.prompt_encoder(points=None, boxes=boxes, masks=None)
+        return predict_masks(lite.model.mask_decoder, features, lite.model.prompt_encoder.get_dense_pe(), sparse, dense,
+                             logit_bias)[0]
+
     with torch.inference_mode():
         expected = run_decoder(prompt, decoder, features, boxes)
-        plain = run_decoder(lite.model.prompt_encoder, lite.model.mask_decoder, features, boxes)
-        grid = torch.rand(64, 64)
-        with confidence_in_decoder(lite.model.mask_decoder, decoder_confidence_bias(grid, (64, 48), beta=0.0)):
-            beta_zero = run_decoder(lite.model.prompt_encoder, lite.model.mask_decoder, features, boxes)
-        with confidence_in_decoder(lite.model.mask_decoder, decoder_confidence_bias(grid, (64, 48), beta=2.0)):
-            steered = run_decoder(lite.model.prompt_encoder, lite.model.mask_decoder, features, boxes)
+        plain = ours(None)
+        beta_zero = ours(decoder_confidence_bias(grid, (64, 48), beta=0.0))
+        bias = decoder_confidence_bias(grid, (64, 48), beta=2.0)
+        steered = ours(bias)
+        swapped = run_decoder(prompt, steered_decoder_by_module_swap(decoder, bias), features, boxes)
     assert torch.equal(plain, expected)
-    assert torch.equal(beta_zero, expected)
+    assert torch.equal(beta_zero, expected)  # our steered forward pass with a zero bias is the stock one
     assert not torch.equal(steered, expected)
-    assert lite.model.mask_decoder.transformer.final_attn_token_to_image.logit_bias is None
+    torch.testing.assert_close(steered, swapped, rtol=0, atol=1e-5)
+    # the bias is an argument, not state: the shared model keeps segment-anything's own modules
+    transformer = lite.model.mask_decoder.transformer
+    assert type(transformer.final_attn_token_to_image) is Attention
+    assert type(transformer.layers[1].cross_attn_image_to_token) is Attention
 
 
 def test_decoder_bias_is_centred_at_one_half_over_the_valid_tokens():
@@ -141,7 +179,6 @@ def test_vit_b_checkpoints_load_strict_with_their_normalisation(tmp_path):
     medsam = SamPredictor("medsam", path)
     y, _ = medsam.preprocess(image)
     assert float(y.min()) == 0 and float(y[0, :, :512].max()) == 1
-    assert medsam.model.mask_decoder.transformer.final_attn_token_to_image.__class__ is ConfidenceAttention
 
 
 def test_checkpoint_problems_are_clear_errors(tmp_path):

@@ -12,42 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
-from ..inputs import check_image, check_mask
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as an array (H x W or H x W x 3), or an error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        if path.suffix.lower() == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            with Image.open(path) as image:
-                image = image.convert("RGB") if image.mode in ("P", "RGBA", "LA", "CMYK", "YCbCr") else image
-                array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable image ({error})") from error
-    return check_image(array, str(path))
-
-
-def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A binary mask file of the given image size as bool, or an error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask not found: {path}")
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("L") if image.mode not in ("L", "1", "I", "I;16") else image)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: unreadable mask ({error})") from error
-    return check_mask(array, shape, str(path))
-
+from ..readers import IMAGE_SUFFIXES, read_image, read_mask
 
 @dataclass(frozen=True)
 class Task:

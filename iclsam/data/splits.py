@@ -5,13 +5,10 @@ numpy's PCG64 streams, seeded from the seed and a CRC32 of the task name."""
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-
-from ..atomic import write_atomic
 
 PAPER_SUPPORT_SIZES = (1, 2, 4, 8, 16, 32, 64)
 PAPER_DRAWS = 10
@@ -68,8 +65,3 @@ def draw_supports(task: str, pool: Sequence[str], sizes: Sequence[int] = PAPER_S
             chosen = sorted(pool[i] for i in rng.choice(len(pool), m, replace=False))
             rows += [(task, m, draw, rank, image_id) for rank, image_id in enumerate(chosen)]
     return pd.DataFrame(rows, columns=["task", "m", "draw", "rank", "id"])
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Writes a CSV next to its destination, then renames it into place."""
-    return write_atomic(path, lambda p: frame.to_csv(p, index=False))

@@ -10,17 +10,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from .data.folder import Task
 from .metrics import assd, dice
-from .pipeline import ICLSAM
-
-ASSD_SIZE = 512
-
-
-def resized_mask(mask: np.ndarray, size: int = ASSD_SIZE) -> np.ndarray:
-    return np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.NEAREST)) > 0
+from .model import ICLSAM
+from .resampling import resized_mask
 
 
 def select_queries(ids: Sequence[str], max_queries: int | None = None, seed: int = 0) -> list[str]:

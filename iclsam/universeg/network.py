@@ -1,5 +1,6 @@
-"""UniverSeg (Butoi et al., ICCV 2023), written to load the official checkpoint key-for-key,
-and the paper's Eq. 4: the semantic confidence map inside UniverSeg's decoder.
+"""The UniverSeg network (Butoi et al., ICCV 2023) alone, written to load the official checkpoint
+key-for-key. Its decoder takes the query's confidence map and applies the paper's Eq. 4
+(`confidence.modulate_support_stream`) when given one.
 
 Shapes: B = queries ("targets"), S = support size, C = channels, H x W = spatial (128 x 128 for
 the official weights). The support axis is explicit everywhere; nothing is broadcast silently.
@@ -7,19 +8,14 @@ the official weights). The support axis is explicit everywhere; nothing is broad
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import file_sha256, load_strict, read_state_dict
+from .confidence import modulate_support_stream, standardise
 
-UNIVERSEG_SIZE = 128
 OFFICIAL_WIDTHS = (64, 64, 64, 64)
 
 
@@ -85,35 +81,6 @@ class CrossBlock(nn.Module):
         target = self.target(interaction.mean(dim=1, keepdim=True))  # B x 1 x C x H x W
         support = self.support(interaction)
         return target, support
-
-
-# ---------------------------------------------------------------------------------------------
-# Eq. 4: Dec'(x) = Norm(Dec(x) * exp(alpha * Z-Norm(C)) | Dec(x)),  alpha = b * exp(-tau * m)
-# ---------------------------------------------------------------------------------------------
-
-
-def universeg_confidence_weight(b: float, tau: float, m: int) -> float:
-    """alpha = b * exp(-tau * m): how strongly the confidence map steers UniverSeg (Eq. 4)."""
-    return b * math.exp(-tau * m)
-
-
-def standardise(x: Tensor) -> Tensor:
-    """Z-Norm over the spatial map of each query: (x - mean) / std. x: B x 1 x H x W."""
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
-    return (x - mean) / std
-
-
-def modulate_support_stream(support: Tensor, z: Tensor, alpha: float) -> Tensor:
-    """Eq. 4 on one decoder level: support (B x S x C x H x W) times exp(alpha * z), z the query's
-    standardised confidence map (B x 1 x H x W, brought to this level), rescaled so that each
-    query's whole tensor keeps its Frobenius norm (Norm(B|A) = B * |A|_2 / |B|_2).
-    alpha = 0 returns `support` unchanged to the bit."""
-    weight = torch.exp(alpha * z)[:, :, None]  # B x 1 x 1 x H x W, shared by support and channels
-    modulated = support * weight
-    before = support.flatten(1).norm(dim=1)
-    after = modulated.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return modulated * (before / after).view(-1, 1, 1, 1, 1)
 
 
 class UniverSeg(nn.Module):
@@ -196,97 +163,3 @@ class UniverSeg(nn.Module):
     def forward(self, target_image: Tensor, support_images: Tensor, support_labels: Tensor,
                 confidence: Tensor | None = None, alpha: float = 0.0) -> Tensor:
         return self.decode(*self.encode(target_image, support_images, support_labels), confidence, alpha)
-
-
-def init_universeg_weights(net: UniverSeg) -> UniverSeg:
-    """The official from-scratch init: ConvOps kaiming-normal (fan_in, leaky gain); cross convs and
-    the output conv gain 1; biases zero."""
-    for module in net.modules():
-        if isinstance(module, CrossOp):
-            nn.init.kaiming_normal_(module.cross_conv.weight, nonlinearity="linear")
-            nn.init.zeros_(module.cross_conv.bias)
-    for block in [*net.enc_blocks, *net.dec_blocks]:
-        for op in (block.target.vmapped, block.support.vmapped):
-            nn.init.kaiming_normal_(op.conv.weight, a=0.01, nonlinearity="leaky_relu")
-            nn.init.zeros_(op.conv.bias)
-    nn.init.kaiming_normal_(net.out_conv.conv.weight, nonlinearity="linear")
-    nn.init.zeros_(net.out_conv.conv.bias)
-    return net
-
-
-def load_universeg(path: str | Path, encoder_widths: Sequence[int] | None = None) -> UniverSeg:
-    """Loads a UniverSeg checkpoint (a raw state_dict, as the official
-    `universeg_v1_nf64_ss64_STA.pt`) strict, on the CPU, with `weights_only=True`. The widths are
-    read from the file unless given."""
-    state = read_state_dict(path, "UniverSeg")
-    if encoder_widths is None:
-        encoder_widths = _widths_from_state(state, Path(path))
-    return load_strict(UniverSeg(encoder_widths), state, path, "UniverSeg").eval()
-
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-SHIPPED_UNIVERSEG = "universeg_synth_w32_s64"
-
-
-def load_shipped_universeg(stem: str = SHIPPED_UNIVERSEG, directory: Path = WEIGHTS_DIR) -> tuple[UniverSeg, int, str]:
-    """Our own UniverSeg-architecture weights, trained on generated tasks (see the model card
-    beside them). Returns the network, its input size and a one-line description; the file's
-    sha256 is checked against its card."""
-    path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
-    if not path.is_file() or not card_path.is_file():
-        raise FileNotFoundError(f"shipped UniverSeg weights not found: {path} and {card_path} "
-                                "(reinstall iclsam, or pass universeg_checkpoint=)")
-    card = json.loads(card_path.read_text())
-    if file_sha256(path) != card.get("sha256"):
-        raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
-    net = load_universeg(path, card["config"]["encoder_widths"])
-    size = int(card["config"]["size"])
-    return net, size, f"iclsam {stem} (UniverSeg architecture trained on generated tasks, sha256 {card['sha256'][:12]})"
-
-
-def _widths_from_state(state: dict, path: Path) -> tuple[int, ...]:
-    widths = []
-    while f"enc_blocks.{len(widths)}.cross.cross_conv.weight" in state:
-        widths.append(int(state[f"enc_blocks.{len(widths)}.cross.cross_conv.weight"].shape[0]))
-    if len(widths) < 2:
-        raise ValueError(f"UniverSeg checkpoint {path} has no UniverSeg encoder keys (enc_blocks.*)")
-    return tuple(widths)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pre-processing (method.md §1): grey in [0, 1] at 128 x 128
-# ---------------------------------------------------------------------------------------------
-
-
-def _minmax(x: Tensor) -> Tensor:
-    lo, hi = x.min(), x.max()
-    return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
-
-
-def universeg_image(image: np.ndarray, role: str, channel: str = "first", size: int = UNIVERSEG_SIZE) -> Tensor:
-    """An image (H x W or H x W x 3, any dtype) as UniverSeg input, 1 x size x size in [0, 1].
-
-    As the ICL-SAM code: RGB keeps channel 0 after a global min-max (`channel="luminance"` takes
-    ITU-R 601 luma instead); a support image is resized (bilinear) then min-max'ed, the query
-    min-max'ed then resized."""
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32))
-    if x.ndim == 3:
-        if channel == "first":
-            x = _minmax(x)[..., 0]
-        elif channel == "luminance":
-            x = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-        else:
-            raise ValueError(f"channel must be 'first' or 'luminance', got {channel!r}")
-    resize = lambda t: F.interpolate(t[None, None], size=(size, size), mode="bilinear",  # noqa: E731
-                                     align_corners=False, antialias=True)[0]
-    if role == "support":
-        return _minmax(resize(x))
-    if role == "query":
-        return resize(_minmax(x))
-    raise ValueError(f"role must be 'support' or 'query', got {role!r}")
-
-
-def universeg_label(mask: np.ndarray, size: int = UNIVERSEG_SIZE) -> Tensor:
-    """A binary mask as a 1 x size x size float label (nearest-neighbour resize)."""
-    x = torch.as_tensor(np.asarray(mask) != 0, dtype=torch.float32)
-    return F.interpolate(x[None, None], size=(size, size), mode="nearest")[0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .experiment import select_queries
-from .pipeline import ICLSAM
+from .protocol import select_queries
+from .model import ICLSAM
 from .report import Provenance
 from .sam import SAM_BACKBONES, SamPredictor
 

@@ -1,0 +1,52 @@
+"""What an in-context (ICL) model is to ICL-SAM (paper Figure 1, left): from a support set and a
+query it gives the query's target probability on its own grid, without and with the semantic
+confidence map. The mask of the "with map" prediction is SAM's pseudo-label; its probability is
+Eq. 1's ICL term."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+import numpy as np
+from torch import Tensor
+
+
+@dataclass
+class ICLOutput:
+    """Probabilities in [0, 1] on the ICL model's own grid (None when not asked for)."""
+
+    plain: Tensor | None = None  # without the confidence map
+    steered: Tensor | None = None  # with it
+
+
+class ICLBackend(ABC):
+    """One ICL model. A subclass names its variants: `plain_variant` (the model without the map; None
+    when the model is made of the map) and `steered_variant` (with the map). `weights` says in words
+    which weights it runs; `notes` what of the paper does not apply to it."""
+
+    name: ClassVar[str]
+    plain_variant: ClassVar[str | None]
+    steered_variant: ClassVar[str]
+    notes: ClassVar[tuple[str, ...]] = ()
+    weights: str
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Its variants in the order of the paper's ablation rows."""
+        return tuple(v for v in (self.plain_variant, self.steered_variant) if v is not None)
+
+    def settings(self) -> tuple:
+        """What, besides the support set's content, its prepared support state depends on."""
+        return ()
+
+    def prepare(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> object:
+        """Work that depends on the (checked) support set alone, done once and shared by its queries."""
+        return None
+
+    @abstractmethod
+    def predict(self, prepared: object, query: np.ndarray, confidence: Tensor | None, alpha: float,
+                plain: bool = True, steered: bool = True) -> ICLOutput:
+        """The query's probabilities. `confidence`: the query's confidence map on SAM's valid token grid
+        (needed for `steered`); `alpha`: Eq. 4's weight at this support size."""

@@ -1,0 +1,26 @@
+"""The training-free ICL model: the semantic confidence map itself (Eq. 2 on SAM's features of the
+support set), thresholded at 0.5, is the coarse mask. It has no weights of its own and no "without
+the map" variant; Eq. 4 (UniverSeg's decoder) does not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from .base import ICLBackend, ICLOutput
+
+
+class FeaturesICL(ICLBackend):
+    name = "features"
+    plain_variant = None
+    steered_variant = "features"
+    notes = ("Eq. 4 (confidence map in UniverSeg) does not apply to the features backend",)
+
+    def __init__(self, sam_name: str):
+        self.weights = f"none (training-free features backend on {sam_name})"
+
+    def predict(self, prepared: object, query: np.ndarray, confidence: Tensor | None, alpha: float,
+                plain: bool = True, steered: bool = True) -> ICLOutput:
+        if steered and confidence is None:
+            raise ValueError("the features backend is made of the confidence map: give it the query's map")
+        return ICLOutput(steered=confidence if steered else None)

@@ -1,0 +1,147 @@
+"""The SAM predictor: pre-processing, one encoder pass per image (memoised), any number of boxes
+decoded with or without the confidence map (Eq. 3), post-processing back to the image.
+Coordinates: boxes are N x 4, XYXY, in pixels of the original image."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..checkpoints import file_sha256
+from .attention import predict_masks
+from .build import GRID, build_sam, checkpoint_path, backbone as backbone_entry
+from .cache import EmbeddingCache, image_key
+from .embedding import ImageEmbedding
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def as_rgb_float(image: np.ndarray) -> np.ndarray:
+    """H x W or H x W x 3 (or x 1) of any dtype as H x W x 3 float32."""
+    x = np.asarray(image)
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[..., 0]
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"an image must be H x W or H x W x 3, got shape {x.shape}")
+    return x.astype(np.float32)
+
+
+class SamPredictor:
+    """Owns pre- and post-processing for one backbone. `encode` once per image (memoised by content,
+    optionally on disk in `cache_dir`), `decode` any number of boxes, with or without Eq. 3.
+
+    aspect: "keep" resizes the longest side and pads (the ICL-SAM code; default), "stretch" resizes
+    to a square (MedSAM's own inference)."""
+
+    def __init__(self, kind: str = "lite", checkpoint: str | Path | None = None, device: str = "cpu",
+                 aspect: str = "keep", cache_size: int = 256, cache_dir: str | Path | None = None):
+        if aspect not in ("keep", "stretch"):
+            raise ValueError(f"aspect must be 'keep' or 'stretch', got {aspect!r}")
+        self.backbone = backbone_entry(kind)
+        self.model = build_sam(kind, checkpoint).to(device)
+        self.kind, self.aspect = kind, aspect
+        self.device = torch.device(device)
+        weights = file_sha256(checkpoint_path(kind, checkpoint))
+        identity = {"backbone": kind, "aspect": aspect, "checkpoint": weights, "preprocessing": preprocessing_version()}
+        directory = None if cache_dir is None else Path(cache_dir) / f"{kind}-{aspect}-{weights[:16]}"
+        self.cache = EmbeddingCache(identity, (1, 256, GRID, GRID), cache_size, directory)
+        self.encoder_passes = 0
+
+    @property
+    def input_size(self) -> int:
+        return self.backbone.input_size
+
+    @property
+    def disk_hits(self) -> int:
+        return self.cache.disk_hits
+
+    @property
+    def cache_dir(self) -> Path | None:
+        return self.cache.directory
+
+    def resized_size(self, original: tuple[int, int]) -> tuple[int, int]:
+        if self.aspect == "stretch":
+            return self.input_size, self.input_size
+        h, w = original
+        scale = self.input_size / max(h, w)
+        return max(int(h * scale + 0.5), 1), max(int(w * scale + 0.5), 1)
+
+    def preprocess(self, image: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
+        """The network input 1 x 3 x S x S and the resized size (h', w') inside it."""
+        rgb = as_rgb_float(image)
+        if self.backbone.normalisation == "imagenet" and np.asarray(image).dtype != np.uint8:
+            lo, hi = rgb.min(), rgb.max()
+            rgb = (rgb - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(rgb)
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device)
+        resized = self.resized_size(rgb.shape[:2])
+        x = F.interpolate(x, size=resized, mode="bilinear", align_corners=False, antialias=True)
+        if self.backbone.normalisation == "imagenet":
+            mean = torch.tensor(PIXEL_MEAN, device=self.device).view(1, 3, 1, 1)
+            std = torch.tensor(PIXEL_STD, device=self.device).view(1, 3, 1, 1)
+            x = (x - mean) / std
+        else:
+            lo, hi = x.min(), x.max()
+            x = (x - lo) / (hi - lo).clamp_min(1e-8)
+        pad = (0, self.input_size - resized[1], 0, self.input_size - resized[0])
+        return F.pad(x, pad), resized
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """The image's embedding: from memory, else from the on-disk cache (when `cache_dir` was
+        given), else one encoder pass (counted in `encoder_passes`)."""
+        key, size = image_key(image), tuple(np.asarray(image).shape[:2])
+        embedding = self.cache.get(key, size, self.device)
+        if embedding is None:
+            x, resized = self.preprocess(image)
+            features = self.model.image_encoder(x)
+            self.encoder_passes += 1
+            per_token = self.input_size / features.shape[-1]
+            valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
+            embedding = ImageEmbedding(features, size, resized, valid)
+            self.cache.put(key, embedding)
+        return embedding
+
+    def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
+        """N x 4 XYXY boxes from original-image pixels to network-input pixels."""
+        (h, w), (rh, rw) = embedding.original, embedding.resized
+        scale = torch.tensor([rw / w, rh / h, rw / w, rh / h], dtype=torch.float32)
+        return (torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4) * scale).to(self.device)
+
+    @torch.inference_mode()
+    def decode(self, embedding: ImageEmbedding, boxes: np.ndarray, logit_bias: Tensor | None = None) -> Tensor:
+        """Single-mask logits N x H x W, one per box (all boxes in one batch). `logit_bias`: Eq. 3's
+        beta*z over the 4096 grid positions (see `decoder_confidence_bias`), or None for stock SAM."""
+        box_input = self.boxes_to_input(embedding, boxes)
+        if len(box_input) == 0:
+            return torch.zeros((0, *embedding.original))
+        sparse, dense = self.model.prompt_encoder(points=None, boxes=box_input, masks=None)
+        low_res, _ = predict_masks(self.model.mask_decoder, embedding.features,
+                                   self.model.prompt_encoder.get_dense_pe(), sparse, dense,
+                                   None if logit_bias is None else logit_bias.to(self.device))
+        return self.postprocess(embedding, low_res).cpu()
+
+    def postprocess(self, embedding: ImageEmbedding, low_res: Tensor) -> Tensor:
+        """N x 1 x h x w decoder logits -> N x H x W: to the input size, crop the padding, to the image."""
+        if low_res.shape[-1] != self.input_size:
+            low_res = F.interpolate(low_res, size=(self.input_size, self.input_size), mode="bilinear",
+                                    align_corners=False)
+        rh, rw = embedding.resized
+        cropped = low_res[..., :rh, :rw]
+        return F.interpolate(cropped, size=embedding.original, mode="bilinear", align_corners=False)[:, 0]
+
+
+def preprocessing_version() -> str:
+    """A digest of the code that turns an image into the encoder's input (resizing, normalisation,
+    padding): an edit to it makes every cached embedding stale."""
+    source = "".join(inspect.getsource(f) for f in (as_rgb_float, SamPredictor.resized_size, SamPredictor.preprocess))
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
