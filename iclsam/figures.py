@@ -20,9 +20,9 @@ VARIANT_STYLE = {"universeg": ("UniverSeg", "#1f77b4"), "features": ("features (
                  "iclsam": ("ICL-SAM (full)", "#d62728"), "sam+gt": ("SAM + GT boxes", "#7f7f7f")}
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     try:
-        return write_atomic(path, lambda p: fig.savefig(p, dpi=110, metadata={"Software": None}))
+        return write_atomic(path, lambda p: fig.savefig(p, dpi=dpi, metadata={"Software": None}))
     finally:
         plt.close(fig)
 
@@ -74,30 +74,42 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
     return save_figure(fig, path)
 
 
-def refinement_figure(examples: list[dict], provenance: Provenance, path: str | Path) -> Path:
+REFINEMENT_STEPS = (("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),
+                    ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (ICL-SAM)"), ("truth", "ground truth"))
+# the example notebook: the ICL model without and with the map, the truth dotted on every panel
+EXAMPLE_STEPS = (("icl_alone", "ICL model"), ("icl", "ICL + map (Eq. 4)"), ("confidence", "confidence map + boxes"),
+                 ("sam", "SAM, boxes"), ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (Eq. 1)"))
+
+
+def refinement_figure(examples: list[dict], provenance: Provenance | None, path: str | Path | None = None,
+                      steps=REFINEMENT_STEPS, truth_on_panels: bool = False):
     """Figs. 4/5: for each example query (dict with task, image, truth, prediction), the stages of
-    the method: ICL mask, confidence map with box prompts, SAM, SAM with the map, fused, truth."""
-    stages = [("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),
-              ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (ICL-SAM)"), ("truth", "ground truth")]
-    fig, axes = plt.subplots(len(examples), len(stages), figsize=(2.2 * len(stages), 2.3 * len(examples) + 0.4),
+    the method (`steps`; default: ICL mask, confidence map with box prompts, SAM, SAM with the map,
+    fused, truth). Written to `path`, or returned (for a notebook) when there is none."""
+    fig, axes = plt.subplots(len(examples), len(steps), figsize=(2.2 * len(steps), 2.3 * len(examples) + 0.4),
                              squeeze=False)
     for row, example in zip(axes, examples):
         prediction, image, truth = example["prediction"], example["image"], example["truth"]
         icl_variant = "universeg+conf" if "universeg+conf" in prediction.masks else "features"
-        for ax, (key, title) in zip(row, stages):
+        names = {"icl": icl_variant, "icl_alone": "universeg" if "universeg" in prediction.masks else icl_variant}
+        for ax, (key, title) in zip(row, steps):
             ax.imshow(image, cmap="gray")
             if key == "confidence":
                 ax.imshow(prediction.confidence, cmap="magma", alpha=0.6, vmin=0, vmax=1)
                 for x0, y0, x1, y1 in prediction.boxes:
                     ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="cyan", lw=1))
             else:
-                mask = truth if key == "truth" else prediction.masks[icl_variant if key == "icl" else key]
+                if truth_on_panels:
+                    ax.contour(truth, [0.5], colors="white", linewidths=0.6, linestyles="dotted")
+                mask = truth if key == "truth" else prediction.masks[names.get(key, key)]
                 ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.9)
                 if key != "truth":
-                    name = icl_variant if key == "icl" else key
-                    title = f"{title}\nDice {prediction.dice[name]:.3f}"
-            ax.set_title(title if key != "icl" else f"{example['task']}: {title}", fontsize=7)
+                    title = f"{title}\nDice {prediction.dice[names.get(key, key)]:.3f}"
+            ax.set_title(title if key != steps[0][0] else f"{example['task']}: {title}", fontsize=7)
             ax.axis("off")
+    if path is None:
+        fig.tight_layout()
+        return fig
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     _footer(fig, provenance)
     return save_figure(fig, path)
@@ -124,21 +136,35 @@ def sensitivity_figure(sensitivity: pd.DataFrame, provenance: Provenance, path: 
     return save_figure(fig, path)
 
 
-def examples_figure(tasks, data_label: str, path: str | Path) -> Path:
-    """One meta-support and one query example of each prepared task, target outlined."""
-    fig, axes = plt.subplots(2, len(tasks), figsize=(2.1 * len(tasks), 4.6), squeeze=False)
-    for column, task in enumerate(tasks):
-        meta = task.meta
-        for row, split in enumerate(("support", "query")):
-            ids = list(meta.loc[meta["split"] == split, "id"]) if "split" in meta else list(meta["id"])
+def support_query_figure(columns: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]], title: str,
+                         path: str | Path, dpi: int = 110, value_range: tuple[int, int] | None = None) -> Path:
+    """One column per task, one row per example (split label, image, mask), the target outlined."""
+    rows = max(len(examples) for _, examples in columns)
+    fig, axes = plt.subplots(rows, len(columns), figsize=(2.1 * len(columns), 2.3 * rows), squeeze=False)
+    for column, (task, examples) in enumerate(columns):
+        for row in range(rows):
             ax = axes[row, column]
             ax.axis("off")
-            if not ids:
+            if row >= len(examples):
                 continue
-            image, mask = task.load(ids[row if "split" not in meta else 0])
-            ax.imshow(image, cmap="gray")
+            split, image, mask = examples[row]
+            vmin, vmax = value_range if value_range else (None, None)
+            ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax)
             ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.8)
-            ax.set_title(f"{task.name}\n{split}" if row == 0 else split, fontsize=8)
-    fig.suptitle(f"{data_label}: a meta-support (top) and a query (bottom) example per task", fontsize=9)
+            ax.set_title(f"{task}\n{split}" if row == 0 else split, fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi)
+
+
+def examples_figure(tasks, data_label: str, path: str | Path) -> Path:
+    """One meta-support and one query example of each prepared task, target outlined."""
+    columns = []
+    for task in tasks:
+        meta, examples = task.meta, []
+        for row, split in enumerate(("support", "query")):
+            ids = list(meta.loc[meta["split"] == split, "id"]) if "split" in meta else list(meta["id"])
+            if ids:
+                examples.append((split, *task.load(ids[row if "split" not in meta else 0])))
+        columns.append((task.name, examples))
+    return support_query_figure(columns, f"{data_label}: a meta-support (top) and a query (bottom) example per task", path)

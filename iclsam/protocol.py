@@ -6,14 +6,17 @@ call `run_grid` and render."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .data.folder import Task
+from .atomic import write_atomic
+from .data.folder import Task, open_tasks
+from .data.splits import draw_supports, with_splits
 from .metrics import assd, dice
-from .model import ICLSAM
+from .model import ICLSAM, Prediction
 from .resampling import resized_mask
 
 
@@ -60,6 +63,36 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
     return pd.DataFrame(rows)
 
 
+def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int | None, seed: int = 0,
+                  support_fraction: float = 0.5) -> tuple[pd.DataFrame, list[str]]:
+    """The paper's protocol on one prepared task: its meta-support / query split (kept when meta.csv
+    has one, else drawn by case), `draws` support sets per size from the meta-support pool, and the
+    query images (a seeded subset of `max_queries`)."""
+    meta = with_splits(task.meta, support_fraction, seed, key=task.name)
+    sets = draw_supports(task.name, meta.loc[meta["split"] == "support", "id"], sizes, draws, seed)
+    return sets, select_queries(meta.loc[meta["split"] == "query", "id"], max_queries, seed)
+
+
+def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
+                    max_queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
+                    progress=None) -> pd.DataFrame:
+    """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
+    format, under `task_protocol`. Rows: task, m, draw, query, variant, dice, icl."""
+    found = open_tasks(data)
+    if tasks:
+        unknown = sorted(set(tasks) - {t.name for t in found})
+        if unknown:
+            raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
+        found = [t for t in found if t.name in set(tasks)]
+    frames = []
+    for task in found:
+        sets, queries = task_protocol(task, sizes, draws, max_queries, seed)
+        for label, model in models.items():
+            scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress)
+            frames.append(scores.drop(columns="assd").assign(icl=label))
+    return pd.concat(frames, ignore_index=True)
+
+
 SENSITIVITY_CONSTANTS = ("a", "b", "tau", "beta")
 
 
@@ -85,3 +118,42 @@ def run_sensitivity(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Seq
         for constant, default in base.items():
             setattr(model, constant, default)
     return pd.concat(frames, ignore_index=True)
+
+
+def example_query(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str]) -> dict:
+    """Figs. 4/5's example of a task: the first support draw of the middle support size on the first
+    query, every variant. Returns task (a label), image, truth and prediction."""
+    draws = draws[draws["task"] == task.name]
+    sizes = sorted(draws["m"].unique())
+    m = sizes[len(sizes) // 2]
+    chosen = draws[(draws["m"] == m) & (draws["draw"] == 0)].sort_values("rank")["id"]
+    support = [task.load(i) for i in chosen]
+    image, truth = task.load(sorted(queries)[0])
+    prediction = model.predict([x for x, _ in support], [y for _, y in support], image, truth)
+    return {"task": f"{task.name} (m = {m})", "image": image, "truth": truth, "prediction": prediction}
+
+
+def save_example(example: dict, path: str | Path) -> Path:
+    """An `example_query` result as .npz (what the figures draw), written atomically."""
+    prediction = example["prediction"]
+    names = list(prediction.masks)
+
+    def write(partial):
+        with open(partial, "wb") as handle:
+            np.savez_compressed(handle, task=example["task"], image=example["image"], truth=example["truth"],
+                                confidence=prediction.confidence, boxes=prediction.boxes, icl=prediction.icl,
+                                alpha=prediction.alpha, gamma=prediction.gamma, variants=np.array(names),
+                                masks=np.stack([prediction.masks[n] for n in names]),
+                                dice=np.array([prediction.dice[n] for n in names]))
+    return write_atomic(path, write)
+
+
+def load_example(path: str | Path) -> dict:
+    """What `save_example` wrote, with the prediction as a `Prediction`."""
+    with np.load(path, allow_pickle=False) as stored:
+        names = [str(n) for n in stored["variants"]]
+        prediction = Prediction(masks=dict(zip(names, stored["masks"])), boxes=stored["boxes"],
+                                confidence=stored["confidence"], icl=str(stored["icl"]), alpha=float(stored["alpha"]),
+                                gamma=float(stored["gamma"]), classifier=None,
+                                dice={n: float(d) for n, d in zip(names, stored["dice"])})
+        return {"task": str(stored["task"]), "image": stored["image"], "truth": stored["truth"], "prediction": prediction}

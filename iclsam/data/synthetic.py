@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..atomic import write_atomic
 
 TASKS = ("fundus_disc", "fundus_cup", "brain_flair", "brain_t1", "brain_t1ce", "brain_t2", "ct_kidney")
 FAMILY = {"fundus_disc": "fundus", "fundus_cup": "fundus", "brain_flair": "brain", "brain_t1": "brain",
@@ -230,27 +229,12 @@ def synthetic_cases(family: str, seed: int, n_support: int, n_query: int):
         yield f"{family}_{i:04d}", split, case
 
 
-def render_examples(path, seed: int = 0) -> None:
-    """A figure of examples: for each task, a meta-support and a query case with the target outlined.
-    PNG written without metadata so the same seed gives the same bytes."""
-    import matplotlib
+def render_examples(path, seed: int = 0):
+    """A figure of examples: for each task, a meta-support and a query case with the target outlined
+    (written without metadata, so the same seed gives the same bytes)."""
+    from ..figures import support_query_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(TASKS), figsize=(2.1 * len(TASKS), 4.6))
-    for column, task in enumerate(TASKS):
-        cases = list(synthetic_cases(FAMILY[task], seed, 1, 1))
-        for row, (case_id, split, case) in enumerate(cases):
-            image, mask = case[task]
-            ax = axes[row, column]
-            ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-            ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.8)
-            ax.set_title(f"{task}\n{split}" if row == 0 else split, fontsize=8)
-            ax.axis("off")
-    fig.suptitle(f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) acquisitions", fontsize=9)
-    fig.tight_layout()
-    try:
-        write_atomic(path, lambda p: fig.savefig(p, dpi=90, metadata={"Software": None}))
-    finally:
-        plt.close(fig)
+    columns = [(task, [(split, *case[task]) for _, split, case in synthetic_cases(FAMILY[task], seed, 1, 1)])
+               for task in TASKS]
+    return support_query_figure(columns, f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) "
+                                "acquisitions", path, dpi=90, value_range=(0, 255))
