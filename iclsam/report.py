@@ -194,3 +194,21 @@ def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: P
     for suffix, write in ((".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
                           (".md", lambda p: p.write_text(text))):
         write_atomic(stem.with_suffix(suffix), write)
+
+
+def per_backbone(scores: pd.DataFrame, build) -> pd.DataFrame:
+    """`build(scores of one SAM backbone, backbone)` for each backbone in `scores`, stacked, with a
+    `sam` column."""
+    return pd.concat([build(part.drop(columns="sam"), sam).assign(sam=sam)
+                      for sam, part in scores.groupby("sam", sort=True)], ignore_index=True)
+
+
+def run_summary(profile: str, records: list[dict], backbones: int) -> dict:
+    """metrics.json: encoder passes against unique images and backbones, from the grid's run records."""
+    images = set().union(*(r["images"] for r in records))
+    passes = sum(r["encoder_passes"] for r in records)
+    return {"profile": profile, "encoder_passes": passes,
+            "encoder_cache_hits": sum(r["encoder_cache_hits"] for r in records),
+            "unique_images": len(images), "backbones": backbones,
+            "encoder_passes_per_image_and_backbone": round(passes / max(len(images) * backbones, 1), 4),
+            "grid_seconds": round(sum(r["seconds"] for r in records), 1)}

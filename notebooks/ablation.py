@@ -12,9 +12,7 @@ tables = "tables"
 # %%
 from pathlib import Path
 
-import pandas as pd
-
-from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, write_table
+from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, per_backbone, write_table
 from iclsam.dvc_stages import load_grid, load_params, provenance
 
 params = load_params(params_file)
@@ -22,14 +20,11 @@ scores, records = load_grid(grid_dir, params["tasks"])
 weights = records[0]["icl_weights"]
 
 # %%
-def by_backbone(build):
-    return pd.concat([build(part.drop(columns="sam")).assign(sam=sam)
-                      for sam, part in scores[scores["icl"] == "universeg"].groupby("sam", sort=True)], ignore_index=True)
-
-
 sams = params["grid"]["sam"]
+universeg = scores[scores["icl"] == "universeg"]
 source = provenance(params, sams, [weights[f"{sam}/universeg"] for sam in sams])
-per_task, per_dataset = by_backbone(ablation_table), by_backbone(dataset_ablation_table)
+per_task = per_backbone(universeg, lambda part, sam: ablation_table(part))
+per_dataset = per_backbone(universeg, lambda part, sam: dataset_ablation_table(part))
 write_table(per_task, Path(tables) / "table4_5_ablation",
             "Tables 4-5: ablation per task (paper: its MedSAM ablation rows)", source)
 write_table(per_dataset, Path(tables) / "table2_ablation_by_dataset",
@@ -41,8 +36,7 @@ per_dataset.pivot_table(index=["sam", "dataset", "model"], columns="m", values="
 # inside the full method.
 
 # %%
-backends = pd.concat([icl_backend_table(part.drop(columns="sam")).assign(sam=sam)
-                      for sam, part in scores.groupby("sam", sort=True)], ignore_index=True)
+backends = per_backbone(scores, lambda part, sam: icl_backend_table(part))
 all_weights = [weights[f"{sam}/{icl}"] for sam in sams for icl in params["grid"]["icl"]]
 write_table(backends, Path(tables) / "icl_backends", "ICL backends side by side: the ICL model alone and the full method",
             provenance(params, sams, all_weights))

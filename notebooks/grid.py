@@ -4,7 +4,8 @@
 # For each SAM backbone and ICL backend of `params.yaml` (grid), every support set of
 # `data/draws.csv` segments every query image once; every variant of the method is scored (Dice;
 # ASSD at 512 x 512). SAM encodes each image once (an on-disk cache keyed by image content and
-# backbone, shared by all stages).
+# backbone, shared by all stages). The example query of Figs. 4/5 (the first draw of the middle support
+# size on the first query, first backbone and ICL model) is kept for the report stage.
 
 # %% tags=["parameters"]
 params_file = "params.yaml"
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from iclsam.atomic import write_text_atomic
 from iclsam.data.folder import open_task
 from iclsam.atomic import write_csv_atomic
-from iclsam.protocol import run_grid
+from iclsam.protocol import example_query, run_grid, save_example
 from iclsam.sam.cache import image_key
 from iclsam.dvc_stages import build_models, load_params, task_queries
 
@@ -44,6 +45,8 @@ for sam in grid["sam"]:
         scores = run_grid(model, prepared, draws, queries, with_assd=grid["assd"], progress=tqdm)
         frames.append(scores.assign(sam=sam, icl=icl))
         record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
+        if (sam, icl) == (grid["sam"][0], grid["icl"][0]):  # Figs. 4/5's example
+            save_example(example_query(model, prepared, draws, queries), Path(out) / f"{task}.example.npz")
     predictor = next(iter(models.values())).sam
     record["encoder_passes"] += predictor.encoder_passes
     record["encoder_cache_hits"] += predictor.disk_hits
