@@ -2,6 +2,8 @@
 # `make test`: set up .venv and run the tests.  `make demo`: a quick ICL-SAM demo.
 # `make example`: execute notebooks/ICL-SAM_example.py into ICL-SAM_example.ipynb (commit it with its outputs).
 PYTHON ?= python3.11
+# a prepared folder of real images for `make demo` / `make example` (empty: synthetic only)
+REAL_DATA ?= $(wildcard ../shared/data/real-dev)
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -18,10 +20,10 @@ run: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 demo: setup
-	$(BIN)/iclsam demo
+	ICLSAM_REAL_DATA="$(REAL_DATA)" $(BIN)/iclsam demo
 
 example: setup
-	$(BIN)/python -c "from iclsam.stages import run_notebook; run_notebook('notebooks/ICL-SAM_example.py', 'ICL-SAM_example.ipynb')"
+	ICLSAM_REAL_DATA="$(REAL_DATA)" $(BIN)/python -c "from iclsam.dvc_stages import run_notebook; run_notebook('notebooks/ICL-SAM_example.py', 'ICL-SAM_example.ipynb')"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -44,19 +44,10 @@ from iclsam.confidence import fit_confidence_classifier, token_labels
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.sam import SamPredictor
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
+from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "benchmark"
-
-
-def seconds(fn, repeats: int) -> float:
-    """Best of `repeats` wall-clock runs of fn()."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def all_tokens(sam: SamPredictor, images, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -96,13 +87,13 @@ def part_confidence_fit(sam: SamPredictor, repeats: int) -> list[str]:
     rows.append(("sklearn SAGA, every token (the plain way)", saga_s, saga_auc,
                  f"{iterations} epochs{' (its limit: NOT converged)' if iterations >= 100 else ''}"))
     result = {}
-    s = seconds(lambda: result.update(fit=sklearn_fit("lbfgs")), repeats)
+    s = best_of(repeats, lambda: result.update(fit=sklearn_fit("lbfgs")))
     w, b, iterations = result["fit"]
     rows.append(("sklearn lbfgs, every token", s, roc_auc_score(y_test, x_test @ w + b), f"{iterations} iterations"))
     for name, kwargs in (("ours: L-BFGS in torch, every token", dict(solver="torch", train_fraction=1.0, max_tokens=None)),
                          ("the ICL-SAM code's protocol: sklearn lbfgs on a seeded 80 % / 30,000-token subsample (our default)", {}),
                          ("ours on the code's protocol: L-BFGS in torch, 30,000-token subsample", dict(solver="torch"))):
-        s = seconds(lambda: result.update(fit=fit_confidence_classifier(x, y, **kwargs)), repeats)
+        s = best_of(repeats, lambda: result.update(fit=fit_confidence_classifier(x, y, **kwargs)))
         fit = result["fit"]
         tokens = "every token" if "max_tokens" in kwargs else "30,000 tokens"
         rows.append((name, s, roc_auc_score(y_test, x_test @ fit.weight + fit.bias),
@@ -150,27 +141,27 @@ def part_per_query(sam: SamPredictor, repeats: int) -> list[str]:
 
         n = len(queries)
         boxes = np.mean([len(p.boxes) for p in model.predict_many(images, masks, queries, truths)])
-        alone = seconds(lambda: per_query(["universeg"]), repeats) / n
-        full_method = seconds(lambda: per_query(["iclsam"]), repeats) / n
-        every = seconds(lambda: per_query(None), repeats) / n
-        separately = seconds(one_call_per_variant, repeats) / n
-        unshared = seconds(lambda: per_query(None, shared=False), repeats) / n
+        alone = best_of(repeats, lambda: per_query(["universeg"])) / n
+        full_method = best_of(repeats, lambda: per_query(["iclsam"])) / n
+        every = best_of(repeats, lambda: per_query(None)) / n
+        separately = best_of(repeats, one_call_per_variant) / n
+        unshared = best_of(repeats, lambda: per_query(None, shared=False)) / n
         lines.append(f"| {label} | {boxes:.1f} | {alone:.3f} | {full_method:.3f} | {full_method / alone:.2f} | {every:.3f} "
                      f"| {separately:.3f} | {separately / every:.2f} | {every:.3f} | {unshared:.3f} | {unshared / every:.2f} |")
     lines += ["", "Batching on this machine (each against one at a time; < 1 means batching is slower):", ""]
-    for label, net, size in (("ours", ICLSAM(sam=sam).universeg, 64), ("official architecture", init_universeg_weights(UniverSeg()).eval(), 128)):
+    for label, net, size in (("ours", ICLSAM(sam=sam).icl_model.network, 64), ("official architecture", init_universeg_weights(UniverSeg()).eval(), 128)):
         support = torch.stack([universeg_image(x, "support", size=size) for x in images])[None]
         labels = torch.stack([universeg_label(y, size) for y in masks])[None]
         targets = torch.stack([universeg_image(q, "query", size=size) for q in queries])
         batch = len(queries)
         with torch.inference_mode():
-            single = seconds(lambda: [net(targets[i:i + 1], support, labels) for i in range(batch)], repeats)
-            batched = seconds(lambda: net(targets, support.expand(batch, -1, -1, -1, -1), labels.expand(batch, -1, -1, -1, -1)), repeats)
+            single = best_of(repeats, lambda: [net(targets[i:i + 1], support, labels) for i in range(batch)])
+            batched = best_of(repeats, lambda: net(targets, support.expand(batch, -1, -1, -1, -1), labels.expand(batch, -1, -1, -1, -1)))
         lines.append(f"- UniverSeg ({label}), {batch} queries in one batch: x {single / batched:.2f}")
     embedding = sam.encode(queries[0])
     three = np.array([[20, 30, 90, 110], [40, 50, 120, 140], [10, 10, 60, 70]])
-    single = seconds(lambda: [sam.decode(embedding, three[i:i + 1]) for i in range(3)], repeats)
-    batched = seconds(lambda: sam.decode(embedding, three), repeats)
+    single = best_of(repeats, lambda: [sam.decode(embedding, three[i:i + 1]) for i in range(3)])
+    batched = best_of(repeats, lambda: sam.decode(embedding, three))
     lines.append(f"- SAM decoder (LiteMedSAM), 3 boxes in one batch: x {single / batched:.2f}")
     return lines
 

@@ -17,15 +17,7 @@ from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.sam import SamPredictor
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
-
-
-def best_of(repeats, fn):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of
 
 
 def main():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from .icl import ICL_BACKENDS
 from .model import ICLSAM
 from .sam import SAM_BACKBONES
 
-REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-dev"
+REAL_DATA_VARIABLE = "ICLSAM_REAL_DATA"  # a prepared folder of your own real images, for demo and evaluation
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,9 +47,9 @@ def _demo_tasks(args):
             pool = [c[2][task] for c in cases if c[1] == "support"]
             support = [pool[i] for i in sorted(rng.choice(len(pool), args.m, replace=False))]
             yield task, "SYNTHETIC", support, [c[2][task] for c in cases if c[1] == "query"]
-    data = Path(args.data) if args.data else (REAL_DEV if REAL_DEV.is_dir() else None)
-    if data is None:
+    if not args.data:
         return
+    data = Path(args.data)
     for task in open_tasks(data):
         ids = task.ids
         chosen = [ids[i] for i in rng.choice(len(ids), args.m + args.queries, replace=False)]
@@ -119,15 +120,11 @@ def prepare(args) -> int:
 
 
 def sample_support(args) -> int:
-    from .data.folder import open_tasks
     from .atomic import write_csv_atomic
-    from .data.splits import draw_supports, with_splits
+    from .data.folder import open_tasks
+    from .protocol import task_protocol
 
-    frames = []
-    for task in open_tasks(args.data):
-        meta = with_splits(task.meta, seed=args.seed, key=task.name)
-        pool = meta.loc[meta["split"] == "support", "id"]
-        frames.append(draw_supports(task.name, pool, args.m, args.draws, args.seed))
+    frames = [task_protocol(task, args.m, args.draws, None, args.seed)[0] for task in open_tasks(args.data)]
     path = write_csv_atomic(pd.concat(frames, ignore_index=True), args.out)
     print(f"{path}: {len(frames)} tasks, m in {args.m}, {args.draws} draws each")
     return 0
@@ -176,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     _model_arguments(p)
     p.add_argument("--m", type=int, default=4, help="support images per task (default 4)")
     p.add_argument("--queries", type=int, default=5, help="query images per task (default 5)")
-    p.add_argument("--data", help="a folder of prepared tasks (default: ../shared/data/real-dev when present)")
+    p.add_argument("--data", default=os.environ.get(REAL_DATA_VARIABLE),
+                   help=f"your own prepared folder of real images, segmented after the synthetic tasks (default: ${REAL_DATA_VARIABLE})")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
 

