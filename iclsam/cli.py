@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .atomic import write_text_atomic
 from .icl import ICL_BACKENDS
 from .model import ICLSAM
 from .sam import SAM_BACKBONES
@@ -155,14 +154,18 @@ PROFILES = Path("profiles")
 
 
 def profile(args) -> int:
-    """Makes profiles/<name>.yaml the active params.yaml (atomically)."""
+    """Makes params.yaml a link to profiles/<name>.yaml (atomically): a profile file is the one copy of
+    its parameters, and `dvc exp run -S` edits the active one."""
     source = PROFILES / f"{args.name}.yaml"
     if not source.is_file():
         names = sorted(p.stem for p in PROFILES.glob("*.yaml"))
         print(f"iclsam: error: no profile {source} (run from the repository root; profiles: {names})", file=sys.stderr)
         return 2
-    write_text_atomic("params.yaml", source.read_text())
-    print(f"params.yaml is now the '{args.name}' profile; run `dvc repro`")
+    link = Path(f".params.yaml.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    link.symlink_to(source)
+    link.replace("params.yaml")
+    print(f"params.yaml -> {source}: the '{args.name}' profile; run `dvc repro`")
     return 0
 
 
