@@ -4,15 +4,18 @@ what produced a result, and checking that the paper profile's inputs exist."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from .protocol import select_queries
+from .data.folder import Task, open_task
+from .protocol import example_query, run_grid, select_queries
 from .model import ICLSAM
 from .report import Provenance
 from .sam import SAM_BACKBONES, SamPredictor
+from .sam.cache import image_key
 
 ENCODER_CACHE = Path(".cache/embeddings")
 
@@ -93,3 +96,43 @@ def missing_inputs(params: dict) -> list[str]:
         missing.append(f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
                        "UniverSeg GitHub release 'weights')")
     return missing
+
+
+def task_inputs(params: dict, data: str | Path, task: str, splits_file: str | Path, draws_file: str | Path,
+                max_queries: int | None) -> tuple[Task, pd.DataFrame, list[str]]:
+    """A stage's view of one task: the prepared task, the support draws and its query images."""
+    draws = pd.read_csv(draws_file, dtype={"id": str})
+    return open_task(Path(data) / task), draws, task_queries(splits_file, task, max_queries, params["grid"]["seed"])
+
+
+def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
+                  ) -> tuple[pd.DataFrame, dict, dict]:
+    """The grid stage on one task: the scores of every backbone and ICL model (`protocol.run_grid`),
+    the run record (ICL weights, encoder passes and cache hits, the keys of the images used, seconds)
+    and Figs. 4/5's example query (first backbone and ICL model)."""
+    start = time.perf_counter()
+    frames, example = [], None
+    record = {"task": task.name, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
+    for sam in grid["sam"]:
+        models = build_models(grid, sam, grid["icl"])
+        for icl, model in models.items():
+            scores = run_grid(model, task, draws, queries, with_assd=grid["assd"], progress=progress)
+            frames.append(scores.assign(sam=sam, icl=icl))
+            record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
+            if example is None:
+                example = example_query(model, task, draws, queries)
+        predictor = next(iter(models.values())).sam
+        record["encoder_passes"] += predictor.encoder_passes
+        record["encoder_cache_hits"] += predictor.disk_hits
+    used = sorted(set(draws.loc[draws["task"] == task.name, "id"]) | set(queries))
+    record["images"] = sorted(image_key(task.load(i)[0]) for i in used)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return pd.concat(frames, ignore_index=True), record, example
+
+
+def grid_results(params_file: str | Path, grid_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict], dict]:
+    """What the rendering stages read: the parameters, the grid's scores of every task, its run
+    records, and the ICL weights in words per "<sam>/<icl>"."""
+    params = load_params(params_file)
+    scores, records = load_grid(grid_dir, params["tasks"])
+    return params, scores, records, records[0]["icl_weights"]

@@ -13,11 +13,9 @@ tables = "tables"
 from pathlib import Path
 
 from iclsam.report import ablation_table, dataset_ablation_table, icl_backend_table, per_backbone, write_table
-from iclsam.dvc_stages import load_grid, load_params, provenance
+from iclsam.dvc_stages import grid_results, provenance
 
-params = load_params(params_file)
-scores, records = load_grid(grid_dir, params["tasks"])
-weights = records[0]["icl_weights"]
+params, scores, records, weights = grid_results(params_file, grid_dir)
 
 # %%
 sams = params["grid"]["sam"]

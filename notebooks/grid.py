@@ -17,45 +17,22 @@ out = "results/grid"
 
 # %%
 import json
-import time
 from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
-from iclsam.atomic import write_text_atomic
-from iclsam.data.folder import open_task
-from iclsam.atomic import write_csv_atomic
-from iclsam.protocol import example_query, run_grid, save_example
-from iclsam.sam.cache import image_key
-from iclsam.dvc_stages import build_models, load_params, task_queries
+from iclsam.atomic import write_csv_atomic, write_text_atomic
+from iclsam.dvc_stages import grid_for_task, load_params, task_inputs
+from iclsam.protocol import save_example
 
 params = load_params(params_file)
-grid = params["grid"]
-prepared = open_task(Path(data) / task)
-draws = pd.read_csv(draws_file, dtype={"id": str})
-queries = task_queries(splits_file, task, grid["max_queries"], grid["seed"])
+prepared, draws, queries = task_inputs(params, data, task, splits_file, draws_file, params["grid"]["max_queries"])
 
 # %%
-start = time.perf_counter()
-frames, record = [], {"task": task, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
-for sam in grid["sam"]:
-    models = build_models(grid, sam, grid["icl"])
-    for icl, model in models.items():
-        scores = run_grid(model, prepared, draws, queries, with_assd=grid["assd"], progress=tqdm)
-        frames.append(scores.assign(sam=sam, icl=icl))
-        record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
-        if (sam, icl) == (grid["sam"][0], grid["icl"][0]):  # Figs. 4/5's example
-            save_example(example_query(model, prepared, draws, queries), Path(out) / f"{task}.example.npz")
-    predictor = next(iter(models.values())).sam
-    record["encoder_passes"] += predictor.encoder_passes
-    record["encoder_cache_hits"] += predictor.disk_hits
-used = sorted(set(draws.loc[draws["task"] == task, "id"]) | set(queries))
-record["images"] = sorted(image_key(prepared.load(i)[0]) for i in used)
-record["seconds"] = round(time.perf_counter() - start, 1)
-scores = pd.concat(frames, ignore_index=True)
+scores, record, example = grid_for_task(params["grid"], prepared, draws, queries, progress=tqdm)
 write_csv_atomic(scores, Path(out) / f"{task}.csv")
 write_text_atomic(Path(out) / f"{task}.json", json.dumps(record, indent=1) + "\n")
+save_example(example, Path(out) / f"{task}.example.npz")
 
 # %%
 scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round(3)

@@ -17,14 +17,12 @@ import json
 from pathlib import Path
 
 from iclsam.atomic import write_text_atomic
-from iclsam.dvc_stages import load_grid, load_params, provenance
+from iclsam.dvc_stages import grid_results, provenance
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.protocol import load_example
 from iclsam.report import assd_table, gt_box_table, per_backbone, run_summary, table1, write_table
 
-params = load_params(params_file)
-scores, records = load_grid(grid_dir, params["tasks"])
-weights = records[0]["icl_weights"]
+params, scores, records, weights = grid_results(params_file, grid_dir)
 
 # %%
 sams = params["grid"]["sam"]

@@ -13,25 +13,19 @@ out = "results/sensitivity.csv"
 figure = "figures/figure6_sensitivity.png"
 
 # %%
-from pathlib import Path
-
-import pandas as pd
 from tqdm.auto import tqdm
 
-from iclsam.data.folder import open_task
 from iclsam.atomic import write_csv_atomic
-from iclsam.protocol import run_sensitivity
+from iclsam.dvc_stages import build_models, load_params, provenance, task_inputs
 from iclsam.figures import sensitivity_figure
-from iclsam.dvc_stages import build_models, load_params, provenance, task_queries
+from iclsam.protocol import run_sensitivity
 
 params = load_params(params_file)
 p = params["sensitivity"]
-task = open_task(Path(data) / p["task"])
-draws = pd.read_csv(draws_file, dtype={"id": str})
+task, draws, queries = task_inputs(params, data, p["task"], splits_file, draws_file, p["max_queries"])
 draws = draws[(draws["task"] == p["task"]) & (draws["m"] == p["m"]) & (draws["draw"] < p["draws"])]
 if draws.empty:
     raise SystemExit(f"no support draws of m = {p['m']} for {p['task']}: add m to sample_support.sizes")
-queries = task_queries(splits_file, p["task"], p["max_queries"], params["grid"]["seed"])
 model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
 
 # %%
