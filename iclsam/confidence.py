@@ -126,14 +126,14 @@ def fit_logistic_torch(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: in
 def fit_confidence_classifier(x: np.ndarray, y: np.ndarray, solver: str = "lbfgs", seed: int = 0,
                               train_fraction: float = 0.8, max_tokens: int | None = 30_000) -> ConfidenceClassifier:
     """Eq. 2's logistic regression (binary cross-entropy, balanced classes, C = 1, 100 iterations) on
-    a seeded random `train_fraction` of the tokens, at most `max_tokens` of them (the ICL-SAM code's
-    protocol; `train_fraction=1, max_tokens=None` fits every token). solver: "lbfgs" (sklearn, the
-    code; default), "saga" (sklearn, the paper's wording) or "torch" (ours, `fit_logistic_torch`: the
+    a seeded random `train_fraction` of at most `max_tokens` tokens (the ICL-SAM code's protocol:
+    30,000 tokens, then its 80 % split, so at most 24,000 are fitted; `train_fraction=1,
+    max_tokens=None` fits every token). solver: "lbfgs" (sklearn, the code; default), "saga" (sklearn, the paper's wording) or "torch" (ours, `fit_logistic_torch`: the
     same objective, faster on many tokens)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    count = max(int(train_fraction * len(y)), 1)
-    count = count if max_tokens is None else min(count, max_tokens)
+    capped = len(y) if max_tokens is None else min(len(y), max_tokens)
+    count = max(int(train_fraction * capped), 1)  # the code: cap at max_tokens, then its 80 % split
     if count >= len(y):  # every token: no copy
         x_fit, y_fit = x, y
     else:

@@ -102,3 +102,24 @@ def test_our_solver_minimises_sklearns_objective():
     held_out = overlapping(seed=6)
     auc = lambda w, b: roc_auc_score(held_out[1], held_out[0] @ w + b)  # noqa: E731
     assert abs(auc(classifier.weight, classifier.bias) - auc(reference.coef_[0], reference.intercept_[0])) < 1e-3
+
+
+@pytest.mark.parametrize("n, expected", [(10_000, 8_000), (30_000, 24_000), (50_000, 24_000)])
+def test_the_code_protocol_caps_the_tokens_then_keeps_80_percent(monkeypatch, n, expected):
+    """The public code caps the support tokens at 30,000 and then keeps its 80 % split (at most
+    24,000 fitted), not min(80 %, 30,000)."""
+    import iclsam.confidence as confidence
+
+    seen = []
+
+    class Recording(confidence.LogisticRegression):
+        def fit(self, x, y):
+            seen.append(len(y))
+            return super().fit(x[:200], y[:200])
+
+    monkeypatch.setattr(confidence, "LogisticRegression", Recording)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    y = x[:, 0] > 0
+    confidence.fit_confidence_classifier(x, y)
+    assert seen == [expected]
