@@ -238,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except KeyboardInterrupt:
+        print("iclsam: interrupted; every output file is either whole or absent", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: missing, unwritable or misplaced paths
         print(f"iclsam: error: {error}", file=sys.stderr)
         return 2
 

@@ -4,10 +4,17 @@ Support: image files with a mask of the same name (stem) in the masks folder. Qu
 files (PNG, JPEG, TIFF, BMP, .npy) -> one PNG mask each; NIfTI volumes (.nii, .nii.gz) -> one NIfTI
 mask each (same header), segmented slice by slice along the last axis. Every input is read and
 checked before anything is written; each output file appears whole (written, then renamed).
+
+The output folder is never an input folder, two queries never share an output name, and
+`<out>/run.json` records what wrote the masks (variant, SAM backbone, ICL weights, time, files). A
+new run into the same folder first removes what the previous run there recorded (its masks and its
+dice.csv), so no stale result survives beside the new ones; files it did not write are left alone.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .atomic import write_atomic
+from .atomic import write_atomic, write_text_atomic
 from .readers import IMAGE_SUFFIXES, read_image, read_mask, read_volume
 from .inputs import check_image
 from .metrics import dice
@@ -45,6 +52,46 @@ def list_images(folder: Path, what: str, allow_nifti: bool = False) -> list[Path
         kinds = ", ".join(IMAGE_SUFFIXES + (NIFTI_SUFFIXES if allow_nifti else ()))
         raise FileNotFoundError(f"{what} folder {folder} has no image files ({kinds})")
     return files
+
+
+def output_name(path: Path) -> str:
+    """The mask file a query gives: <stem>.nii.gz for NIfTI, <stem>.png otherwise."""
+    return f"{stem_of(path)}.nii.gz" if is_nifti(path) else f"{stem_of(path)}.png"
+
+
+def check_outputs(out: Path, inputs: dict[str, Path], queries: list[Path]) -> None:
+    """Refuses an output folder that is one of the input folders and queries whose masks would share
+    a file name."""
+    target = out.resolve()
+    for what, folder in inputs.items():
+        if folder is not None and folder.resolve() == target:
+            raise ValueError(f"the output folder {out} is the {what} folder {folder}: its files would be "
+                             "overwritten or mixed with masks; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the output folder {out} is a file")
+    by_name: dict[str, list[Path]] = {}
+    for path in queries:
+        by_name.setdefault(output_name(path), []).append(path)
+    clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if clashes:
+        name, paths = next(iter(sorted(clashes.items())))
+        raise ValueError(f"queries {', '.join(str(p) for p in paths)} would all be written to {out / name}; "
+                         "rename them so that their names without extension differ")
+
+
+def remove_previous_run(out: Path) -> None:
+    """Deletes what the run recorded in `<out>/run.json` wrote (masks, dice.csv), then the record."""
+    record = out / "run.json"
+    if not record.is_file():
+        return
+    try:
+        written = json.loads(record.read_text()).get("outputs", [])
+    except (ValueError, AttributeError):
+        written = []
+    for name in written:
+        if isinstance(name, str) and "/" not in name and name not in ("", ".", ".."):
+            (out / name).unlink(missing_ok=True)
+    record.unlink()
 
 
 def find_mask(folder: Path, stem: str, for_file: Path) -> Path:
@@ -91,14 +138,18 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
     """Segments every query; returns the Dice table when query masks are given (also written to
     `<out>/dice.csv`)."""
     support_files = list_images(support_images, "support images")
+    query_files = list_images(queries, "query", allow_nifti=True)
+    check_outputs(out, {"support images": support_images, "support masks": support_masks, "query": queries,
+                        "query masks": query_masks}, query_files)
     support = [read_image(p) for p in support_files]
     labels = [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
-    items = [read_query(p, query_masks) for p in list_images(queries, "query", allow_nifti=True)]
+    items = [read_query(p, query_masks) for p in query_files]
     if variant not in model.variants() or variant == "sam+gt":
         raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
     prepared = model.support_set(support, labels)  # features and Eq. 2 fit once for every query
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    remove_previous_run(out)
+    written, rows = [], []
     for query in (progress(items, desc="queries") if progress else items):
         per_slice = []
         for k, image in enumerate(query.slices):
@@ -109,26 +160,32 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
             wanted = [variant] if query.truth is None else [v for v in model.variants() if v != "sam+gt"]
             per_slice.append(model.predict_query(prepared, image, truth, wanted))
         masks = [p.masks[variant] for p in per_slice]
-        stem = stem_of(query.path)
+        name = output_name(query.path)
         if query.header is not None:
             import nibabel as nib
 
             volume = np.stack(masks, axis=-1).astype(np.uint8)
             result = nib.Nifti1Image(volume, query.header.affine, query.header.header)
             result.set_data_dtype(np.uint8)
-            write_atomic(out / f"{stem}.nii.gz", lambda p: nib.save(result, str(p)))
+            write_atomic(out / name, lambda p: nib.save(result, str(p)))
         else:
-            write_atomic(out / f"{stem}.png", lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
+            write_atomic(out / name, lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
+        written.append(name)
         if query.truth is not None:
             truth = np.stack(query.truth)
             row = {"query": query.path.name}
-            for name in per_slice[0].masks:
-                if name == "sam+gt":
+            for variant_name in per_slice[0].masks:
+                if variant_name == "sam+gt":
                     continue
-                row[name] = dice(np.stack([p.masks[name] for p in per_slice]), truth)
+                row[variant_name] = dice(np.stack([p.masks[variant_name] for p in per_slice]), truth)
             rows.append(row)
-    if not rows:
-        return None
-    table = pd.DataFrame(rows)
-    write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+    table = pd.DataFrame(rows) if rows else None
+    if table is not None:
+        write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+        written.append("dice.csv")
+    record = {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
+              "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "support_images": str(support_images), "support_masks": str(support_masks), "query": str(queries),
+              "query_masks": None if query_masks is None else str(query_masks), "outputs": written}
+    write_text_atomic(out / "run.json", json.dumps(record, indent=1) + "\n")
     return table

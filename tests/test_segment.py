@@ -69,3 +69,44 @@ def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders,
     assert "trained on generated (synthetic) tasks" in capsys.readouterr().err
     assert main(argv[:-2] + ["--icl", "features", "--variant", "iclsam", "--out", str(folders / "out2")]) == 0
     assert "synthetic" not in capsys.readouterr().err
+
+
+def test_output_folder_may_not_be_an_input_folder(folders, capsys):
+    before = {p.name: p.read_bytes() for p in (folders / "query").iterdir()}
+    argv = ["segment", "--icl", "features", "--support-images", str(folders / "support"), "--support-masks",
+            str(folders / "support_masks"), "--query", str(folders / "query")]
+    assert main(argv + ["--out", str(folders / "query")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "query folder" in error and str(folders / "query") in error
+    assert {p.name: p.read_bytes() for p in (folders / "query").iterdir()} == before
+    assert main(argv + ["--out", str(folders / "support_masks")]) == 2
+    assert "support masks folder" in capsys.readouterr().err
+
+
+def test_queries_with_one_output_name_are_an_error(folders, capsys):
+    np.save(folders / "query" / "q0.npy", np.asarray(Image.open(folders / "query" / "q0.png")))
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert "q0.npy" in error and "q0.png" in error and "rename" in error
+    assert not (folders / "out").exists()
+
+
+def test_a_new_run_records_itself_and_leaves_nothing_stale(folders):
+    import json
+
+    assert run(folders, "--query-masks", str(folders / "query_masks")) == 0
+    assert (folders / "out" / "dice.csv").is_file()
+    (folders / "out" / "mine.txt").write_text("not written by iclsam")
+    (folders / "query" / "vol.nii.gz").unlink()
+    assert run(folders, "--variant", "sam") == 0
+    record = json.loads((folders / "out" / "run.json").read_text())
+    assert record["variant"] == "sam" and record["sam"] == "LiteMedSAM" and "training-free" in record["icl_weights"]
+    assert record["outputs"] == ["q0.png"] and record["time"]
+    assert sorted(p.name for p in (folders / "out").iterdir()) == ["mine.txt", "q0.png", "run.json"]
+
+
+def test_an_unwritable_output_is_one_line_exit_2(folders, capsys):
+    (folders / "afile").write_text("x")
+    assert run(folders, "--out", str(folders / "afile" / "out")) in (2,)
+    error = capsys.readouterr().err
+    assert error.startswith("iclsam: error:") and error.count("\n") == 1 and "afile" in error
