@@ -146,13 +146,22 @@ def gt_box_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     return out
 
 
+def empty_prediction_counts(scores: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per row of `keys` (over data sets): how many predictions were empty (their ASSD is undefined
+    and left out of the mean) out of how many."""
+    rows = scores.assign(empty=scores["assd"].isna(), dataset=scores["task"].map(PAPER_TASK).map(PAPER_DATASET))
+    return rows.groupby(keys, as_index=False).agg(empty_predictions=("empty", "sum"), predictions=("empty", "size"))
+
+
 def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
-    """Table 6: ASSD (pixels at 512 x 512) per data set, UniverSeg and the full method."""
+    """Table 6: ASSD (pixels at 512 x 512) per data set, UniverSeg and the full method, over the
+    non-empty predictions, with the count of empty ones beside it."""
     ours = ours_by_paper_task(scores, "assd")
     ours = ours[ours["variant"].isin(["universeg", "iclsam", "sam+gt"])].copy()
     ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
     keys = [c for c in ("icl", "dataset", "variant", "m") if c in ours.columns]
     ours = ours.groupby(keys, as_index=False)["assd"].mean()
+    ours = ours.merge(empty_prediction_counts(scores, keys), on=keys, how="left")
     backbone = "SAM" if sam == "sam" else "MedSAM"
     names = {"universeg": "UniverSeg", "iclsam": f"UniverSeg+{backbone}", "sam+gt": f"{backbone}+GT"}
     ours["model"] = ours["variant"].map(names)
