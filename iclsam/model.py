@@ -147,6 +147,10 @@ class ICLSAM:
         query_masks = [None] * len(query_images) if query_masks is None else list(query_masks)
         if len(query_masks) != len(query_images):
             raise ValueError(f"{len(query_images)} query images but {len(query_masks)} query masks")
+        for i, (x, y) in enumerate(zip(query_images, query_masks)):  # every query checked before any work
+            image = check_image(x, f"query image {i}")
+            if y is not None:
+                check_mask(y, image.shape[:2], f"query mask {i}")
         support = self.support_set(support_images, support_masks)
         return [self.predict_query(support, x, y, variants) for x, y in zip(query_images, query_masks)]
 

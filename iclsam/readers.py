@@ -30,13 +30,23 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A binary mask file of the given image size as bool, or an error naming the file."""
+    """A binary mask file of the given image size as bool, or an error naming the file. A palette
+    (indexed) PNG is read by index, not through its colours: index 0 is background whatever colour
+    the palette gives it. A NIfTI mask (.nii, .nii.gz) must hold one 2-D slice."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask not found: {path}")
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        array = np.squeeze(read_volume(path))
+        if array.ndim != 2:
+            raise ValueError(f"{path}: a NIfTI mask of a 2-D image must hold one slice, got shape {array.shape}")
+        return check_mask(array, shape, str(path))
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("L") if image.mode not in ("L", "1", "I", "I;16") else image)
+            if image.mode in ("P", "L", "1", "I", "I;16"):
+                array = np.asarray(image)
+            else:
+                array = np.asarray(image.convert("L"))
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: unreadable mask ({error})") from error
     return check_mask(array, shape, str(path))

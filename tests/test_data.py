@@ -357,3 +357,32 @@ def test_draws_are_seeded_from_the_task_and_m():
         draw_supports("taskA", pool, sizes=(1, 64))
     with pytest.raises(ValueError, match="pool is empty"):
         draw_supports("taskA", [])
+
+
+def test_a_partial_download_is_an_error_naming_the_missing_part(tmp_path):
+    import shutil
+
+    raw, out = tmp_path / "drishti", tmp_path / "prepared"
+    drishti_replica(raw)
+    for test in [p for p in raw.rglob("*") if p.is_dir() and p.name == "Test"]:
+        shutil.rmtree(test)
+    with pytest.raises(FileNotFoundError, match=r"Drishti-GS1: no query cases.*partial.*allow-partial"):
+        prepare_source("drishti", raw, out)
+    assert not out.exists() or not any(out.iterdir())
+    prepare_source("drishti", raw, out, allow_partial=True)
+    assert set(open_task(out / "drishti_disc").meta["split"]) == {"support"}
+
+
+def test_palette_masks_are_read_by_index(tmp_path):
+    from PIL import Image
+
+    from iclsam.readers import read_mask
+
+    index = np.zeros((40, 50), np.uint8)
+    index[5:11, 5:20] = 1  # 15 % of the image is target (index 1)
+    image = Image.fromarray(index, mode="P")
+    image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)  # white at index 0, black at index 1
+    image.save(tmp_path / "palette.png")
+    mask = read_mask(tmp_path / "palette.png", (40, 50))
+    assert mask.mean() == pytest.approx(index.astype(bool).mean())
+    np.testing.assert_array_equal(mask, index == 1)

@@ -145,3 +145,19 @@ def bad(task, **change):
 def test_bad_inputs_are_clear_errors(features_model, task, change, message):
     with pytest.raises(ValueError, match=message):
         features_model.predict(**bad(task, **change(task)))
+
+
+def test_predict_many_checks_every_query_first_and_names_its_index(features_model, task):
+    images, masks, query, query_mask = task
+    fits = features_model.classifier_fits
+    features_model.clear_support_sets()
+    with pytest.raises(ValueError, match=r"query image 2: image contains NaN"):
+        features_model.predict_many(images, masks, [query, query, np.where(query_mask, np.nan, 1.0)])
+    assert features_model.classifier_fits == fits  # nothing was computed before the check
+
+
+def test_a_very_thin_image_is_segmented_not_a_resize_error(features_model, task):
+    images, masks, _, _ = task
+    thin = np.random.default_rng(0).integers(0, 255, (8, 4200)).astype(np.uint8)
+    prediction = features_model.predict(images, masks, thin, variants=["features"])
+    assert prediction.masks["features"].shape == (8, 4200)

@@ -110,3 +110,20 @@ def test_an_unwritable_output_is_one_line_exit_2(folders, capsys):
     assert run(folders, "--out", str(folders / "afile" / "out")) in (2,)
     error = capsys.readouterr().err
     assert error.startswith("iclsam: error:") and error.count("\n") == 1 and "afile" in error
+
+
+def test_sample_support_rejects_zero_sizes_and_draws(tmp_path, capsys):
+    for flag in (["--m", "0"], ["--draws", "0"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["sample-support", "--data", str(tmp_path), "--out", str(tmp_path / "d.csv"), *flag])
+        assert stop.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_nifti_mask_of_a_2d_image_is_read_as_nifti(folders):
+    mask = np.asarray(Image.open(folders / "query_masks" / "q0.png")) > 0
+    (folders / "query_masks" / "q0.png").unlink()
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)), str(folders / "query_masks" / "q0.nii.gz"))
+    (folders / "query" / "vol.nii.gz").unlink()
+    (folders / "query_masks" / "vol.nii.gz").unlink()
+    assert run(folders, "--query-masks", str(folders / "query_masks")) == 0
+    assert pd.read_csv(folders / "out" / "dice.csv")["iclsam"].item() > 0.8

@@ -143,3 +143,10 @@ def test_preprocessing_as_the_code():
     label = universeg_label(mask)
     assert set(label.unique().tolist()) == {0.0, 1.0}
     assert abs(float(label.mean()) - mask.mean()) < 0.02
+
+
+def test_a_checkpoint_of_zero_dimensional_tensors_is_a_clear_error(tmp_path):
+    path = tmp_path / "scalars.pt"
+    torch.save({k: torch.tensor(0.0) for k in UniverSeg().state_dict()}, path)
+    with pytest.raises(ValueError, match=r"scalars.pt.*expected a 4-D convolution weight"):
+        load_universeg(path)

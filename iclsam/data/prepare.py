@@ -21,6 +21,12 @@ def prepare_source(name: str, raw: str | Path, out: str | Path, seed: int = 0, p
         raise FileNotFoundError(f"{source.name}: raw folder not found: {raw} (expected layout: {source.layout})")
     cases = source.list_cases(raw)
     splits = _split(source, cases, seed)
+    for side in ("support", "query"):
+        if side not in splits.values() and not options.get("allow_partial"):
+            raise FileNotFoundError(
+                f"{source.name}: no {'meta-support' if side == 'support' else 'query'} cases under {raw}: the download "
+                f"looks partial (expected layout: {source.layout}); pass allow_partial=True (--allow-partial) to "
+                "prepare it anyway")
     with writing_tasks(out, source.tasks) as writers:
         for case in (progress(cases, desc=source.name) if progress else cases):
             for task, image_id, image, mask, origin in source.read_case(case, options):

@@ -71,7 +71,11 @@ def universeg(weights: str | Path = "shipped") -> tuple[UniverSeg, int, str]:
 def _widths_from_state(state: dict, path: Path) -> tuple[int, ...]:
     widths = []
     while f"enc_blocks.{len(widths)}.cross.cross_conv.weight" in state:
-        widths.append(int(state[f"enc_blocks.{len(widths)}.cross.cross_conv.weight"].shape[0]))
+        weight = state[f"enc_blocks.{len(widths)}.cross.cross_conv.weight"]
+        if weight.ndim != 4:
+            raise ValueError(f"UniverSeg checkpoint {path}: enc_blocks.{len(widths)}.cross.cross_conv.weight has shape "
+                             f"{tuple(weight.shape)}, expected a 4-D convolution weight")
+        widths.append(int(weight.shape[0]))
     if len(widths) < 2:
         raise ValueError(f"UniverSeg checkpoint {path} has no UniverSeg encoder keys (enc_blocks.*)")
     return tuple(widths)
