@@ -190,3 +190,37 @@ def test_checkpoint_problems_are_clear_errors(tmp_path):
         build_sam("sam", get_asset_path())
     with pytest.raises(ValueError, match="unknown SAM backbone"):
         build_sam("vit_h")
+
+
+def test_damaged_or_foreign_cache_entries_are_replaced_with_a_warning(tmp_path):
+    from iclsam.sam.cache import image_key
+
+    sam = SamPredictor("lite", cache_dir=tmp_path)
+    a = textured_image(ellipse((64, 80), (30, 40), (10, 20)), seed=3)
+    b = textured_image(ellipse((64, 80), (20, 30), (12, 14)), seed=4)
+    uncached = SamPredictor("lite")
+    expected_b = uncached.encode(b).features
+    sam.encode(a)
+    entry_a, entry_b = sam.cache_dir / f"{image_key(a)}.pt", sam.cache_dir / f"{image_key(b)}.pt"
+
+    def fresh():  # a new process: empty memory, the same disk cache
+        return SamPredictor("lite", cache_dir=tmp_path)
+
+    # the entry of another image of the same size under b's name
+    entry_b.write_bytes(entry_a.read_bytes())
+    with pytest.warns(RuntimeWarning, match=rf"{entry_b.name} is of another image"):
+        got = fresh().encode(b)
+    assert torch.equal(got.features, expected_b)
+    assert fresh().encode(b).features.equal(expected_b)  # replaced: read back without a warning
+    # truncated and empty files
+    for damage in (entry_b.read_bytes()[:100], b""):
+        entry_b.write_bytes(damage)
+        with pytest.warns(RuntimeWarning, match=rf"{entry_b.name} is unreadable"):
+            assert torch.equal(fresh().encode(b).features, expected_b)
+    # the right image's entry, but computed for another size or by other pre-processing code
+    for field, value in (("original", [63, 80]), ("preprocessing", "0123456789abcdef")):
+        stored = torch.load(entry_b, weights_only=True)
+        stored[field] = value
+        torch.save(stored, entry_b)
+        with pytest.warns(RuntimeWarning, match=entry_b.name):
+            assert torch.equal(fresh().encode(b).features, expected_b)
