@@ -157,6 +157,26 @@ def run_notebook(args) -> int:
     return 0
 
 
+def check_inputs(args) -> int:
+    """The pipeline's first stage: every data set and checkpoint the active profile needs, present."""
+    from .profiles import load_params, missing_inputs
+
+    params = load_params(args.params)
+    missing = missing_inputs(params)
+    if missing:
+        print(f"iclsam: error: the '{params.get('profile', 'custom')}' profile cannot run; missing: "
+              + "; ".join(missing), file=sys.stderr)
+        return 2
+    if args.record:
+        import json
+
+        from .atomic import write_text_atomic
+
+        write_text_atomic(args.record, json.dumps({"profile": params.get("profile"), "missing": []}, indent=1) + "\n")
+    print(f"every input of the '{params.get('profile', 'custom')}' profile is present")
+    return 0
+
+
 PROFILES = Path("profiles")
 
 
@@ -228,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="a parameter (YAML value)")
     p.set_defaults(run=run_notebook)
+
+    p = commands.add_parser("check-inputs", help="check that the active profile's data sets and checkpoints exist")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--record", help="a JSON file to write when every input is present (the pipeline's first stage)")
+    p.set_defaults(run=check_inputs)
 
     p = commands.add_parser("profile", help="make profiles/<name>.yaml the active params.yaml (default, paper)")
     p.add_argument("name")

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from .data.folder import Task, open_task
 from .protocol import example_query, run_grid, select_queries
 from .model import ICLSAM
+from .profiles import data_description, load_params  # noqa: F401  (the stages' notebooks import them from here)
 from .report import Provenance
 from .sam import SAM_BACKBONES, SamPredictor
 from .sam.cache import image_key
@@ -33,20 +33,6 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
     papermill.execute_notebook(notebook, str(output), parameters=parameters or {}, kernel_name="python3",
                                language="python", progress_bar=False, cwd=None if cwd is None else str(cwd))
     return output
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"parameters file not found: {path}")
-    return yaml.safe_load(path.read_text())
-
-
-def data_description(params: dict) -> str:
-    datasets = params["prepare"]["datasets"]
-    if datasets == ["synthetic"]:
-        return f"SYNTHETIC benchmark (seed {params['prepare']['seed']}; not medical images)"
-    return ", ".join(datasets)
 
 
 def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
@@ -75,27 +61,6 @@ def task_queries(splits_file: str | Path, task: str, max_queries: int | None, se
     """The query images of `task` in the split table (a seeded subset of `max_queries` of them)."""
     splits = pd.read_csv(splits_file, dtype={"id": str})
     return select_queries(splits.loc[(splits["task"] == task) & (splits["split"] == "query"), "id"], max_queries, seed)
-
-
-def missing_inputs(params: dict) -> list[str]:
-    """What a run needs and cannot find: raw data sets and checkpoint files, each with where it goes."""
-    missing = []
-    raw = Path(params["prepare"]["raw"])
-    for dataset in params["prepare"]["datasets"]:
-        if dataset != "synthetic" and not (raw / dataset).is_dir():
-            missing.append(f"data set {dataset}: put the official download, unpacked, in {raw / dataset}/ "
-                           "(README: expected layout)")
-    grid = params["grid"]
-    for sam in grid["sam"]:
-        checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
-        if sam != "lite" and (checkpoint is None or not Path(checkpoint).is_file()):
-            missing.append(f"{SAM_BACKBONES[sam].name} checkpoint: expected at {checkpoint} "
-                           "(grid.sam_checkpoint in params.yaml)")
-    universeg = grid.get("universeg_checkpoint")
-    if "universeg" in grid["icl"] and universeg is not None and not Path(universeg).is_file():
-        missing.append(f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
-                       "UniverSeg GitHub release 'weights')")
-    return missing
 
 
 def task_inputs(params: dict, data: str | Path, task: str, splits_file: str | Path, draws_file: str | Path,

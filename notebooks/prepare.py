@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from iclsam.data.folder import open_tasks
 from iclsam.data.prepare import prepare_source, prepare_synthetic
 from iclsam.figures import examples_figure
-from iclsam.dvc_stages import data_description, load_params, missing_inputs
+from iclsam.profiles import data_description, load_params, missing_inputs
 
 params = load_params(params_file)
 p = params["prepare"]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from iclsam.atomic import write_csv_atomic
 from iclsam.data.splits import draw_supports
-from iclsam.dvc_stages import load_params
+from iclsam.profiles import load_params
 
 params = load_params(params_file)
 p = params["sample_support"]

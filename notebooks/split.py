@@ -15,7 +15,7 @@ import pandas as pd
 from iclsam.data.folder import open_task
 from iclsam.atomic import write_csv_atomic
 from iclsam.data.splits import case_column, with_splits
-from iclsam.dvc_stages import load_params
+from iclsam.profiles import load_params
 
 params = load_params(params_file)
 p = params["split"]
