@@ -177,6 +177,21 @@ def check_inputs(args) -> int:
     return 0
 
 
+def check_tables(args) -> int:
+    """Compares a run's tables with a reference (e.g. the committed ones) within the tolerance that
+    holds across CPUs."""
+    from .report import TOLERANCE, compare_tables
+
+    tolerance = {"dice": args.dice if args.dice is not None else TOLERANCE["dice"],
+                 "assd": args.assd if args.assd is not None else TOLERANCE["assd"]}
+    problems = compare_tables(args.tables, args.reference, tolerance)
+    for line in problems:
+        print(line)
+    print(f"{args.tables} vs {args.reference}: " + ("agree" if not problems else f"{len(problems)} differences")
+          + f" within Dice {tolerance['dice']:g}, ASSD {tolerance['assd']:g} px")
+    return 1 if problems else 0
+
+
 PROFILES = Path("profiles")
 
 
@@ -253,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--record", help="a JSON file to write when every input is present (the pipeline's first stage)")
     p.set_defaults(run=check_inputs)
+
+    p = commands.add_parser("check-tables", help="compare tables with a reference within the cross-CPU tolerance")
+    p.add_argument("tables", help="folder of CSV tables (e.g. tables)")
+    p.add_argument("--reference", required=True, help="folder of the reference CSV tables")
+    p.add_argument("--dice", type=float, help="tolerance of Dice-valued tables (default 1e-3)")
+    p.add_argument("--assd", type=float, help="tolerance of ASSD tables, pixels (default 0.05)")
+    p.set_defaults(run=check_tables)
 
     p = commands.add_parser("profile", help="make profiles/<name>.yaml the active params.yaml (default, paper)")
     p.add_argument("name")

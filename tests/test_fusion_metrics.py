@@ -81,3 +81,21 @@ def test_assd_matches_medpy_on_real_masks():
         masks = [resized_mask(load_pair(name, i)[1]) for i in ids]
         for a, b in zip(masks[:-1], masks[1:]):
             assert assd(a, b) == pytest.approx(binary.assd(a, b), rel=0.01)
+
+
+def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
+    import pandas as pd
+
+    from iclsam.report import compare_tables
+
+    reference, ours = tmp_path / "reference", tmp_path / "ours"
+    reference.mkdir()
+    ours.mkdir()
+    table = pd.DataFrame({"dataset": ["brats", "kits23"], "m": [1, 2], "ours": [0.5, 0.25], "paper": [0.3, float("nan")]})
+    table.to_csv(reference / "table1_dice.csv", index=False)
+    table.assign(ours=table["ours"] + 2.8e-4).to_csv(ours / "table1_dice.csv", index=False)
+    assert compare_tables(ours, reference) == []
+    table.assign(ours=table["ours"] + 0.01).to_csv(ours / "table1_dice.csv", index=False)
+    assert "column ours differs by up to 0.01" in compare_tables(ours, reference)[0]
+    table.assign(dataset=["brats", "fundus"]).to_csv(ours / "table1_dice.csv", index=False)
+    assert "column dataset differs in text" in compare_tables(ours, reference)[0]
