@@ -22,6 +22,7 @@ seed = 0
 real_data = ""  # your own prepared folder; empty: $ICLSAM_REAL_DATA, if set
 
 # %%
+import io
 import os
 import warnings
 
@@ -32,12 +33,23 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from pathlib import Path  # noqa: E402
 
 import matplotlib.pyplot as plt
+from IPython.display import Image as PNG  # noqa: E402
+from IPython.display import display  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
 from iclsam.data.synthetic import FAMILY, synthetic_cases  # noqa: E402
 from iclsam.figures import EXAMPLE_STEPS, refinement_figure  # noqa: E402
+
+
+def show(fig):
+    """Shows a figure as PNG (iclsam.figures renders with matplotlib's Agg backend)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    display(PNG(buffer.getvalue()))
+
 
 model = ICLSAM()  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
 print("SAM backbone:", model.sam.backbone.name)
@@ -60,7 +72,7 @@ for ax, (image, mask), title in zip(axes, support + [(query_image, query_mask)],
     ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.8)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
-plt.show()
+show(fig)
 
 # %% [markdown]
 # ## One call, every step
@@ -77,9 +89,9 @@ pd.Series(prediction.dice, name="Dice").round(3).to_frame()
 # %%
 def show_steps(task_name, image, truth, prediction):
     """Each step's mask (green) over the truth (dotted), with its Dice."""
-    refinement_figure([{"task": task_name, "image": image, "truth": truth, "prediction": prediction}], None,
-                      steps=EXAMPLE_STEPS, truth_on_panels=True)
-    plt.show()
+    fig = refinement_figure([{"task": task_name, "image": image, "truth": truth, "prediction": prediction}], None,
+                            steps=EXAMPLE_STEPS, truth_on_panels=True)
+    show(fig)
 
 
 show_steps(task, query_image, query_mask, prediction)
