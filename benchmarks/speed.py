@@ -5,7 +5,7 @@
 Three parts, each a ratio measured in this one run (CPU, the threads torch uses here):
 1. The confidence map's fit at m = 64 (64 x 4096 tokens x 256 features, SYNTHETIC CT images, which
    are square so every token is valid): our solver (L-BFGS in torch) and sklearn lbfgs on every
-   token, and both on the ICL-SAM code's protocol (a seeded 80 % / at most 30,000-token subsample),
+   token, and both on the ICL-SAM code's protocol (a seeded subsample: at most 30,000 tokens, then 80 % of them),
    against sklearn SAGA on every token (the paper's wording); held-out AUC on 16 other images.
 2. Per query, SAM features cached (a warm encoder cache; SYNTHETIC brain FLAIR, m = 8, 8 queries):
    ICL-SAM (the full method only) against UniverSeg alone; the full variant set of one `predict`
@@ -91,11 +91,11 @@ def part_confidence_fit(sam: SamPredictor, repeats: int) -> list[str]:
     w, b, iterations = result["fit"]
     rows.append(("sklearn lbfgs, every token", s, roc_auc_score(y_test, x_test @ w + b), f"{iterations} iterations"))
     for name, kwargs in (("ours: L-BFGS in torch, every token", dict(solver="torch", train_fraction=1.0, max_tokens=None)),
-                         ("the ICL-SAM code's protocol: sklearn lbfgs on a seeded 80 % / 30,000-token subsample (our default)", {}),
-                         ("ours on the code's protocol: L-BFGS in torch, 30,000-token subsample", dict(solver="torch"))):
+                         ("the ICL-SAM code's protocol: sklearn lbfgs on a seeded subsample, 30,000 tokens then 80 % (our default)", {}),
+                         ("ours on the code's protocol: L-BFGS in torch, the same subsample", dict(solver="torch"))):
         s = best_of(repeats, lambda: result.update(fit=fit_confidence_classifier(x, y, **kwargs)))
         fit = result["fit"]
-        tokens = "every token" if "max_tokens" in kwargs else "30,000 tokens"
+        tokens = "every token" if "max_tokens" in kwargs else "24,000 tokens"
         rows.append((name, s, roc_auc_score(y_test, x_test @ fit.weight + fit.bias),
                      f"{tokens}, {'converged' if fit.converged else 'NOT converged'}"))
     lines = [f"### 1. Confidence-map fit (Eq. 2) at m = 64: {len(y):,} x {x.shape[1]} tokens (SYNTHETIC CT kidney, "
