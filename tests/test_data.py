@@ -264,7 +264,7 @@ def test_kits23_kidney_and_tumour_on_the_first_axis(tmp_path):
 
 
 def test_kits23_window_endpoints(tmp_path):
-    from iclsam.data.prepare import ct_to_uint8
+    from iclsam.data.sources import ct_to_uint8
 
     np.testing.assert_array_equal(ct_to_uint8(np.array([-1000, -79, 304, 2000, 112.5])), [0, 0, 255, 255, 128])
 
@@ -308,7 +308,7 @@ def test_synthetic_prepares_byte_identically(tmp_path):
 @needs_real_dev
 def test_real_dev_is_in_the_prepared_format():
     tasks = open_tasks(REAL_DEV)
-    assert [t.name for t in tasks] == ["busi-lesion", "ph2-lesion"]
+    assert {"busi-lesion", "ph2-lesion"} <= {t.name for t in tasks}  # and whatever else the folder holds
     for task in tasks:
         image, mask = task.load(task.ids[0])
         assert image.shape[:2] == mask.shape and mask.any()
