@@ -1,5 +1,6 @@
-"""What the pipeline's notebooks share: reading params.yaml, building the models of a run, saying
-what produced a result, and checking that the paper profile's inputs exist."""
+"""What the pipeline's notebooks share: building the models of a run, the grid stage's work on one
+task, reading the grid's results, saying what produced a result, running a notebook. (Reading
+params.yaml and checking a profile's inputs: `profiles`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 from .data.folder import Task, open_task
 from .protocol import example_query, run_grid, select_queries
 from .model import ICLSAM
-from .profiles import data_description, load_params  # noqa: F401  (the stages' notebooks import them from here)
+from .profiles import data_description, load_params
 from .report import Provenance
 from .sam import SAM_BACKBONES, SamPredictor
 from .sam.cache import image_key

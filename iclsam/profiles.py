@@ -7,8 +7,6 @@ from pathlib import Path
 
 import yaml
 
-from .sam.build import SAM_BACKBONES
-
 
 def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
@@ -26,6 +24,8 @@ def data_description(params: dict) -> str:
 
 def missing_inputs(params: dict) -> list[str]:
     """What a run needs and cannot find: raw data sets and checkpoint files, each with where it goes."""
+    from .sam.build import SAM_BACKBONES  # here, so that reading params does not load the models
+
     missing = []
     raw = Path(params["prepare"]["raw"])
     for dataset in params["prepare"]["datasets"]:

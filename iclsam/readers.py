@@ -10,6 +10,11 @@ from PIL import Image, UnidentifiedImageError
 from .inputs import check_image, check_mask
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -36,7 +41,7 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask not found: {path}")
-    if path.name.lower().endswith((".nii", ".nii.gz")):
+    if is_nifti(path):
         array = np.squeeze(read_volume(path))
         if array.ndim != 2:
             raise ValueError(f"{path}: a NIfTI mask of a 2-D image must hold one slice, got shape {array.shape}")

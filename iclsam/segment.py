@@ -23,12 +23,10 @@ import pandas as pd
 from PIL import Image
 
 from .atomic import write_atomic, write_text_atomic
-from .readers import IMAGE_SUFFIXES, read_image, read_mask, read_volume
+from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_volume
 from .inputs import check_image
 from .metrics import dice
 from .model import ICLSAM
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 def stem_of(path: Path) -> str:
@@ -37,10 +35,6 @@ def stem_of(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-
-
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def list_images(folder: Path, what: str, allow_nifti: bool = False) -> list[Path]:
