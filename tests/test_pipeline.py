@@ -88,8 +88,18 @@ def test_features_backend_needs_no_icl_weights(features_model, task):
     assert "training-free" in features_model.icl_weights
 
 
+def test_the_default_icl_model_is_the_measured_one_and_a_checkpoint_selects_universeg(features_model):
+    from iclsam.icl import DEFAULT_ICL
+
+    assert DEFAULT_ICL == "features"  # README "Real images": best on all five real-dev sets
+    default = ICLSAM(sam=features_model.sam)
+    assert default.icl == DEFAULT_ICL and "training-free" in default.icl_weights
+    shipped = ICLSAM(sam=features_model.sam, universeg_checkpoint="shipped")
+    assert shipped.icl == "universeg" and SHIPPED_UNIVERSEG in shipped.icl_weights
+
+
 def test_without_a_checkpoint_our_shipped_weights_are_used(task):
-    model = ICLSAM()
+    model = ICLSAM(icl="universeg")
     card = json.loads((WEIGHTS_DIR / f"{SHIPPED_UNIVERSEG}.json").read_text())
     assert SHIPPED_UNIVERSEG in model.icl_weights and card["sha256"][:12] in model.icl_weights
     assert model.icl_model.size == card["config"]["size"]

@@ -127,3 +127,38 @@ def test_a_nifti_mask_of_a_2d_image_is_read_as_nifti(folders):
     (folders / "query_masks" / "vol.nii.gz").unlink()
     assert run(folders, "--query-masks", str(folders / "query_masks")) == 0
     assert pd.read_csv(folders / "out" / "dice.csv")["iclsam"].item() > 0.8
+
+
+def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
+    """A real Ctrl-C: `iclsam segment` in its own process, interrupted once it has written a mask."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    image = np.asarray(Image.open(folders / "query" / "q0.png"))
+    (folders / "query" / "vol.nii.gz").unlink()
+    for k in range(60):
+        write_png(folders / "query" / f"q{k + 1:02d}.png", np.roll(image, k, axis=1))
+    out = folders / "out"
+    command = [sys.executable, "-c", "import sys; from iclsam.cli import main; sys.exit(main())", "segment",
+               "--icl", "features", "--support-images", str(folders / "support"), "--support-masks",
+               str(folders / "support_masks"), "--query", str(folders / "query"), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not (out.is_dir() and any(p.suffix == ".png" for p in out.iterdir())):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no mask written within 300 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == 130, error
+    assert "Traceback" not in error and error.strip().splitlines()[-1].startswith("iclsam: interrupted"), error
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 61, "interrupted before the first or after the last mask"
+    assert not [p.name for p in written if p.name.startswith(".")], "a partial file survived"
+    for path in written:
+        if path.suffix == ".png":
+            assert np.asarray(Image.open(path)).shape == SHAPE

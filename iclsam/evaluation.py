@@ -1,0 +1,46 @@
+"""`iclsam evaluate`: the paper's protocol on any folder in the prepared format, every variant's Dice
+per task, support size m and ICL model, as a tidy table (CSV) and a Markdown table (m columns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .model import ICLSAM
+from .protocol import evaluate_folder
+
+SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean Dice over draws and queries of each (task, m, icl, variant), with its count n. The
+    variants keep the order of the scores (the paper's)."""
+    order = {v: i for i, v in enumerate(dict.fromkeys(scores["variant"]))}
+    summary = (scores.groupby(["task", "m", "icl", "variant"], sort=False)["dice"]
+               .agg(dice="mean", n="count").reset_index())
+    summary["_order"] = summary["variant"].map(order)
+    summary = summary.sort_values(["task", "icl", "_order", "m"], kind="stable").drop(columns="_order")
+    return summary[SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
+    """Rows task / ICL model / variant, one column per m (mean Dice)."""
+    sizes = sorted(summary["m"].unique())
+    lines = ["| task | ICL model | variant | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+             "|---|---|---|" + "---|" * len(sizes)]
+    for (task, icl, variant), rows in summary.groupby(["task", "icl", "variant"], sort=False):
+        by_m = dict(zip(rows["m"], rows["dice"]))
+        cells = [f"{by_m[m]:.{digits}f}" if m in by_m and np.isfinite(by_m[m]) else "" for m in sizes]
+        lines.append(f"| {task} | {icl} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
+             queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
+             progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-query scores (task, m, draw, query, variant, dice, icl) and their `summarise`."""
+    scores = evaluate_folder(models, data, sizes, draws, queries, tasks=tasks, seed=seed, progress=progress)
+    return scores, summarise(scores)

@@ -1,0 +1,51 @@
+"""`iclsam evaluate`: the protocol on a prepared folder, its tables, and the stored real-dev numbers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iclsam.cli import main
+from iclsam.data.prepare import prepare_synthetic
+from iclsam.evaluation import SUMMARY_COLUMNS, markdown_table, summarise
+
+
+@pytest.fixture(scope="module")
+def synthetic_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_synthetic(root, seed=0, n_support=4, n_query=3, tasks=("fundus_disc",))
+    return root
+
+
+def test_summary_is_the_mean_over_draws_and_queries():
+    rng = np.random.default_rng(0)
+    rows = [{"task": t, "m": m, "draw": d, "query": q, "variant": v, "dice": rng.random(), "icl": "features"}
+            for t in ("b", "a") for m in (4, 1) for d in range(2) for q in range(3) for v in ("features", "iclsam")]
+    scores = pd.DataFrame(rows)
+    summary = summarise(scores)
+    assert list(summary.columns) == SUMMARY_COLUMNS and (summary["n"] == 6).all()
+    for _, row in summary.iterrows():
+        chosen = scores[(scores.task == row.task) & (scores.m == row.m) & (scores.variant == row.variant)]
+        assert row.dice == pytest.approx(chosen["dice"].mean())
+    assert list(dict.fromkeys(summary["variant"])) == ["features", "iclsam"]  # the scores' (paper's) order
+    table = markdown_table(summary).splitlines()
+    assert table[0] == "| task | ICL model | variant | m = 1 | m = 4 |" and len(table) == 2 + 4
+
+
+def test_evaluate_command_writes_its_tables(synthetic_folder, tmp_path, capsys):
+    out, scores = tmp_path / "summary.csv", tmp_path / "scores.csv"
+    assert main(["evaluate", "--data", str(synthetic_folder), "--m", "1", "2", "--draws", "1", "--queries", "2",
+                 "--icl", "auto", "universeg", "--out", str(out), "--scores", str(scores)]) == 0
+    summary, per_query = pd.read_csv(out), pd.read_csv(scores)
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert set(summary["icl"]) == {"features", "universeg"} and (summary["n"] == 2).all()
+    assert {"universeg", "universeg+conf", "features", "iclsam", "sam+gt"} <= set(summary["variant"])
+    pd.testing.assert_frame_equal(summarise(per_query), summary, check_dtype=False)
+    printed = capsys.readouterr()
+    assert "| fundus_disc | features | iclsam |" in printed.out and "training-free" in printed.err
+
+
+def test_evaluate_command_bad_input_is_one_line(tmp_path, synthetic_folder, capsys):
+    assert main(["evaluate", "--data", str(tmp_path / "absent")]) == 2
+    assert "absent" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(synthetic_folder), "--tasks", "liver"]) == 2
+    assert "liver" in capsys.readouterr().err
