@@ -1,5 +1,6 @@
 # `make run`: set up .venv and reproduce every table and figure (dvc repro, the active params.yaml).
 # `make test`: set up .venv and run the tests.  `make demo`: a quick ICL-SAM demo.
+# `make real-dev`: `iclsam evaluate` on REAL_DATA into benchmarks/real_dev/ (the README's real-image table).
 # `make example`: execute notebooks/ICL-SAM_example.py into ICL-SAM_example.ipynb (commit it with its outputs).
 PYTHON ?= python3.11
 # a prepared folder of real images for `make demo` / `make example` (empty: synthetic only)
@@ -7,7 +8,7 @@ REAL_DATA ?= $(wildcard ../shared/data/real-dev)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup demo example
+.PHONY: run test setup demo example real-dev
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -27,3 +28,15 @@ example: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+REAL_DEV_OUT := benchmarks/real_dev
+real-dev: setup
+	test -n "$(REAL_DATA)" || { echo "make real-dev: set REAL_DATA=<a prepared folder>"; exit 2; }
+	mkdir -p $(REAL_DEV_OUT)
+	$(BIN)/iclsam evaluate --data "$(REAL_DATA)" --m 1 4 8 --draws 3 --queries 16 --icl features universeg \
+		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/summary.csv --scores $(REAL_DEV_OUT)/scores.csv \
+		> $(REAL_DEV_OUT)/.summary.md && mv $(REAL_DEV_OUT)/.summary.md $(REAL_DEV_OUT)/summary.md
+	$(BIN)/iclsam evaluate --data "$(REAL_DATA)" --m 1 4 8 --draws 3 --queries 16 --icl features --box-confidence none \
+		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/paper_boxes.csv > $(REAL_DEV_OUT)/.paper_boxes.md && mv $(REAL_DEV_OUT)/.paper_boxes.md $(REAL_DEV_OUT)/paper_boxes.md
+	$(BIN)/iclsam evaluate --data "$(REAL_DATA)" --m 1 4 8 --draws 3 --queries 16 --icl features --fusion auto \
+		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/fusion_auto.csv > $(REAL_DEV_OUT)/.fusion_auto.md && mv $(REAL_DEV_OUT)/.fusion_auto.md $(REAL_DEV_OUT)/fusion_auto.md

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .fusion import FUSIONS
 from .icl import DEFAULT_ICL, ICL_BACKENDS
 from .model import ICLSAM
 from .sam import SAM_BACKBONES
@@ -34,11 +35,29 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                              "--universeg-checkpoint) or features (training-free)")
     parser.add_argument("--universeg-checkpoint",
                         help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
+    _refinement_arguments(parser)
+
+
+def box_confidence(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] or 'none', got {text}")
+    return value
+
+
+def _refinement_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--box-confidence", type=box_confidence, default=0.95,
+                        help="not in the paper: from m = 2, prompt SAM only with boxes whose peak confidence "
+                             "reaches this (default 0.95; 'none': every box, as the paper)")
+    parser.add_argument("--fusion", choices=FUSIONS, default="paper",
+                        help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)")
 
 
 def _build_model(args) -> ICLSAM:
-    return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint,
-                  universeg_checkpoint=args.universeg_checkpoint, icl=args.icl)
+    return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, universeg_checkpoint=args.universeg_checkpoint,
+                  icl=args.icl, box_confidence=args.box_confidence, fusion=args.fusion)
 
 
 def demo(args) -> int:
@@ -69,7 +88,9 @@ def segment(args) -> int:
 def evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .atomic import write_csv_atomic
+    import json
+
+    from .atomic import write_csv_atomic, write_text_atomic
     from .evaluation import evaluate as run_evaluation
     from .evaluation import markdown_table
     from .icl import resolve_icl
@@ -79,16 +100,25 @@ def evaluate(args) -> int:
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
         models[icl] = ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, icl=icl,
-                             universeg_checkpoint=args.universeg_checkpoint, cache_dir=args.cache_dir)
+                             universeg_checkpoint=args.universeg_checkpoint, cache_dir=args.cache_dir,
+                             box_confidence=args.box_confidence, fusion=args.fusion)
         print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}",
               file=sys.stderr)
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
                                      seed=args.seed, progress=tqdm)
-    print(f"Mean Dice over {args.draws} support draws x up to {args.queries} queries ({args.data}):\n")
+    print(f"Mean Dice over {args.draws} support draws x up to {args.queries} queries ({args.data}); "
+          f"box confidence {args.box_confidence}, fusion {args.fusion}:\n")
     print(markdown_table(summary))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}")
+    if args.out:  # what made the table, beside it
+        record = {"data": str(args.data), "tasks": sorted(summary["task"].unique()), "m": args.m, "draws": args.draws,
+                  "queries": args.queries, "seed": args.seed, "icl": list(models),
+                  "icl_weights": {k: v.icl_weights for k, v in models.items()},
+                  "sam": next(iter(models.values())).sam.backbone.name,
+                  "box_confidence": args.box_confidence, "fusion": args.fusion}
+        print(f"written to {write_text_atomic(Path(args.out).with_suffix('.json'), json.dumps(record, indent=1) + chr(10))}")
     return 0
 
 
@@ -237,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
     p.add_argument("--universeg-checkpoint", help="UniverSeg weights (default: the weights shipped with iclsam)")
     p.add_argument("--cache-dir", help="keep SAM image embeddings there (faster reruns)")
+    _refinement_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="CSV to write: task, m, icl, variant, dice, n")
     p.add_argument("--scores", help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
+import numpy as np
 from torch import Tensor
 
+from .metrics import dice
 from .resampling import to_image_size
+
+FUSIONS = ("paper", "auto")
+FUSION_GAMMAS = tuple(round(0.1 * k, 1) for k in range(11))  # fusion="auto" chooses among these
 
 
 def fusion_weight(a: float, tau: float, m: int) -> float:
@@ -22,3 +28,20 @@ def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
     s = sam_logits / sam_logits.std().clamp_min(1e-6)
     u = (icl_probability - 0.5) / icl_probability.std().clamp_min(1e-6)
     return (1.0 - gamma) * s + gamma * to_image_size(u, tuple(sam_logits.shape))
+
+
+def leave_one_out_gamma(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float) -> float:
+    """Not in the paper (fusion="auto"): the gamma of `gammas` whose fused mask has the best mean
+    Dice over the held-out support images; ties go to the gamma nearest the paper's. `held_out`:
+    (inputs, mask) per support image segmented from the others; inputs hold Eq. 1's "sam_logits"
+    and "icl_probability", or "pseudo_label" when SAM was not prompted (every gamma gives it)."""
+    if not held_out:
+        raise ValueError("leave-one-out needs at least one held-out support image")
+    totals = np.zeros(len(gammas))
+    for inputs, truth in held_out:
+        for j, gamma in enumerate(gammas):
+            mask = (inputs["pseudo_label"] if "pseudo_label" in inputs
+                    else (fuse(inputs["sam_logits"], inputs["icl_probability"], gamma) > 0).numpy())
+            totals[j] += dice(mask, truth)
+    best = max(range(len(gammas)), key=lambda j: (round(float(totals[j]), 9), -abs(gammas[j] - paper)))
+    return float(gammas[best])

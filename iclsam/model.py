@@ -16,17 +16,18 @@ import numpy as np
 import torch
 
 from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
-from .fusion import fuse, fusion_weight
+from .fusion import FUSION_GAMMAS, FUSIONS, fuse, fusion_weight, leave_one_out_gamma
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_support
 from .metrics import dice
-from .prompts import boxes_from_components, boxes_from_pseudo_label
+from .prompts import boxes_from_components, boxes_from_pseudo_label, confident_boxes
 from .resampling import to_image_size
 from .sam import SamPredictor, decoder_confidence_bias
 from .sam.cache import image_key
 from .universeg import universeg_confidence_weight
 
 SAM_VARIANTS = ("sam", "sam+conf", "iclsam", "sam+gt")  # after the ICL model's own, in the paper's order
+BOX_CONFIDENCE_FROM_M = 2  # box_confidence applies from this support size on (at m = 1 it lost Dice on real-dev)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SupportSet:
     key: str
     classifier: ConfidenceClassifier | None = None
     icl_support: object | None = None
+    fusion_gammas: dict = field(default_factory=dict)  # fusion="auto": the chosen gamma per model setting
 
     @property
     def m(self) -> int:
@@ -103,6 +105,13 @@ class ICLSAM:
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
       the public code's protocol); None fits every token.
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
+    box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
+      whose peak confidence (Eq. 2's map) is at least this (else the best box; `confident_boxes`).
+      None: every box, as the paper.
+    fusion: "paper" (Eq. 1 with gamma = a (1 - exp(-tau m))) or "auto" (not in the paper: from m = 2
+      on, gamma in 0, 0.1, ..., 1 chosen per support set by leave-one-out on the support itself,
+      the best mean Dice of the full method on each held-out support image; gamma = 1 is the ICL
+      model alone, i.e. no SAM refinement; ties go to the gamma nearest the paper's).
     """
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
@@ -110,11 +119,16 @@ class ICLSAM:
                  tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "auto", solver: str = "lbfgs",
                  confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
+                 box_confidence: float | None = 0.95, fusion: str = "paper",
                  device: str = "cpu", cache_dir: str | Path | None = None):
         if not isinstance(icl, ICLBackend) and icl != "auto" and icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be 'auto' or one of {tuple(ICL_BACKENDS)}, got {icl!r}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if box_confidence is not None and not 0.0 <= box_confidence <= 1.0:
+            raise ValueError(f"box_confidence must be in [0, 1] or None, got {box_confidence!r}")
         self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(
             sam, sam_checkpoint, device=device, aspect=sam_aspect, cache_dir=cache_dir)
         self.icl_model = icl if isinstance(icl, ICLBackend) else build_icl(
@@ -123,6 +137,7 @@ class ICLSAM:
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
         self.a, self.b, self.tau, self.beta = a, b, tau, beta
         self.solver, self.seed, self.confidence_tokens = solver, seed, confidence_tokens
+        self.box_confidence, self.fusion = box_confidence, fusion
         self.device = torch.device(device)
         self._support_sets: OrderedDict[str, SupportSet] = OrderedDict()
         self.support_set_cache_size = 64  # a support set keeps its classifier and the ICL model's tensors
@@ -185,9 +200,9 @@ class ICLSAM:
     # -----------------------------------------------------------------------------------------
 
     def predict_query(self, support: SupportSet, query_image: np.ndarray, query_mask: np.ndarray | None = None,
-                      variants: Iterable[str] | None = None) -> Prediction:
+                      variants: Iterable[str] | None = None, _fusion_inputs: dict | None = None) -> Prediction:
         """One query with a prepared `SupportSet` (see `support_set`); computes only what the
-        variants asked for need."""
+        variants asked for need. (`_fusion_inputs`: a dict to receive Eq. 1's inputs, for fusion="auto".)"""
         query = check_image(query_image, "query image")
         truth = None if query_mask is None else check_mask(query_mask, query.shape[:2], "query mask")
         wanted = self._wanted(variants, truth is not None)
@@ -223,6 +238,8 @@ class ICLSAM:
         if needs_map:
             pseudo_label = masks[icl.steered_variant]
             boxes = boxes_from_pseudo_label(pseudo_label)
+            if self.box_confidence is not None and support.m >= BOX_CONFIDENCE_FROM_M:
+                boxes = confident_boxes(boxes, confidence.numpy(), self.box_confidence)
             if sam_variants and len(boxes):
                 if "sam" in wanted:
                     masks["sam"] = (self.sam.decode(embedding, boxes).amax(0) > 0).numpy()
@@ -230,9 +247,14 @@ class ICLSAM:
                     bias = decoder_confidence_bias(confidence_grid, embedding.valid, self.beta)
                     steered_logits = self.sam.decode(embedding, boxes, bias).amax(0)
                     masks["sam+conf"] = (steered_logits > 0).numpy()
+                    if _fusion_inputs is not None:
+                        _fusion_inputs.update(sam_logits=steered_logits, icl_probability=icl_out.steered)
                     if "iclsam" in wanted:
+                        gamma = self._fusion_gamma(support, notes)
                         masks["iclsam"] = (fuse(steered_logits, icl_out.steered, gamma) > 0).numpy()
             elif sam_variants:
+                if _fusion_inputs is not None:
+                    _fusion_inputs.update(pseudo_label=pseudo_label)
                 notes.append("the ICL pseudo-label is empty: SAM was not prompted and the (empty) ICL mask stands")
                 for name in sam_variants:
                     masks[name] = pseudo_label.copy()
@@ -273,6 +295,27 @@ class ICLSAM:
                 max_tokens=self.confidence_tokens)
             self.classifier_fits += 1
         return support.classifier
+
+    def _fusion_gamma(self, support: SupportSet, notes: list[str]) -> float:
+        """Eq. 1's gamma: the paper's schedule, or with fusion="auto" (m >= 2) the one of
+        `FUSION_GAMMAS` whose full method scores best, in mean Dice, on the support images each
+        segmented from the other m - 1 (once per support set and model setting)."""
+        paper = fusion_weight(self.a, self.tau, support.m)
+        if self.fusion == "paper" or support.m < 2:
+            return paper
+        setting = (self.a, self.b, self.tau, self.beta, self.box_confidence)
+        if setting not in support.fusion_gammas:
+            held_out = []
+            for k in range(support.m):
+                rest = [i for i in range(support.m) if i != k]
+                inputs: dict = {}
+                self.predict_query(SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], ""),
+                                   support.images[k], variants=["sam+conf"], _fusion_inputs=inputs)
+                held_out.append((inputs, support.masks[k]))
+            support.fusion_gammas[setting] = leave_one_out_gamma(held_out, FUSION_GAMMAS, paper)
+        gamma = support.fusion_gammas[setting]
+        notes.append(f"fusion auto: gamma {gamma:.1f} by leave-one-out on the support (the paper's: {paper:.3f})")
+        return gamma
 
     def _icl_support(self, support: SupportSet) -> object:
         """The ICL model's prepared support, once per support set."""

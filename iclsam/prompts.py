@@ -44,3 +44,19 @@ def boxes_from_pseudo_label(mask: np.ndarray) -> np.ndarray:
     if not mask.any():
         return np.zeros((0, 4), dtype=np.int64)
     return boxes_from_components(shrink_pseudo_label(mask))
+
+
+def confident_boxes(boxes: np.ndarray, confidence: np.ndarray, min_peak: float = 0.95) -> np.ndarray:
+    """Not in the paper (our refinement, `ICLSAM(box_confidence=...)`): keeps the boxes whose peak
+    semantic confidence (the map's maximum inside the box) is at least `min_peak`; when none
+    reaches it, the box of the highest peak (the first of equal ones). Drops the boxes a pseudo-label
+    puts around false-positive specks, which SAM would otherwise segment as well."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return boxes
+    confidence = np.asarray(confidence)
+    peaks = np.array([confidence[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes])
+    keep = peaks >= min_peak
+    if not keep.any():
+        keep = np.arange(len(boxes)) == int(np.argmax(peaks))
+    return boxes[keep]

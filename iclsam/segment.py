@@ -178,7 +178,7 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
         write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
         written.append("dice.csv")
     record = {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
-              "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "box_confidence": model.box_confidence, "fusion": model.fusion, "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "support_images": str(support_images), "support_masks": str(support_masks), "query": str(queries),
               "query_masks": None if query_masks is None else str(query_masks), "outputs": written}
     write_text_atomic(out / "run.json", json.dumps(record, indent=1) + "\n")

@@ -1,5 +1,7 @@
 """`iclsam evaluate`: the protocol on a prepared folder, its tables, and the stored real-dev numbers."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,7 +38,7 @@ def test_evaluate_command_writes_its_tables(synthetic_folder, tmp_path, capsys):
     assert main(["evaluate", "--data", str(synthetic_folder), "--m", "1", "2", "--draws", "1", "--queries", "2",
                  "--icl", "auto", "universeg", "--out", str(out), "--scores", str(scores)]) == 0
     summary, per_query = pd.read_csv(out), pd.read_csv(scores)
-    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary.columns) == SUMMARY_COLUMNS and json.loads(out.with_suffix(".json").read_text())["m"] == [1, 2]
     assert set(summary["icl"]) == {"features", "universeg"} and (summary["n"] == 2).all()
     assert {"universeg", "universeg+conf", "features", "iclsam", "sam+gt"} <= set(summary["variant"])
     pd.testing.assert_frame_equal(summarise(per_query), summary, check_dtype=False)

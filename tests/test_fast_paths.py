@@ -56,6 +56,10 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
         out["features"] = pseudo_label = (confidence > 0.5).numpy()
     boxes = boxes_from_pseudo_label(pseudo_label)
     assert len(boxes), "the test needs a non-empty pseudo-label"
+    if model.box_confidence is not None and m >= 2:  # our refinement: the confident boxes only
+        peaks = [confidence.numpy()[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes]
+        keep = [p >= model.box_confidence for p in peaks]
+        boxes = boxes[keep] if any(keep) else boxes[[int(np.argmax(peaks))]]
     out["sam"] = (sam.decode(query_embedding, boxes).amax(0) > 0).numpy()
     steered = sam.decode(query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, model.beta)).amax(0)
     out["sam+conf"] = (steered > 0).numpy()

@@ -99,3 +99,30 @@ def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
     assert "column ours differs by up to 0.01" in compare_tables(ours, reference)[0]
     table.assign(dataset=["brats", "fundus"]).to_csv(ours / "table1_dice.csv", index=False)
     assert "column dataset differs in text" in compare_tables(ours, reference)[0]
+
+
+def test_leave_one_out_gamma_picks_the_source_that_is_right():
+    import torch
+
+    from iclsam.fusion import FUSION_GAMMAS, leave_one_out_gamma
+
+    truth = np.zeros((32, 32), bool)
+    truth[8:20, 8:20] = True
+    right = torch.where(torch.as_tensor(truth), 3.0, -3.0)
+    wrong_prob = torch.full((16, 16), 0.2)
+    wrong_prob[0:6, 0:6] = 0.9  # the ICL model's blob is elsewhere
+    sam_right = [({"sam_logits": right + 0.01 * k, "icl_probability": wrong_prob}, truth) for k in range(3)]
+    scores = {g: np.mean([dice((fuse(i["sam_logits"], i["icl_probability"], g) > 0).numpy(), t) for i, t in sam_right])
+              for g in FUSION_GAMMAS}
+    best = [g for g in FUSION_GAMMAS if scores[g] == max(scores.values())]
+    assert scores[0.0] == 1.0 and scores[1.0] < 0.5 and 0.2 in best
+    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.2) == 0.2  # a tie: the paper's gamma
+    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.9) == max(best)
+    icl_right = [({"sam_logits": -right, "icl_probability": torch.sigmoid(right[::2, ::2])}, truth)]
+    chosen = leave_one_out_gamma(icl_right, FUSION_GAMMAS, 0.2)
+    fused = fuse(icl_right[0][0]["sam_logits"], icl_right[0][0]["icl_probability"], chosen) > 0
+    assert chosen > 0.5 and dice(fused.numpy(), truth) == 1.0
+    empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every gamma scores 0: the paper's nearest
+    assert leave_one_out_gamma(empty, FUSION_GAMMAS, 0.33) == 0.3
+    with pytest.raises(ValueError):
+        leave_one_out_gamma([], FUSION_GAMMAS, 0.2)

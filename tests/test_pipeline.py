@@ -171,3 +171,32 @@ def test_a_very_thin_image_is_segmented_not_a_resize_error(features_model, task)
     thin = np.random.default_rng(0).integers(0, 255, (8, 4200)).astype(np.uint8)
     prediction = features_model.predict(images, masks, thin, variants=["features"])
     assert prediction.masks["features"].shape == (8, 4200)
+
+
+def test_fusion_auto_takes_the_gamma_best_on_held_out_support_images(features_model):
+    """An independent leave-one-out: for each candidate gamma, paper-schedule models whose `a` gives
+    exactly that gamma at m - 1 segment each support image from the others."""
+    from iclsam.fusion import FUSION_GAMMAS, fusion_weight
+    from iclsam.metrics import dice
+
+    shape = (96, 128)
+    masks = [ellipse(shape, (40 + 6 * i, 50 + 9 * i), (14 + 3 * i, 22)) for i in range(4)]
+    images = [textured_image(m, seed=30 + i) for i, m in enumerate(masks)]
+    query_mask = ellipse(shape, (52, 70), (18, 26))
+    query = textured_image(query_mask, seed=41)
+    auto = ICLSAM(sam=features_model.sam, icl="features", fusion="auto")
+    prediction = auto.predict(images, masks, query, query_mask)
+    m, tau = len(images), auto.tau
+    means = {}
+    for g in FUSION_GAMMAS:
+        model = ICLSAM(sam=features_model.sam, icl="features", a=g / (1 - np.exp(-tau * (m - 1))))
+        assert fusion_weight(model.a, tau, m - 1) == pytest.approx(g)
+        held_out = [model.predict([x for i, x in enumerate(images) if i != k], [y for i, y in enumerate(masks) if i != k],
+                                  images[k], variants=["iclsam"]).masks["iclsam"] for k in range(m)]
+        means[g] = np.mean([dice(p, y) for p, y in zip(held_out, masks)])
+    paper = fusion_weight(auto.a, tau, m)
+    best = max(means.values())
+    expected = min((g for g in FUSION_GAMMAS if means[g] >= best - 1e-9), key=lambda g: abs(g - paper))
+    assert prediction.gamma == expected and any("fusion auto" in note for note in prediction.notes)
+    same_gamma = ICLSAM(sam=features_model.sam, icl="features", a=expected / (1 - np.exp(-tau * m)))
+    np.testing.assert_array_equal(prediction.masks["iclsam"], same_gamma.predict(images, masks, query).masks["iclsam"])

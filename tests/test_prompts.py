@@ -50,3 +50,18 @@ def test_a_mask_erosion_would_remove_is_kept():
     mask[5, 2:18] = True  # a 1-px line
     np.testing.assert_array_equal(shrink_pseudo_label(mask), mask)
     np.testing.assert_array_equal(boxes_from_pseudo_label(mask), [[2, 5, 17, 5]])
+
+
+def test_confident_boxes_keep_the_confident_ones_or_the_best():
+    from iclsam.prompts import confident_boxes
+
+    confidence = np.zeros((40, 60))
+    confidence[5:10, 5:10] = 0.97   # inside the first box
+    confidence[30:32, 40:42] = 0.6  # inside the second
+    boxes = np.array([[4, 4, 12, 12], [38, 28, 45, 35], [50, 0, 59, 3]])
+    np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.95), boxes[:1])
+    np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.5), boxes[:2])
+    np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.99), boxes[:1])  # none reaches: the best
+    confidence[1, 55] = 0.999  # a peak on the third box's last row and column (inclusive)
+    np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.99), boxes[2:])
+    assert confident_boxes(np.zeros((0, 4)), confidence).shape == (0, 4)

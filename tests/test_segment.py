@@ -1,3 +1,5 @@
+import json
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -65,10 +67,11 @@ def test_segment_bad_folders_are_clear_errors_and_write_nothing(folders, capsys)
 def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders, capsys):
     argv = ["segment", "--support-images", str(folders / "support"), "--support-masks", str(folders / "support_masks"),
             "--query", str(folders / "query"), "--out", str(folders / "out"), "--variant", "universeg"]
-    assert main(argv) == 0
+    assert main(argv + ["--icl", "universeg"]) == 0
     assert "trained on generated (synthetic) tasks" in capsys.readouterr().err
-    assert main(argv[:-2] + ["--icl", "features", "--variant", "iclsam", "--out", str(folders / "out2")]) == 0
+    assert main(argv[:-2] + ["--variant", "iclsam", "--out", str(folders / "out2")]) == 0  # the default: features
     assert "synthetic" not in capsys.readouterr().err
+    assert "training-free" in json.loads((folders / "out2" / "run.json").read_text())["icl_weights"]
 
 
 def test_output_folder_may_not_be_an_input_folder(folders, capsys):
@@ -101,6 +104,7 @@ def test_a_new_run_records_itself_and_leaves_nothing_stale(folders):
     assert run(folders, "--variant", "sam") == 0
     record = json.loads((folders / "out" / "run.json").read_text())
     assert record["variant"] == "sam" and record["sam"] == "LiteMedSAM" and "training-free" in record["icl_weights"]
+    assert record["box_confidence"] == 0.95 and record["fusion"] == "paper"
     assert record["outputs"] == ["q0.png"] and record["time"]
     assert sorted(p.name for p in (folders / "out").iterdir()) == ["mine.txt", "q0.png", "run.json"]
 
