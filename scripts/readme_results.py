@@ -1,7 +1,8 @@
 """Copies produced results into README.md between their markers, so the README shows what was
 produced, not typed numbers:
 - `results`: the pipeline's Table 1 (tables/table1_dice.md, as `dvc repro` wrote it);
-- `speed`: the speed benchmark's report (benchmarks/speed.md, as `python benchmarks/speed.py` wrote it).
+- `speed`: the speed benchmark's report (benchmarks/speed.md, as `python benchmarks/speed.py` wrote it);
+- `real-dev*`: `iclsam evaluate` on the real-dev sets (benchmarks/real_dev/*.md, as `make real-dev` wrote them).
 
     python scripts/readme_results.py
 """
@@ -14,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {  # marker name -> (source file, drop its first line: the table's own title)
     "results": ("tables/table1_dice.md", True),
     "speed": ("benchmarks/speed.md", False),
+    "real-dev": ("benchmarks/real_dev/summary.md", False),
+    "real-dev-fusion": ("benchmarks/real_dev/fusion_auto.md", False),
+    "real-dev-boxes": ("benchmarks/real_dev/paper_boxes.md", False),
 }
 
 
