@@ -92,7 +92,7 @@ def evaluate(args) -> int:
 
     from .atomic import write_csv_atomic, write_text_atomic
     from .evaluation import evaluate as run_evaluation
-    from .evaluation import markdown_table
+    from .evaluation import report
     from .icl import resolve_icl
 
     if not Path(args.data).is_dir():
@@ -106,9 +106,7 @@ def evaluate(args) -> int:
               file=sys.stderr)
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
                                      seed=args.seed, progress=tqdm)
-    print(f"Mean Dice over {args.draws} support draws x up to {args.queries} queries ({args.data}); "
-          f"box confidence {args.box_confidence}, fusion {args.fusion}:\n")
-    print(markdown_table(summary))
+    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)

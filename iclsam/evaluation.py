@@ -9,26 +9,33 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .model import ICLSAM
+from .model import ICLSAM, SAM_VARIANTS
 from .protocol import evaluate_folder
 
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]
+VARIANT_ORDER = ("universeg", "universeg+conf", "features", *SAM_VARIANTS)
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean Dice over draws and queries of each (task, m, icl, variant), with its count n. The
-    variants keep the order of the scores (the paper's)."""
-    order = {v: i for i, v in enumerate(dict.fromkeys(scores["variant"]))}
+    variants of each ICL model keep their order in the scores (the paper's)."""
+    order = {(icl, v): i for icl, group in scores.groupby("icl", sort=False)
+             for i, v in enumerate(dict.fromkeys(group["variant"]))}
     summary = (scores.groupby(["task", "m", "icl", "variant"], sort=False)["dice"]
                .agg(dice="mean", n="count").reset_index())
-    summary["_order"] = summary["variant"].map(order)
+    summary["_order"] = [order[key] for key in zip(summary["icl"], summary["variant"])]
     summary = summary.sort_values(["task", "icl", "_order", "m"], kind="stable").drop(columns="_order")
     return summary[SUMMARY_COLUMNS].reset_index(drop=True)
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
-    """Rows task / ICL model / variant, one column per m (mean Dice)."""
+    """Rows task / ICL model / variant (the paper's order: the ICL model's own, then SAM's), one
+    column per m (mean Dice)."""
     sizes = sorted(summary["m"].unique())
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    summary = summary.sort_values(["task", "icl"], kind="stable")
+    summary = summary.iloc[np.lexsort((summary["variant"].map(lambda v: rank.get(v, len(rank))).to_numpy(),
+                                       pd.factorize(summary["icl"])[0], pd.factorize(summary["task"])[0]))]
     lines = ["| task | ICL model | variant | " + " | ".join(f"m = {m}" for m in sizes) + " |",
              "|---|---|---|" + "---|" * len(sizes)]
     for (task, icl, variant), rows in summary.groupby(["task", "icl", "variant"], sort=False):
@@ -36,6 +43,12 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
         cells = [f"{by_m[m]:.{digits}f}" if m in by_m and np.isfinite(by_m[m]) else "" for m in sizes]
         lines.append(f"| {task} | {icl} | {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, box_confidence, fusion: str) -> str:
+    """What `iclsam evaluate` prints: a line saying what was run, then `markdown_table`."""
+    return (f"Mean Dice over {draws} support draws x up to {queries} queries ({data}); "
+            f"box confidence {box_confidence}, fusion {fusion}:\n\n{markdown_table(summary)}")
 
 
 def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,

@@ -30,18 +30,22 @@ def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
     return (1.0 - gamma) * s + gamma * to_image_size(u, tuple(sam_logits.shape))
 
 
-def leave_one_out_gamma(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float) -> float:
+def leave_one_out_gamma(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
+                        margin: float = 0.01) -> float:
     """Not in the paper (fusion="auto"): the gamma of `gammas` whose fused mask has the best mean
-    Dice over the held-out support images; ties go to the gamma nearest the paper's. `held_out`:
-    (inputs, mask) per support image segmented from the others; inputs hold Eq. 1's "sam_logits"
-    and "icl_probability", or "pseudo_label" when SAM was not prompted (every gamma gives it)."""
+    Dice over the held-out support images, if that beats the paper's gamma by more than `margin`
+    (a few held-out images are a noisy judge: without clear evidence the paper's schedule stands);
+    else the paper's. Ties go to the gamma nearest the paper's. `held_out`: (inputs, mask) per
+    support image segmented from the others; inputs hold Eq. 1's "sam_logits" and
+    "icl_probability", or "pseudo_label" when SAM was not prompted (every gamma gives it)."""
     if not held_out:
         raise ValueError("leave-one-out needs at least one held-out support image")
-    totals = np.zeros(len(gammas))
+    candidates = [*gammas, paper]
+    means = np.zeros(len(candidates))
     for inputs, truth in held_out:
-        for j, gamma in enumerate(gammas):
+        for j, gamma in enumerate(candidates):
             mask = (inputs["pseudo_label"] if "pseudo_label" in inputs
                     else (fuse(inputs["sam_logits"], inputs["icl_probability"], gamma) > 0).numpy())
-            totals[j] += dice(mask, truth)
-    best = max(range(len(gammas)), key=lambda j: (round(float(totals[j]), 9), -abs(gammas[j] - paper)))
-    return float(gammas[best])
+            means[j] += dice(mask, truth) / len(held_out)
+    best = max(range(len(gammas)), key=lambda j: (round(float(means[j]), 9), -abs(gammas[j] - paper)))
+    return float(gammas[best]) if means[best] > means[-1] + margin else float(paper)

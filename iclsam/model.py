@@ -110,8 +110,9 @@ class ICLSAM:
       None: every box, as the paper.
     fusion: "paper" (Eq. 1 with gamma = a (1 - exp(-tau m))) or "auto" (not in the paper: from m = 2
       on, gamma in 0, 0.1, ..., 1 chosen per support set by leave-one-out on the support itself,
-      the best mean Dice of the full method on each held-out support image; gamma = 1 is the ICL
-      model alone, i.e. no SAM refinement; ties go to the gamma nearest the paper's).
+      the best mean Dice of the full method on each held-out support image, when it beats the
+      paper's gamma there by more than 0.01, else the paper's; gamma = 1 is the ICL model alone,
+      i.e. no SAM refinement; see `leave_one_out_gamma`).
     """
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
@@ -314,7 +315,7 @@ class ICLSAM:
                 held_out.append((inputs, support.masks[k]))
             support.fusion_gammas[setting] = leave_one_out_gamma(held_out, FUSION_GAMMAS, paper)
         gamma = support.fusion_gammas[setting]
-        notes.append(f"fusion auto: gamma {gamma:.1f} by leave-one-out on the support (the paper's: {paper:.3f})")
+        notes.append(f"fusion auto: gamma {gamma:.3g} by leave-one-out on the support (the paper's: {paper:.3g})")
         return gamma
 
     def _icl_support(self, support: SupportSet) -> object:

@@ -122,7 +122,9 @@ def test_leave_one_out_gamma_picks_the_source_that_is_right():
     chosen = leave_one_out_gamma(icl_right, FUSION_GAMMAS, 0.2)
     fused = fuse(icl_right[0][0]["sam_logits"], icl_right[0][0]["icl_probability"], chosen) > 0
     assert chosen > 0.5 and dice(fused.numpy(), truth) == 1.0
-    empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every gamma scores 0: the paper's nearest
-    assert leave_one_out_gamma(empty, FUSION_GAMMAS, 0.33) == 0.3
+    empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every gamma scores 0: the paper's
+    assert leave_one_out_gamma(empty, FUSION_GAMMAS, 0.33) == 0.33
+    # a gain of the margin or less keeps the paper's gamma
+    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.9, margin=1.0) == 0.9
     with pytest.raises(ValueError):
         leave_one_out_gamma([], FUSION_GAMMAS, 0.2)
