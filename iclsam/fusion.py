@@ -30,22 +30,28 @@ def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
     return (1.0 - gamma) * s + gamma * to_image_size(u, tuple(sam_logits.shape))
 
 
-def leave_one_out_gamma(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
-                        margin: float = 0.01) -> float:
-    """Not in the paper (fusion="auto"): the gamma of `gammas` whose fused mask has the best mean
-    Dice over the held-out support images, if that beats the paper's gamma by more than `margin`
-    (a few held-out images are a noisy judge: without clear evidence the paper's schedule stands);
-    else the paper's. Ties go to the gamma nearest the paper's. `held_out`: (inputs, mask) per
-    support image segmented from the others; inputs hold Eq. 1's "sam_logits" and
-    "icl_probability", or "pseudo_label" when SAM was not prompted (every gamma gives it)."""
+def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
+                         margin: float = 0.01) -> tuple[bool, float]:
+    """Not in the paper (fusion="auto"): among SAM steered by the map (Eq. 3) or not, times each
+    gamma of `gammas`, the pair whose fused mask has the best mean Dice over the held-out support
+    images, if that beats the paper's setting (steered, `paper`) by more than `margin` (a few
+    held-out images are a noisy judge: without clear evidence the paper's setting stands); else the
+    paper's. Ties go to the steered SAM, then to the gamma nearest the paper's. `held_out`: (inputs,
+    mask) per support image segmented from the others; inputs hold Eq. 1's "sam_logits" (steered),
+    "plain_sam_logits" and "icl_probability", or "pseudo_label" when SAM was not prompted (every
+    setting gives it). Returns (steered, gamma)."""
     if not held_out:
         raise ValueError("leave-one-out needs at least one held-out support image")
-    candidates = [*gammas, paper]
+    candidates = [(steer, g) for steer in (True, False) for g in gammas] + [(True, paper)]
     means = np.zeros(len(candidates))
     for inputs, truth in held_out:
-        for j, gamma in enumerate(candidates):
-            mask = (inputs["pseudo_label"] if "pseudo_label" in inputs
-                    else (fuse(inputs["sam_logits"], inputs["icl_probability"], gamma) > 0).numpy())
+        for j, (steer, gamma) in enumerate(candidates):
+            if "pseudo_label" in inputs:
+                mask = inputs["pseudo_label"]
+            else:
+                logits = inputs["sam_logits"] if steer else inputs["plain_sam_logits"]
+                mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
             means[j] += dice(mask, truth) / len(held_out)
-    best = max(range(len(gammas)), key=lambda j: (round(float(means[j]), 9), -abs(gammas[j] - paper)))
-    return float(gammas[best]) if means[best] > means[-1] + margin else float(paper)
+    best = max(range(len(candidates) - 1),
+               key=lambda j: (round(float(means[j]), 9), candidates[j][0], -abs(candidates[j][1] - paper)))
+    return candidates[best] if means[best] > means[-1] + margin else (True, float(paper))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
-from .fusion import FUSION_GAMMAS, FUSIONS, fuse, fusion_weight, leave_one_out_gamma
+from .fusion import FUSION_GAMMAS, FUSIONS, fuse, fusion_weight, leave_one_out_fusion
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_support
 from .metrics import dice
@@ -71,7 +71,7 @@ class SupportSet:
     key: str
     classifier: ConfidenceClassifier | None = None
     icl_support: object | None = None
-    fusion_gammas: dict = field(default_factory=dict)  # fusion="auto": the chosen gamma per model setting
+    fusion_gammas: dict = field(default_factory=dict)  # fusion="auto": (Eq. 3 on, gamma) per model setting
 
     @property
     def m(self) -> int:
@@ -108,11 +108,12 @@ class ICLSAM:
     box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
       whose peak confidence (Eq. 2's map) is at least this (else the best box; `confident_boxes`).
       None: every box, as the paper.
-    fusion: "paper" (Eq. 1 with gamma = a (1 - exp(-tau m))) or "auto" (not in the paper: from m = 2
-      on, gamma in 0, 0.1, ..., 1 chosen per support set by leave-one-out on the support itself,
-      the best mean Dice of the full method on each held-out support image, when it beats the
-      paper's gamma there by more than 0.01, else the paper's; gamma = 1 is the ICL model alone,
-      i.e. no SAM refinement; see `leave_one_out_gamma`).
+    fusion: "paper" (Eq. 1 with gamma = a (1 - exp(-tau m)), SAM steered by Eq. 3) or "auto" (not in
+      the paper: from m = 2 on, gamma in 0, 0.1, ..., 1 and whether SAM's decoder is steered by the
+      map (Eq. 3) are chosen per support set by leave-one-out on the support itself: the best mean
+      Dice of the fused mask on the held-out support images, when it beats the paper's setting
+      there by more than 0.01, else the paper's; gamma = 1 is the ICL model alone, i.e. no SAM
+      refinement; see `leave_one_out_fusion`).
     """
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
@@ -242,17 +243,24 @@ class ICLSAM:
             if self.box_confidence is not None and support.m >= BOX_CONFIDENCE_FROM_M:
                 boxes = confident_boxes(boxes, confidence.numpy(), self.box_confidence)
             if sam_variants and len(boxes):
-                if "sam" in wanted:
-                    masks["sam"] = (self.sam.decode(embedding, boxes).amax(0) > 0).numpy()
+                plain_logits = steered_logits = None
+                if "sam" in wanted or _fusion_inputs is not None:
+                    plain_logits = self.sam.decode(embedding, boxes).amax(0)
+                    if "sam" in wanted:
+                        masks["sam"] = (plain_logits > 0).numpy()
                 if wanted & {"sam+conf", "iclsam"}:
                     bias = decoder_confidence_bias(confidence_grid, embedding.valid, self.beta)
                     steered_logits = self.sam.decode(embedding, boxes, bias).amax(0)
                     masks["sam+conf"] = (steered_logits > 0).numpy()
-                    if _fusion_inputs is not None:
-                        _fusion_inputs.update(sam_logits=steered_logits, icl_probability=icl_out.steered)
-                    if "iclsam" in wanted:
-                        gamma = self._fusion_gamma(support, notes)
-                        masks["iclsam"] = (fuse(steered_logits, icl_out.steered, gamma) > 0).numpy()
+                if _fusion_inputs is not None:
+                    _fusion_inputs.update(sam_logits=steered_logits, plain_sam_logits=plain_logits,
+                                          icl_probability=icl_out.steered)
+                if "iclsam" in wanted:
+                    steer, gamma = self._fusion_choice(support, notes)
+                    if not steer and plain_logits is None:
+                        plain_logits = self.sam.decode(embedding, boxes).amax(0)
+                    sam_logits = steered_logits if steer else plain_logits
+                    masks["iclsam"] = (fuse(sam_logits, icl_out.steered, gamma) > 0).numpy()
             elif sam_variants:
                 if _fusion_inputs is not None:
                     _fusion_inputs.update(pseudo_label=pseudo_label)
@@ -297,13 +305,14 @@ class ICLSAM:
             self.classifier_fits += 1
         return support.classifier
 
-    def _fusion_gamma(self, support: SupportSet, notes: list[str]) -> float:
-        """Eq. 1's gamma: the paper's schedule, or with fusion="auto" (m >= 2) the one of
-        `FUSION_GAMMAS` whose full method scores best, in mean Dice, on the support images each
-        segmented from the other m - 1 (once per support set and model setting)."""
+    def _fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
+        """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's
+        gamma: (True, the paper's schedule), or with fusion="auto" (m >= 2) the pair chosen by
+        `leave_one_out_fusion` on the support images, each segmented from the other m - 1 (once
+        per support set and model setting)."""
         paper = fusion_weight(self.a, self.tau, support.m)
         if self.fusion == "paper" or support.m < 2:
-            return paper
+            return True, paper
         setting = (self.a, self.b, self.tau, self.beta, self.box_confidence)
         if setting not in support.fusion_gammas:
             held_out = []
@@ -313,10 +322,11 @@ class ICLSAM:
                 self.predict_query(SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], ""),
                                    support.images[k], variants=["sam+conf"], _fusion_inputs=inputs)
                 held_out.append((inputs, support.masks[k]))
-            support.fusion_gammas[setting] = leave_one_out_gamma(held_out, FUSION_GAMMAS, paper)
-        gamma = support.fusion_gammas[setting]
-        notes.append(f"fusion auto: gamma {gamma:.3g} by leave-one-out on the support (the paper's: {paper:.3g})")
-        return gamma
+            support.fusion_gammas[setting] = leave_one_out_fusion(held_out, FUSION_GAMMAS, paper)
+        steer, gamma = support.fusion_gammas[setting]
+        notes.append(f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the paper's: {paper:.3g}), "
+                     f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}")
+        return steer, gamma
 
     def _icl_support(self, support: SupportSet) -> object:
         """The ICL model's prepared support, once per support set."""

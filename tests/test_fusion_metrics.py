@@ -101,30 +101,35 @@ def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
     assert "column dataset differs in text" in compare_tables(ours, reference)[0]
 
 
-def test_leave_one_out_gamma_picks_the_source_that_is_right():
+def test_leave_one_out_fusion_picks_the_source_that_is_right():
     import torch
 
-    from iclsam.fusion import FUSION_GAMMAS, leave_one_out_gamma
+    from iclsam.fusion import FUSION_GAMMAS, leave_one_out_fusion
 
     truth = np.zeros((32, 32), bool)
     truth[8:20, 8:20] = True
     right = torch.where(torch.as_tensor(truth), 3.0, -3.0)
     wrong_prob = torch.full((16, 16), 0.2)
     wrong_prob[0:6, 0:6] = 0.9  # the ICL model's blob is elsewhere
-    sam_right = [({"sam_logits": right + 0.01 * k, "icl_probability": wrong_prob}, truth) for k in range(3)]
+    sam_right = [({"sam_logits": right + 0.01 * k, "plain_sam_logits": -right, "icl_probability": wrong_prob}, truth)
+                 for k in range(3)]
     scores = {g: np.mean([dice((fuse(i["sam_logits"], i["icl_probability"], g) > 0).numpy(), t) for i, t in sam_right])
               for g in FUSION_GAMMAS}
     best = [g for g in FUSION_GAMMAS if scores[g] == max(scores.values())]
     assert scores[0.0] == 1.0 and scores[1.0] < 0.5 and 0.2 in best
-    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.2) == 0.2  # a tie: the paper's gamma
-    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.9) == max(best)
-    icl_right = [({"sam_logits": -right, "icl_probability": torch.sigmoid(right[::2, ::2])}, truth)]
-    chosen = leave_one_out_gamma(icl_right, FUSION_GAMMAS, 0.2)
-    fused = fuse(icl_right[0][0]["sam_logits"], icl_right[0][0]["icl_probability"], chosen) > 0
-    assert chosen > 0.5 and dice(fused.numpy(), truth) == 1.0
-    empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every gamma scores 0: the paper's
-    assert leave_one_out_gamma(empty, FUSION_GAMMAS, 0.33) == 0.33
-    # a gain of the margin or less keeps the paper's gamma
-    assert leave_one_out_gamma(sam_right, FUSION_GAMMAS, 0.9, margin=1.0) == 0.9
+    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2) == (True, 0.2)  # a tie: the paper's setting
+    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.9) == (True, max(best))
+    # a gain of the margin or less keeps the paper's setting
+    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.9, margin=1.0) == (True, 0.9)
+    plain_right = [({"sam_logits": -right, "plain_sam_logits": right, "icl_probability": wrong_prob}, truth)]
+    steer, gamma = leave_one_out_fusion(plain_right, FUSION_GAMMAS, 0.2)
+    assert not steer and dice((fuse(right, wrong_prob, gamma) > 0).numpy(), truth) == 1.0
+    icl_right = [({"sam_logits": -right, "plain_sam_logits": -right, "icl_probability": torch.sigmoid(right[::2, ::2])},
+                  truth)]
+    steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2)
+    fused = fuse(-right, icl_right[0][0]["icl_probability"], gamma) > 0
+    assert steer and gamma > 0.5 and dice(fused.numpy(), truth) == 1.0  # on a tie the steered SAM
+    empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every setting scores 0: the paper's
+    assert leave_one_out_fusion(empty, FUSION_GAMMAS, 0.33) == (True, 0.33)
     with pytest.raises(ValueError):
-        leave_one_out_gamma([], FUSION_GAMMAS, 0.2)
+        leave_one_out_fusion([], FUSION_GAMMAS, 0.2)

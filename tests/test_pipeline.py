@@ -173,9 +173,10 @@ def test_a_very_thin_image_is_segmented_not_a_resize_error(features_model, task)
     assert prediction.masks["features"].shape == (8, 4200)
 
 
-def test_fusion_auto_takes_the_gamma_best_on_held_out_support_images(features_model):
-    """An independent leave-one-out: for each candidate gamma, paper-schedule models whose `a` gives
-    exactly that gamma at m - 1 segment each support image from the others."""
+def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_model):
+    """An independent leave-one-out: for each candidate (Eq. 3 on or off, gamma), paper-schedule
+    models whose `a` gives exactly that gamma at m - 1 (and beta = 0 for SAM without the map: stock
+    SAM, bit for bit) segment each support image from the others."""
     from iclsam.fusion import FUSION_GAMMAS, fusion_weight
     from iclsam.metrics import dice
 
@@ -186,18 +187,22 @@ def test_fusion_auto_takes_the_gamma_best_on_held_out_support_images(features_mo
     query = textured_image(query_mask, seed=41)
     auto = ICLSAM(sam=features_model.sam, icl="features", fusion="auto")
     prediction = auto.predict(images, masks, query, query_mask)
-    m, tau = len(images), auto.tau
+    m, tau, beta = len(images), auto.tau, auto.beta
     paper = fusion_weight(auto.a, tau, m)
+
+    def scale(g, size):
+        return g / (1 - np.exp(-tau * size))
+
     means = {}
-    for g in (*FUSION_GAMMAS, paper):
-        model = ICLSAM(sam=features_model.sam, icl="features", a=g / (1 - np.exp(-tau * (m - 1))))
-        assert fusion_weight(model.a, tau, m - 1) == pytest.approx(g)
+    for steer, g in [(s, g) for s in (True, False) for g in FUSION_GAMMAS] + [(True, paper)]:
+        model = ICLSAM(sam=features_model.sam, icl="features", a=scale(g, m - 1), beta=beta if steer else 0.0)
         held_out = [model.predict([x for i, x in enumerate(images) if i != k], [y for i, y in enumerate(masks) if i != k],
                                   images[k], variants=["iclsam"]).masks["iclsam"] for k in range(m)]
-        means[g] = np.mean([dice(p, y) for p, y in zip(held_out, masks)])
-    best = max(means[g] for g in FUSION_GAMMAS)
-    chosen = min((g for g in FUSION_GAMMAS if means[g] >= best - 1e-9), key=lambda g: abs(g - paper))
-    expected = chosen if best > means[paper] + 0.01 else paper  # the margin: clear evidence or the paper's
-    assert prediction.gamma == expected and any("fusion auto" in note for note in prediction.notes)
-    same_gamma = ICLSAM(sam=features_model.sam, icl="features", a=expected / (1 - np.exp(-tau * m)))
-    np.testing.assert_array_equal(prediction.masks["iclsam"], same_gamma.predict(images, masks, query).masks["iclsam"])
+        means[steer, g] = np.mean([dice(p, y) for p, y in zip(held_out, masks)])
+    best = max(v for k, v in means.items() if k != (True, paper))
+    ties = [k for k, v in means.items() if k != (True, paper) and v >= best - 1e-9]
+    chosen = max(ties, key=lambda k: (k[0], -abs(k[1] - paper)))
+    expected = chosen if best > means[True, paper] + 0.01 else (True, paper)  # the margin, else the paper's
+    assert prediction.gamma == expected[1] and any("fusion auto" in n for n in prediction.notes)
+    same = ICLSAM(sam=features_model.sam, icl="features", a=scale(expected[1], m), beta=beta if expected[0] else 0.0)
+    np.testing.assert_array_equal(prediction.masks["iclsam"], same.predict(images, masks, query).masks["iclsam"])
