@@ -86,21 +86,22 @@ def segment(args) -> int:
 
 
 def evaluate(args) -> int:
-    from tqdm import tqdm
-
     import json
+
+    from tqdm import tqdm
 
     from .atomic import write_csv_atomic, write_text_atomic
     from .evaluation import evaluate as run_evaluation
     from .evaluation import report
     from .icl import resolve_icl
+    from .sam import SamPredictor
 
     if not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: not a folder (a prepared folder: <task>/images, <task>/masks, meta.csv)")
+    sam = SamPredictor(args.sam, args.sam_checkpoint, cache_dir=args.cache_dir)  # one encoder pass per image
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
-        models[icl] = ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, icl=icl,
-                             universeg_checkpoint=args.universeg_checkpoint, cache_dir=args.cache_dir,
+        models[icl] = ICLSAM(sam=sam, icl=icl, universeg_checkpoint=args.universeg_checkpoint,
                              box_confidence=args.box_confidence, fusion=args.fusion)
         print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}",
               file=sys.stderr)
