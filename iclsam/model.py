@@ -173,6 +173,27 @@ class ICLSAM:
         support = self.support_set(support_images, support_masks)
         return [self.predict_query(support, x, y, variants) for x, y in zip(query_images, query_masks)]
 
+    def densify(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
+                points: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Weak context (not in the paper): support masks from weak annotations, by this model's SAM.
+        boxes[i]: K x 4 XYXY pixel boxes of image i, one per object; points[i]: K x 2 (x, y) positive
+        clicks, one per object. Give one of the two. Returns one H x W bool mask per image, to
+        `predict` with as usual (`iclsam.densify.densify_image` says how)."""
+        from .densify import check_boxes, check_points, densify_image
+
+        if (boxes is None) == (points is None):
+            raise ValueError("densify needs either boxes or points (one of the two)")
+        images = [check_image(x, f"support image {i}") for i, x in enumerate(images)]
+        annotations = list(boxes if boxes is not None else points)
+        if not images:
+            raise ValueError("densify needs at least one support image")
+        if len(annotations) != len(images):
+            raise ValueError(f"{len(images)} support images but {len(annotations)} annotation lists")
+        check = check_boxes if boxes is not None else check_points
+        checked = [check(a, x.shape[:2], f"support image {i}") for i, (x, a) in enumerate(zip(images, annotations))]
+        return [densify_image(self.sam, x, **({"boxes": a} if boxes is not None else {"points": a}))
+                for x, a in zip(images, checked)]
+
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
         seed, token cap and ICL settings, give the same object back while it is among the last

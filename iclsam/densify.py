@@ -1,0 +1,128 @@
+"""Weak context (not in the paper): support sets annotated with boxes or points instead of masks.
+SAM turns each weak annotation into a support mask (`densify_image`); the method then runs unchanged.
+Also the weak annotations a mask implies (`boxes_from_mask`, `points_from_mask`), with which the
+pipeline simulates annotators: a tight box per component; one click per component at the maximum of
+its distance transform (the point deepest inside it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .metrics import dice
+from .prompts import FOUR_CONNECTED, boxes_from_components
+from .sam import SamPredictor
+
+ANNOTATION_KINDS = ("mask", "box", "point")
+# WS-ICL's estimates of annotation time per support image (seconds), for the weak-context figure
+ANNOTATION_SECONDS = {"point": 5.0, "box": 10.0, "mask": 80.0}
+
+
+def check_boxes(boxes, shape: tuple[int, int], name: str) -> np.ndarray:
+    """K x 4 XYXY inclusive pixel boxes (K >= 1), x0 <= x1 < W, y0 <= y1 < H, all >= 0."""
+    b = np.asarray(boxes, dtype=float)
+    if b.ndim == 1 and b.size == 4:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name}: boxes must be K x 4 (x0, y0, x1, y1), got shape {b.shape}")
+    if len(b) == 0:
+        raise ValueError(f"{name}: no box (at least one per support image)")
+    if not np.isfinite(b).all():
+        raise ValueError(f"{name}: boxes contain NaN or infinite values")
+    h, w = shape
+    bad = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] >= w) | (b[:, 3] >= h) | (b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3])
+    if bad.any():
+        raise ValueError(f"{name}: box {b[bad][0].tolist()} is not inside the {h} x {w} image "
+                         "(need 0 <= x0 <= x1 < W and 0 <= y0 <= y1 < H)")
+    return b.round().astype(np.int64)
+
+
+def check_points(points, shape: tuple[int, int], name: str) -> np.ndarray:
+    """K x 2 (x, y) pixel positions of positive clicks (K >= 1), inside the image."""
+    p = np.asarray(points, dtype=float)
+    if p.ndim == 1 and p.size == 2:
+        p = p[None]
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"{name}: points must be K x 2 (x, y), got shape {p.shape}")
+    if len(p) == 0:
+        raise ValueError(f"{name}: no point (at least one per support image)")
+    if not np.isfinite(p).all():
+        raise ValueError(f"{name}: points contain NaN or infinite values")
+    h, w = shape
+    bad = (p[:, 0] < 0) | (p[:, 1] < 0) | (p[:, 0] > w - 1) | (p[:, 1] > h - 1)
+    if bad.any():
+        raise ValueError(f"{name}: point {p[bad][0].tolist()} is outside the {h} x {w} image")
+    return p
+
+
+def boxes_from_mask(mask: np.ndarray) -> np.ndarray:
+    """A tight box per 4-connected component of the mask (every component, however small)."""
+    return boxes_from_components(mask, min_fraction=0.0)
+
+
+def points_from_mask(mask: np.ndarray) -> np.ndarray:
+    """One click per 4-connected component: its pixel farthest from the background (the first such
+    pixel in row-major order), as (x, y)."""
+    labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=FOUR_CONNECTED)
+    distance = ndimage.distance_transform_edt(labels > 0)
+    points = []
+    for k in range(1, count + 1):
+        inside = np.where(labels == k, distance, -1.0)
+        y, x = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        points.append((float(x), float(y)))
+    return np.array(points, dtype=float).reshape(-1, 2)
+
+
+# box sides tried around a click, as fractions of the image's shorter side
+POINT_BOX_SCALES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
+
+
+@torch.inference_mode()
+def densify_image(sam: SamPredictor, image: np.ndarray, boxes: np.ndarray | None = None,
+                  points: np.ndarray | None = None) -> np.ndarray:
+    """One support mask from checked weak annotations: the union of SAM's masks, one per box or per
+    point (`mask_from_point`). Where SAM gives nothing for an annotation, the box itself (or the
+    3 x 3 pixels around the point) stands in, so every annotated object is in the mask."""
+    embedding = sam.encode(image)
+    h, w = embedding.original
+    mask = np.zeros((h, w), dtype=bool)
+    if boxes is not None:
+        logits = sam.decode(embedding, boxes)
+        for k, (x0, y0, x1, y1) in enumerate(boxes):
+            found = (logits[k] > 0).numpy()
+            mask |= found if found.any() else _region(h, w, x0, y0, x1, y1)
+    else:
+        for x, y in np.round(points).astype(int):
+            found = mask_from_point(sam, embedding, x, y)
+            mask |= found if found.any() else _region(h, w, x - 1, y - 1, x + 1, y + 1)
+    return mask
+
+
+def mask_from_point(sam: SamPredictor, embedding, x: int, y: int) -> np.ndarray:
+    """The object under a click, with a SAM that takes boxes (LiteMedSAM and MedSAM were trained on
+    boxes only; measured: LiteMedSAM gives empty masks for clicks). Boxes centred on the click, of
+    each side in `POINT_BOX_SCALES`, prompt SAM in one call; of each mask, the component holding
+    the click is a candidate; SAM prompted again with each candidate's tight box gives a second
+    mask, and the candidate that agrees with it best (Dice: the self-consistent one) is the answer,
+    the smaller box on ties. Empty when no candidate holds the click."""
+    h, w = embedding.original
+    half = np.array(POINT_BOX_SCALES) * min(h, w) / 2
+    boxes = np.stack([np.maximum(x - half, 0), np.maximum(y - half, 0),
+                      np.minimum(x + half, w - 1), np.minimum(y + half, h - 1)], axis=1).round().astype(np.int64)
+    candidates = []
+    for logits in sam.decode(embedding, boxes):
+        labels, _ = ndimage.label((logits > 0).numpy(), structure=FOUR_CONNECTED)
+        if labels[y, x]:
+            candidates.append(labels == labels[y, x])
+    if not candidates:
+        return np.zeros((h, w), dtype=bool)
+    again = sam.decode(embedding, np.concatenate([boxes_from_mask(c)[:1] for c in candidates])) > 0
+    agreement = [dice(c, a.numpy()) for c, a in zip(candidates, again)]
+    return candidates[int(np.argmax(agreement))]
+
+
+def _region(h: int, w: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    region = np.zeros((h, w), dtype=bool)
+    region[max(y0, 0): min(y1, h - 1) + 1, max(x0, 0): min(x1, w - 1) + 1] = True
+    return region
