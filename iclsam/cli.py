@@ -66,6 +66,10 @@ def demo(args) -> int:
     return run_demo(_build_model(args), args)
 
 
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)
+
+
 def segment(args) -> int:
     from tqdm import tqdm
 
@@ -77,8 +81,9 @@ def segment(args) -> int:
         print("note: the shipped UniverSeg-architecture weights were trained on generated (synthetic) tasks and are "
               "weak on real images (iclsam/weights/universeg_synth_w32_s64.md); for real work pass "
               "--universeg-checkpoint universeg_v1_nf64_ss64_STA.pt or use --icl features", file=sys.stderr)
-    table = segment_folders(model, Path(args.support_images), Path(args.support_masks), Path(args.query), Path(args.out),
-                            Path(args.query_masks) if args.query_masks else None, args.variant, progress=tqdm)
+    table = segment_folders(model, Path(args.support_images), _path(args.support_masks), Path(args.query), Path(args.out),
+                            _path(args.query_masks), args.variant, progress=tqdm,
+                            support_boxes=_path(args.support_boxes), support_points=_path(args.support_points))
     if table is not None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"mean Dice ({args.variant}): {table[args.variant].mean():.4f}; written to {Path(args.out) / 'dice.csv'}")
@@ -247,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("segment", help="segment your own images from a few labelled examples")
     _model_arguments(p)
     p.add_argument("--support-images", required=True, help="folder of labelled example images")
-    p.add_argument("--support-masks", required=True, help="folder of their masks (same file stems; nonzero = target)")
+    labels = p.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--support-masks", help="folder of their masks (same file stems; nonzero = target)")
+    labels.add_argument("--support-boxes", help="instead of masks: CSV of boxes (image, x0, y0, x1, y1; a row per object)")
+    labels.add_argument("--support-points", help="instead of masks: CSV of clicks (image, x, y; a row per object)")
     p.add_argument("--query", required=True, help="folder of images to segment (2-D files or NIfTI volumes)")
     p.add_argument("--out", required=True, help="output folder: one mask per query (PNG; NIfTI for NIfTI)")
     p.add_argument("--query-masks", help="ground truth of the queries: also writes dice.csv")

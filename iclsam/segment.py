@@ -127,23 +127,72 @@ def read_query(path: Path, masks: Path | None) -> Query:
     return Query(path, [image], truth)
 
 
-def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, queries: Path, out: Path,
-                    query_masks: Path | None = None, variant: str = "iclsam", progress=None) -> pd.DataFrame | None:
+WEAK_COLUMNS = {"boxes": ["x0", "y0", "x1", "y1"], "points": ["x", "y"]}
+
+
+def read_weak_annotations(path: Path, support_files: list[Path], kind: str) -> list[np.ndarray]:
+    """Boxes (columns image, x0, y0, x1, y1) or points (image, x, y) per support image from a CSV,
+    several rows per image for several objects; `image` is the support file's name or stem."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error})") from None
+    missing = [c for c in ["image", *WEAK_COLUMNS[kind]] if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; {kind} need columns image, {', '.join(WEAK_COLUMNS[kind])}")
+    names = {**{p.stem: p for p in support_files}, **{p.name: p for p in support_files}}
+    unknown = sorted({str(n) for n in table["image"]} - set(names))
+    if unknown:
+        raise ValueError(f"{path}: rows for {unknown[:3]}, which are not support images")
+    table["file"] = [names[str(n)] for n in table["image"]]
+    annotations = []
+    for file in support_files:
+        rows = table[table["file"] == file]
+        if rows.empty:
+            raise ValueError(f"{path}: no {kind[:-1]} for the support image {file}")
+        annotations.append(rows[WEAK_COLUMNS[kind]].to_numpy(dtype=float))
+    return annotations
+
+
+def support_labels(model: ICLSAM, support_files: list[Path], support: list[np.ndarray], support_masks: Path | None,
+                   support_boxes: Path | None, support_points: Path | None) -> list[np.ndarray]:
+    """The support masks: read from their folder, or densified from weak annotations (`ICLSAM.densify`)."""
+    if support_masks is not None:
+        return [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
+    kind, path = ("boxes", support_boxes) if support_boxes is not None else ("points", support_points)
+    if path is None:
+        raise ValueError("the support set needs masks, boxes or points")
+    try:
+        return model.densify(support, **{kind: read_weak_annotations(path, support_files, kind)})
+    except ValueError as error:  # name the file: "support image i" is the i-th file in name order
+        raise ValueError(f"{path}: {error} (support images in name order: {[p.name for p in support_files]})") from None
+
+
+def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | None, queries: Path, out: Path,
+                    query_masks: Path | None = None, variant: str = "iclsam", progress=None,
+                    support_boxes: Path | None = None, support_points: Path | None = None) -> pd.DataFrame | None:
     """Segments every query; returns the Dice table when query masks are given (also written to
-    `<out>/dice.csv`)."""
+    `<out>/dice.csv`). The support masks come from `support_masks`, or from weak annotations
+    (`support_boxes` / `support_points` CSVs), densified by SAM and written to
+    `<out>/densified_<support stem>.png` for inspection."""
     support_files = list_images(support_images, "support images")
     query_files = list_images(queries, "query", allow_nifti=True)
     check_outputs(out, {"support images": support_images, "support masks": support_masks, "query": queries,
                         "query masks": query_masks}, query_files)
     support = [read_image(p) for p in support_files]
-    labels = [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
     items = [read_query(p, query_masks) for p in query_files]
+    labels = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
     if variant not in model.variants() or variant == "sam+gt":
         raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
     prepared = model.support_set(support, labels)  # features and Eq. 2 fit once for every query
     out.mkdir(parents=True, exist_ok=True)
     remove_previous_run(out)
     written, rows = [], []
+    if support_masks is None:  # the densified support masks, for inspection
+        for path, label in zip(support_files, labels):
+            name = f"densified_{path.stem}.png"
+            write_atomic(out / name, lambda p: Image.fromarray(label.astype(np.uint8) * 255).save(p, format="PNG"))
+            written.append(name)
     for query in (progress(items, desc="queries") if progress else items):
         per_slice = []
         for k, image in enumerate(query.slices):
@@ -179,7 +228,9 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path, qu
         written.append("dice.csv")
     record = {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
               "box_confidence": model.box_confidence, "fusion": model.fusion, "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "support_images": str(support_images), "support_masks": str(support_masks), "query": str(queries),
+              "support_images": str(support_images), "support_masks": None if support_masks is None else str(support_masks),
+              "support_boxes": None if support_boxes is None else str(support_boxes),
+              "support_points": None if support_points is None else str(support_points), "query": str(queries),
               "query_masks": None if query_masks is None else str(query_masks), "outputs": written}
     write_text_atomic(out / "run.json", json.dumps(record, indent=1) + "\n")
     return table

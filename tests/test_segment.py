@@ -166,3 +166,33 @@ def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
     for path in written:
         if path.suffix == ".png":
             assert np.asarray(Image.open(path)).shape == SHAPE
+
+
+def test_segment_with_boxes_or_points_instead_of_masks(folders, capsys):
+    from iclsam.densify import boxes_from_mask, points_from_mask
+
+    rows_b, rows_p = [], []
+    for path in sorted((folders / "support_masks").iterdir()):
+        mask = np.asarray(Image.open(path)) > 0
+        rows_b += [{"image": path.name, "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]} for b in boxes_from_mask(mask)]
+        rows_p += [{"image": path.stem, "x": x, "y": y} for x, y in points_from_mask(mask)]
+    pd.DataFrame(rows_b).to_csv(folders / "boxes.csv", index=False)
+    pd.DataFrame(rows_p).to_csv(folders / "points.csv", index=False)
+    base = ["segment", "--support-images", str(folders / "support"), "--query", str(folders / "query"),
+            "--query-masks", str(folders / "query_masks")]
+    for flag, csv in (("--support-boxes", "boxes.csv"), ("--support-points", "points.csv")):
+        out = folders / f"out_{csv}"
+        assert main(base + [flag, str(folders / csv), "--out", str(out)]) == 0
+        dense = np.asarray(Image.open(out / "densified_s0.png")) > 0
+        truth = np.asarray(Image.open(folders / "support_masks" / "s0.png")) > 0
+        assert 2 * (dense & truth).sum() / (dense.sum() + truth.sum()) > 0.8
+        assert (pd.read_csv(out / "dice.csv")["iclsam"] > 0.7).all()
+        assert "densified_s1.png" in json.loads((out / "run.json").read_text())["outputs"]
+    capsys.readouterr()
+    pd.DataFrame(rows_b[:1]).to_csv(folders / "one.csv", index=False)  # no box for s1
+    assert main(base + ["--support-boxes", str(folders / "one.csv"), "--out", str(folders / "bad")]) == 2
+    error = capsys.readouterr().err
+    assert "one.csv" in error and "s1.png" in error and error.count("\n") == 1
+    pd.DataFrame(rows_p).rename(columns={"x": "col"}).to_csv(folders / "cols.csv", index=False)
+    assert main(base + ["--support-points", str(folders / "cols.csv"), "--out", str(folders / "bad")]) == 2
+    assert "missing column" in capsys.readouterr().err and not (folders / "bad").exists()
