@@ -1,10 +1,12 @@
 """Weak context (not in the paper): support sets annotated with boxes or points instead of masks.
-SAM turns each weak annotation into a support mask (`densify_image`); the method then runs unchanged.
+SAM turns each weak annotation into a support mask (`densify_boxes`, `densify_points`); the method then runs unchanged.
 Also the weak annotations a mask implies (`boxes_from_mask`, `points_from_mask`), with which the
 pipeline simulates annotators: a tight box per component; one click per component at the maximum of
 its distance transform (the point deepest inside it)."""
 
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -79,33 +81,66 @@ POINT_BOX_SCALES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 
 
 @torch.inference_mode()
-def densify_image(sam: SamPredictor, image: np.ndarray, boxes: np.ndarray | None = None,
-                  points: np.ndarray | None = None) -> np.ndarray:
-    """One support mask from checked weak annotations: the union of SAM's masks, one per box or per
-    point (`mask_from_point`). Where SAM gives nothing for an annotation, the box itself (or the
-    3 x 3 pixels around the point) stands in, so every annotated object is in the mask."""
+def densify_boxes(sam: SamPredictor, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """One support mask from checked boxes: the union of SAM's masks, one per box; where SAM gives
+    nothing for a box, the box itself stands in, so every annotated object is in the mask."""
     embedding = sam.encode(image)
     h, w = embedding.original
     mask = np.zeros((h, w), dtype=bool)
-    if boxes is not None:
-        logits = sam.decode(embedding, boxes)
-        for k, (x0, y0, x1, y1) in enumerate(boxes):
-            found = (logits[k] > 0).numpy()
-            mask |= found if found.any() else _region(h, w, x0, y0, x1, y1)
-    else:
-        for x, y in np.round(points).astype(int):
-            found = mask_from_point(sam, embedding, x, y)
-            mask |= found if found.any() else _region(h, w, x - 1, y - 1, x + 1, y + 1)
+    logits = sam.decode(embedding, boxes)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        found = (logits[k] > 0).numpy()
+        mask |= found if found.any() else _region(h, w, x0, y0, x1, y1)
     return mask
 
 
-def mask_from_point(sam: SamPredictor, embedding, x: int, y: int) -> np.ndarray:
-    """The object under a click, with a SAM that takes boxes (LiteMedSAM and MedSAM were trained on
-    boxes only; measured: LiteMedSAM gives empty masks for clicks). Boxes centred on the click, of
-    each side in `POINT_BOX_SCALES`, prompt SAM in one call; of each mask, the component holding
-    the click is a candidate; SAM prompted again with each candidate's tight box gives a second
-    mask, and the candidate that agrees with it best (Dice: the self-consistent one) is the answer,
-    the smaller box on ties. Empty when no candidate holds the click."""
+@torch.inference_mode()
+def densify_points(sam: SamPredictor, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
+                   fit_map: Callable) -> list[np.ndarray]:
+    """Support masks from checked clicks, in two passes over the whole support set. A SAM that takes
+    boxes (LiteMedSAM and MedSAM were trained on boxes only; measured: LiteMedSAM gives empty masks
+    for clicks) is prompted with boxes centred on each click, of each side in `POINT_BOX_SCALES`;
+    of each mask, the component holding the click is a candidate (`point_candidates`).
+    1. Each click takes its self-consistent candidate: the one SAM reproduces best (Dice) when
+       prompted again with the candidate's own tight box.
+    2. The confidence map (Eq. 2, `fit_map(embeddings, masks)`) is fitted on those first masks of
+       every support image, and each click takes the candidate with the best sum of its
+       self-consistency and its Dice with the map's component (p > 0.5) under the click.
+    Where no candidate holds a click, the 3 x 3 pixels around it stand in."""
+    embeddings = [sam.encode(x) for x in images]
+    found = [[(x, y, *point_candidates(sam, e, x, y)) for x, y in np.round(p).astype(int)]
+             for e, p in zip(embeddings, points)]
+
+    def masks(score) -> list[np.ndarray]:
+        result = []
+        for e, clicks in zip(embeddings, found):
+            h, w = e.original
+            mask = np.zeros((h, w), dtype=bool)
+            for k, (x, y, candidates, consistency) in enumerate(clicks):
+                if not candidates:
+                    mask |= _region(h, w, x - 1, y - 1, x + 1, y + 1)
+                    continue
+                mask |= candidates[int(np.argmax(score(e, x, y, candidates, consistency)))]
+            result.append(mask)
+        return result
+
+    first = masks(lambda e, x, y, candidates, consistency: consistency)
+    classifier = fit_map(embeddings, first)
+
+    def with_map(e, x, y, candidates, consistency):
+        above = (e.grid_to_image(classifier.confidence_grid(e.features)) > 0.5).numpy()
+        labels, _ = ndimage.label(above, structure=FOUR_CONNECTED)
+        reference = labels == labels[y, x] if labels[y, x] else above
+        return [s + dice(c, reference) for c, s in zip(candidates, consistency)]
+
+    return masks(with_map)
+
+
+def point_candidates(sam: SamPredictor, embedding, x: int, y: int) -> tuple[list[np.ndarray], list[float]]:
+    """The masks a click may mean, with how self-consistent each is: boxes centred on the click (one
+    per `POINT_BOX_SCALES`) prompt SAM in one call; of each mask the component holding the click;
+    each candidate's tight box prompts SAM again, and its Dice with that second mask is its
+    consistency. Empty lists when no mask holds the click."""
     h, w = embedding.original
     half = np.array(POINT_BOX_SCALES) * min(h, w) / 2
     boxes = np.stack([np.maximum(x - half, 0), np.maximum(y - half, 0),
@@ -116,10 +151,9 @@ def mask_from_point(sam: SamPredictor, embedding, x: int, y: int) -> np.ndarray:
         if labels[y, x]:
             candidates.append(labels == labels[y, x])
     if not candidates:
-        return np.zeros((h, w), dtype=bool)
+        return [], []
     again = sam.decode(embedding, np.concatenate([boxes_from_mask(c)[:1] for c in candidates])) > 0
-    agreement = [dice(c, a.numpy()) for c, a in zip(candidates, again)]
-    return candidates[int(np.argmax(agreement))]
+    return candidates, [dice(c, a.numpy()) for c, a in zip(candidates, again)]
 
 
 def _region(h: int, w: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -178,8 +178,9 @@ class ICLSAM:
         """Weak context (not in the paper): support masks from weak annotations, by this model's SAM.
         boxes[i]: K x 4 XYXY pixel boxes of image i, one per object; points[i]: K x 2 (x, y) positive
         clicks, one per object. Give one of the two. Returns one H x W bool mask per image, to
-        `predict` with as usual (`iclsam.densify.densify_image` says how)."""
-        from .densify import check_boxes, check_points, densify_image
+        `predict` with as usual (`iclsam.densify.densify_boxes` / `densify_points` say how; clicks
+        use the confidence map, Eq. 2, fitted on the whole support set)."""
+        from .densify import check_boxes, check_points, densify_boxes, densify_points
 
         if (boxes is None) == (points is None):
             raise ValueError("densify needs either boxes or points (one of the two)")
@@ -191,8 +192,15 @@ class ICLSAM:
             raise ValueError(f"{len(images)} support images but {len(annotations)} annotation lists")
         check = check_boxes if boxes is not None else check_points
         checked = [check(a, x.shape[:2], f"support image {i}") for i, (x, a) in enumerate(zip(images, annotations))]
-        return [densify_image(self.sam, x, **({"boxes": a} if boxes is not None else {"points": a}))
-                for x, a in zip(images, checked)]
+        if boxes is not None:
+            return [densify_boxes(self.sam, x, a) for x, a in zip(images, checked)]
+
+        def fit_map(embeddings, masks):
+            return fit_confidence_classifier(*support_tokens(embeddings, masks, self.sam.input_size),
+                                             solver=self.solver, seed=self.seed, max_tokens=self.confidence_tokens,
+                                             **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}))
+
+        return densify_points(self.sam, images, checked, fit_map)
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
