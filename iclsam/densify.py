@@ -21,17 +21,24 @@ ANNOTATION_KINDS = ("mask", "box", "point")
 ANNOTATION_SECONDS = {"point": 5.0, "box": 10.0, "mask": 80.0}
 
 
+def _annotation_rows(values, columns: str, what: str, name: str) -> np.ndarray:
+    """K x len(columns) finite numbers, K >= 1 (one row alone may be given flat)."""
+    width = len(columns.split(", "))
+    a = np.asarray(values, dtype=float)
+    if a.ndim == 1 and a.size == width:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError(f"{name}: {what}s must be K x {width} ({columns}), got shape {a.shape}")
+    if len(a) == 0:
+        raise ValueError(f"{name}: no {what} (at least one per support image)")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: {what}s contain NaN or infinite values")
+    return a
+
+
 def check_boxes(boxes, shape: tuple[int, int], name: str) -> np.ndarray:
     """K x 4 XYXY inclusive pixel boxes (K >= 1), x0 <= x1 < W, y0 <= y1 < H, all >= 0."""
-    b = np.asarray(boxes, dtype=float)
-    if b.ndim == 1 and b.size == 4:
-        b = b[None]
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"{name}: boxes must be K x 4 (x0, y0, x1, y1), got shape {b.shape}")
-    if len(b) == 0:
-        raise ValueError(f"{name}: no box (at least one per support image)")
-    if not np.isfinite(b).all():
-        raise ValueError(f"{name}: boxes contain NaN or infinite values")
+    b = _annotation_rows(boxes, "x0, y0, x1, y1", "box", name)
     h, w = shape
     bad = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] >= w) | (b[:, 3] >= h) | (b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3])
     if bad.any():
@@ -42,15 +49,7 @@ def check_boxes(boxes, shape: tuple[int, int], name: str) -> np.ndarray:
 
 def check_points(points, shape: tuple[int, int], name: str) -> np.ndarray:
     """K x 2 (x, y) pixel positions of positive clicks (K >= 1), inside the image."""
-    p = np.asarray(points, dtype=float)
-    if p.ndim == 1 and p.size == 2:
-        p = p[None]
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name}: points must be K x 2 (x, y), got shape {p.shape}")
-    if len(p) == 0:
-        raise ValueError(f"{name}: no point (at least one per support image)")
-    if not np.isfinite(p).all():
-        raise ValueError(f"{name}: points contain NaN or infinite values")
+    p = _annotation_rows(points, "x, y", "point", name)
     h, w = shape
     bad = (p[:, 0] < 0) | (p[:, 1] < 0) | (p[:, 0] > w - 1) | (p[:, 1] > h - 1)
     if bad.any():
@@ -111,29 +110,29 @@ def densify_points(sam: SamPredictor, images: Sequence[np.ndarray], points: Sequ
     found = [[(x, y, *point_candidates(sam, e, x, y)) for x, y in np.round(p).astype(int)]
              for e, p in zip(embeddings, points)]
 
-    def masks(score) -> list[np.ndarray]:
+    def masks(maps: list[np.ndarray] | None) -> list[np.ndarray]:
+        """Each click's best candidate: by consistency, plus Dice with the map's component under
+        the click when the image's thresholded map is given."""
         result = []
-        for e, clicks in zip(embeddings, found):
+        for i, (e, clicks) in enumerate(zip(embeddings, found)):
             h, w = e.original
             mask = np.zeros((h, w), dtype=bool)
-            for k, (x, y, candidates, consistency) in enumerate(clicks):
+            if maps is not None:
+                labels, _ = ndimage.label(maps[i], structure=FOUR_CONNECTED)
+            for x, y, candidates, consistency in clicks:
                 if not candidates:
                     mask |= _region(h, w, x - 1, y - 1, x + 1, y + 1)
                     continue
-                mask |= candidates[int(np.argmax(score(e, x, y, candidates, consistency)))]
+                score = list(consistency)
+                if maps is not None:
+                    reference = labels == labels[y, x] if labels[y, x] else maps[i]
+                    score = [s + dice(c, reference) for c, s in zip(candidates, consistency)]
+                mask |= candidates[int(np.argmax(score))]
             result.append(mask)
         return result
 
-    first = masks(lambda e, x, y, candidates, consistency: consistency)
-    classifier = fit_map(embeddings, first)
-
-    def with_map(e, x, y, candidates, consistency):
-        above = (e.grid_to_image(classifier.confidence_grid(e.features)) > 0.5).numpy()
-        labels, _ = ndimage.label(above, structure=FOUR_CONNECTED)
-        reference = labels == labels[y, x] if labels[y, x] else above
-        return [s + dice(c, reference) for c, s in zip(candidates, consistency)]
-
-    return masks(with_map)
+    classifier = fit_map(embeddings, masks(None))
+    return masks([(e.grid_to_image(classifier.confidence_grid(e.features)) > 0.5).numpy() for e in embeddings])
 
 
 def point_candidates(sam: SamPredictor, embedding, x: int, y: int) -> tuple[list[np.ndarray], list[float]]:

@@ -16,26 +16,27 @@ SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]
 VARIANT_ORDER = ("universeg", "universeg+conf", "features", *SAM_VARIANTS)
 
 
+def in_paper_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows by task, ICL model (as first met), variant in the paper's order (the ICL model's own,
+    then SAM's; `VARIANT_ORDER`), m."""
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    keys = (summary["m"].to_numpy(), summary["variant"].map(lambda v: rank.get(v, len(rank))).to_numpy(),
+            pd.factorize(summary["icl"])[0], summary["task"].to_numpy(dtype=str))
+    return summary.iloc[np.lexsort(keys)].reset_index(drop=True)
+
+
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean Dice over draws and queries of each (task, m, icl, variant), with its count n. The
-    variants of each ICL model keep their order in the scores (the paper's)."""
-    order = {(icl, v): i for icl, group in scores.groupby("icl", sort=False)
-             for i, v in enumerate(dict.fromkeys(group["variant"]))}
+    """Mean Dice over draws and queries of each (task, m, icl, variant), with its count n, in the
+    paper's order (`in_paper_order`)."""
     summary = (scores.groupby(["task", "m", "icl", "variant"], sort=False)["dice"]
                .agg(dice="mean", n="count").reset_index())
-    summary["_order"] = [order[key] for key in zip(summary["icl"], summary["variant"])]
-    summary = summary.sort_values(["task", "icl", "_order", "m"], kind="stable").drop(columns="_order")
-    return summary[SUMMARY_COLUMNS].reset_index(drop=True)
+    return in_paper_order(summary[SUMMARY_COLUMNS])
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
-    """Rows task / ICL model / variant (the paper's order: the ICL model's own, then SAM's), one
-    column per m (mean Dice)."""
+    """Rows task / ICL model / variant (`in_paper_order`), one column per m (mean Dice)."""
     sizes = sorted(summary["m"].unique())
-    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    summary = summary.sort_values(["task", "icl"], kind="stable")
-    summary = summary.iloc[np.lexsort((summary["variant"].map(lambda v: rank.get(v, len(rank))).to_numpy(),
-                                       pd.factorize(summary["icl"])[0], pd.factorize(summary["task"])[0]))]
+    summary = in_paper_order(summary)
     lines = ["| task | ICL model | variant | " + " | ".join(f"m = {m}" for m in sizes) + " |",
              "|---|---|---|" + "---|" * len(sizes)]
     for (task, icl, variant), rows in summary.groupby(["task", "icl", "variant"], sort=False):

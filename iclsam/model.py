@@ -194,13 +194,7 @@ class ICLSAM:
         checked = [check(a, x.shape[:2], f"support image {i}") for i, (x, a) in enumerate(zip(images, annotations))]
         if boxes is not None:
             return [densify_boxes(self.sam, x, a) for x, a in zip(images, checked)]
-
-        def fit_map(embeddings, masks):
-            return fit_confidence_classifier(*support_tokens(embeddings, masks, self.sam.input_size),
-                                             solver=self.solver, seed=self.seed, max_tokens=self.confidence_tokens,
-                                             **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}))
-
-        return densify_points(self.sam, images, checked, fit_map)
+        return densify_points(self.sam, images, checked, self._fit_map)
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
@@ -326,13 +320,16 @@ class ICLSAM:
     def _classifier(self, support: SupportSet) -> ConfidenceClassifier:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set."""
         if support.classifier is None:
-            embeddings = [self.sam.encode(x) for x in support.images]
-            support.classifier = fit_confidence_classifier(
-                *support_tokens(embeddings, support.masks, self.sam.input_size), solver=self.solver,
-                seed=self.seed, **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}),
-                max_tokens=self.confidence_tokens)
+            support.classifier = self._fit_map([self.sam.encode(x) for x in support.images], support.masks)
             self.classifier_fits += 1
         return support.classifier
+
+    def _fit_map(self, embeddings, masks: Sequence[np.ndarray]) -> ConfidenceClassifier:
+        """Eq. 2's fit on the given images' embeddings and masks, with this model's solver, seed and token cap."""
+        return fit_confidence_classifier(
+            *support_tokens(embeddings, masks, self.sam.input_size), solver=self.solver,
+            seed=self.seed, **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}),
+            max_tokens=self.confidence_tokens)
 
     def _fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
         """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's
