@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .densify import ANNOTATION_KINDS
 from .fusion import FUSIONS
 from .icl import DEFAULT_ICL, ICL_BACKENDS
 from .model import ICLSAM
@@ -111,7 +112,7 @@ def evaluate(args) -> int:
         print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}",
               file=sys.stderr)
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
-                                     seed=args.seed, progress=tqdm)
+                                     seed=args.seed, progress=tqdm, annotations=args.annotation)
     print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
@@ -121,7 +122,8 @@ def evaluate(args) -> int:
                   "queries": args.queries, "seed": args.seed, "icl": list(models),
                   "icl_weights": {k: v.icl_weights for k, v in models.items()},
                   "sam": next(iter(models.values())).sam.backbone.name,
-                  "box_confidence": args.box_confidence, "fusion": args.fusion}
+                  "box_confidence": args.box_confidence, "fusion": args.fusion,
+                  "annotation": args.annotation or ["mask"]}
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)
     return 0
@@ -276,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--universeg-checkpoint", help="UniverSeg weights (default: the weights shipped with iclsam)")
     p.add_argument("--cache-dir", help="keep SAM image embeddings there (faster reruns)")
     _refinement_arguments(p)
+    p.add_argument("--annotation", nargs="+", choices=list(ANNOTATION_KINDS),
+                   help="weak context: support sets annotated as masks, boxes or clicks, each derived from the "
+                        "true masks and densified by SAM (adds an annotation column; default: true masks only)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="CSV to write: task, m, icl, variant, dice, n")
+    p.add_argument("--out", help="CSV to write: task, m, icl, variant, dice, n (and annotation)")
     p.add_argument("--scores", help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl")
     p.set_defaults(run=evaluate)
 

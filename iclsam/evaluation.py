@@ -9,40 +9,46 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .densify import ANNOTATION_KINDS
 from .model import ICLSAM, SAM_VARIANTS
 from .protocol import evaluate_folder
 
-SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]
+SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
 VARIANT_ORDER = ("universeg", "universeg+conf", "features", *SAM_VARIANTS)
 
 
 def in_paper_order(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows by task, ICL model (as first met), variant in the paper's order (the ICL model's own,
-    then SAM's; `VARIANT_ORDER`), m."""
+    then SAM's; `VARIANT_ORDER`), support annotation (mask, box, point; weak context only), m."""
     rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
     keys = (summary["m"].to_numpy(), summary["variant"].map(lambda v: rank.get(v, len(rank))).to_numpy(),
             pd.factorize(summary["icl"])[0], summary["task"].to_numpy(dtype=str))
+    if "annotation" in summary.columns:
+        keys = (keys[0], summary["annotation"].map(ANNOTATION_KINDS.index).to_numpy(), *keys[1:])
     return summary.iloc[np.lexsort(keys)].reset_index(drop=True)
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean Dice over draws and queries of each (task, m, icl, variant), with its count n, in the
-    paper's order (`in_paper_order`)."""
-    summary = (scores.groupby(["task", "m", "icl", "variant"], sort=False)["dice"]
-               .agg(dice="mean", n="count").reset_index())
-    return in_paper_order(summary[SUMMARY_COLUMNS])
+    """Mean Dice over draws and queries of each (task, m, icl, variant[, annotation]), with its count
+    n, in the paper's order (`in_paper_order`)."""
+    keys = ["task", "m", "icl", "variant", *(["annotation"] if "annotation" in scores.columns else [])]
+    summary = scores.groupby(keys, sort=False)["dice"].agg(dice="mean", n="count").reset_index()
+    return in_paper_order(summary[SUMMARY_COLUMNS + keys[4:]])
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
-    """Rows task / ICL model / variant (`in_paper_order`), one column per m (mean Dice)."""
+    """Rows task / ICL model / variant [/ support annotation] (`in_paper_order`), one column per m
+    (mean Dice)."""
     sizes = sorted(summary["m"].unique())
     summary = in_paper_order(summary)
-    lines = ["| task | ICL model | variant | " + " | ".join(f"m = {m}" for m in sizes) + " |",
-             "|---|---|---|" + "---|" * len(sizes)]
-    for (task, icl, variant), rows in summary.groupby(["task", "icl", "variant"], sort=False):
+    keys = ["task", "icl", "variant", *(["annotation"] if "annotation" in summary.columns else [])]
+    names = ["task", "ICL model", "variant", "support annotation"][:len(keys)]
+    lines = ["| " + " | ".join(names) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+             "|" + "---|" * (len(keys) + len(sizes))]
+    for key, rows in summary.groupby(keys, sort=False):
         by_m = dict(zip(rows["m"], rows["dice"]))
         cells = [f"{by_m[m]:.{digits}f}" if m in by_m and np.isfinite(by_m[m]) else "" for m in sizes]
-        lines.append(f"| {task} | {icl} | {variant} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -54,7 +60,9 @@ def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, bo
 
 def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
              queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
-             progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-query scores (task, m, draw, query, variant, dice, icl) and their `summarise`."""
-    scores = evaluate_folder(models, data, sizes, draws, queries, tasks=tasks, seed=seed, progress=progress)
+             progress=None, annotations: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-query scores (task, m, draw, query, variant, dice, icl[, annotation, support_dice]) and
+    their `summarise`. `annotations`: weak context (`protocol.run_weak_context`)."""
+    scores = evaluate_folder(models, data, sizes, draws, queries, tasks=tasks, seed=seed, progress=progress,
+                             annotations=annotations)
     return scores, summarise(scores)

@@ -15,6 +15,7 @@ import pandas as pd
 from .atomic import write_atomic
 from .data.folder import Task, open_tasks
 from .data.splits import draw_supports, with_splits
+from .densify import ANNOTATION_KINDS, boxes_from_mask, points_from_mask
 from .metrics import assd, dice
 from .model import ICLSAM, Prediction
 from .resampling import resized_mask
@@ -29,11 +30,28 @@ def select_queries(ids: Sequence[str], max_queries: int | None = None, seed: int
     return ids
 
 
+def support_annotation(model: ICLSAM, images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                       annotation: str) -> list[np.ndarray]:
+    """The support masks a support set annotated in `annotation` (`densify.ANNOTATION_KINDS`) gives:
+    the true masks ("mask"), or SAM's masks from the weak annotations the true masks imply ("box": a
+    tight box per component; "point": one click per component, `densify.points_from_mask`)."""
+    if annotation == "mask":
+        return list(masks)
+    if annotation == "box":
+        return model.densify(images, boxes=[boxes_from_mask(y) for y in masks])
+    if annotation == "point":
+        return model.densify(images, points=[points_from_mask(y) for y in masks])
+    raise ValueError(f"annotation must be one of {ANNOTATION_KINDS}, got {annotation!r}")
+
+
 def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
-             with_assd: bool = True, progress=None) -> pd.DataFrame:
+             with_assd: bool = True, progress=None, annotation: str | None = None) -> pd.DataFrame:
     """Scores every variant for every (m, draw) support set of `draws` (rows of this task) on every
     query. Each image is loaded once; SAM encodes each image once (the model's encoder cache); the
-    work that depends on the support set alone is done once per (m, draw)."""
+    work that depends on the support set alone is done once per (m, draw).
+    With `annotation` (weak context, `support_annotation`), the support masks are those the
+    annotation gives, and rows also hold `annotation` and `support_dice` (mean Dice of the support
+    set's masks with the true ones)."""
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def load(image_id):
@@ -50,17 +68,33 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
     if progress is not None:
         jobs = progress(jobs, desc=task.name, total=len(sets) * len(queries))
     support_sets = {}  # each support set prepared once (features, Eq. 2 fit, UniverSeg tensors)
+    weak = {}
     for m, draw, support_ids, query in jobs:
         if (m, draw) not in support_sets:
-            support_sets = {(m, draw): model.support_set(*zip(*(load(i) for i in support_ids)))}
+            support_images, true_masks = zip(*(load(i) for i in support_ids))
+            masks = true_masks if annotation is None else support_annotation(model, support_images, true_masks, annotation)
+            support_sets = {(m, draw): model.support_set(support_images, masks)}
+            if annotation is not None:
+                weak = {"annotation": annotation,
+                        "support_dice": float(np.mean([dice(a, b) for a, b in zip(masks, true_masks)]))}
         image, truth = load(query)
         prediction = model.predict_query(support_sets[(m, draw)], image, truth)
         truth_512 = resized_mask(truth) if with_assd else None
         for variant, mask in prediction.masks.items():
             rows.append({"task": task.name, "m": m, "draw": draw, "query": query, "variant": variant,
                          "dice": dice(mask, truth),
-                         "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan})
+                         "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan, **weak})
     return pd.DataFrame(rows)
+
+
+def run_weak_context(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
+                     annotations: Sequence[str] = ANNOTATION_KINDS, progress=None) -> pd.DataFrame:
+    """Weak context (not in the paper): `run_grid` (Dice only) once per kind of support annotation,
+    on the same support sets and queries. Rows: task, m, draw, query, variant, dice, annotation,
+    support_dice."""
+    frames = [run_grid(model, task, draws, queries, with_assd=False, progress=progress, annotation=kind)
+              for kind in annotations]
+    return pd.concat(frames, ignore_index=True).drop(columns="assd")
 
 
 def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int | None, seed: int = 0,
@@ -75,9 +109,10 @@ def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int
 
 def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
                     max_queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
-                    progress=None) -> pd.DataFrame:
+                    progress=None, annotations: Sequence[str] | None = None) -> pd.DataFrame:
     """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
-    format, under `task_protocol`. Rows: task, m, draw, query, variant, dice, icl."""
+    format, under `task_protocol`. Rows: task, m, draw, query, variant, dice, icl; with `annotations`
+    (weak context, `run_weak_context`) also annotation and support_dice."""
     found = open_tasks(data)
     if tasks:
         unknown = sorted(set(tasks) - {t.name for t in found})
@@ -88,8 +123,11 @@ def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence
     for task in found:
         sets, queries = task_protocol(task, sizes, draws, max_queries, seed)
         for label, model in models.items():
-            scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress)
-            frames.append(scores.drop(columns="assd").assign(icl=label))
+            if annotations is None:
+                scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress).drop(columns="assd")
+            else:
+                scores = run_weak_context(model, task, sets, queries, annotations, progress=progress)
+            frames.append(scores.assign(icl=label))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -146,6 +146,31 @@ def gt_box_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     return out
 
 
+def weak_context_table(scores: pd.DataFrame, seconds: dict[str, float]) -> pd.DataFrame:
+    """Weak context (not in the paper): per task, support annotation and m, the full method's Dice
+    (`ours`, mean over draws of the per-query mean), the same as a fraction of the mask-annotated
+    support's (`of_mask`), the densified support masks' Dice with the truth (`support_dice`) and the
+    annotation time of the support set (`seconds`: m x `seconds[annotation]`). A `mean` task averages
+    the tasks."""
+    full = scores[scores["variant"] == "iclsam"]
+    keys = [k for k in ("icl", "task", "annotation", "m") if k in full.columns]
+    per_draw = full.groupby([*keys, "draw"], as_index=False)[["dice", "support_dice"]].mean()
+    table = per_draw.groupby(keys, as_index=False)[["dice", "support_dice"]].mean().rename(columns={"dice": "ours"})
+    outer = [k for k in keys if k != "task"]
+    table = pd.concat([table, table.groupby(outer, as_index=False)[["ours", "support_dice"]].mean().assign(task="mean")],
+                      ignore_index=True)
+    same = [k for k in keys if k != "annotation"]
+    masks = table.loc[table["annotation"] == "mask", [*same, "ours"]].rename(columns={"ours": "mask"})
+    table = table.merge(masks, on=same, how="left")
+    table["of_mask"] = (table["ours"] / table["mask"].where(table["mask"] > 0)).astype(float)
+    table = table.drop(columns="mask")
+    table["seconds"] = (table["m"] * table["annotation"].map(seconds)).round().astype(int)
+    table["_task"] = table["task"] == "mean"
+    table["_kind"] = -table["annotation"].map(seconds)  # the costliest annotation first
+    table = table.sort_values([k for k in ("icl",) if k in table] + ["_task", "task", "_kind", "m"], kind="stable")
+    return table.drop(columns=["_task", "_kind"]).reset_index(drop=True)
+
+
 def empty_prediction_counts(scores: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per row of `keys` (over data sets): how many predictions were empty (their ASSD is undefined
     and left out of the mean) out of how many."""
@@ -187,7 +212,7 @@ def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
                                        for row in frame.itertuples(index=False)])
 
 
-COLUMN_ORDER = ("sam", "icl", "dataset", "paper_task", "task", "model", "paper_model", "variant", "m",
+COLUMN_ORDER = ("sam", "icl", "dataset", "paper_task", "task", "model", "paper_model", "variant", "annotation", "m",
                 "ours", "paper", "difference")
 
 

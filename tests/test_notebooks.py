@@ -12,7 +12,7 @@ import yaml
 from iclsam.dvc_stages import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "report"]
+STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "weak_context", "report"]
 
 
 def tiny_params() -> dict:
@@ -23,6 +23,7 @@ def tiny_params() -> dict:
     params["grid"].update(max_queries=1)
     params["sensitivity"].update(m=1, draws=1, max_queries=1,
                                  values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]})
+    params["weak_context"].update(tasks=None, sizes=None, draws=1, max_queries=1)
     params["report"].update(examples=1)
     return params
 
@@ -47,7 +48,8 @@ def test_every_stage_produces_its_outputs(pipeline_run):
                  "results/sensitivity.csv", "tables/table1_dice.md", "tables/table4_5_ablation.csv",
                  "tables/table2_ablation_by_dataset.md", "tables/table6_assd.csv", "tables/icl_backends.md", "tables/gt_box_upper_bound.md",
                  "figures/data_examples.png", "figures/figure3_dice_vs_m.png", "figures/figure4_5_refinement.png",
-                 "figures/figure6_sensitivity.png", "metrics.json"]:
+                 "figures/figure6_sensitivity.png", "results/weak_context.csv", "tables/weak_context.md",
+                 "figures/weak_context.png", "metrics.json"]:
         assert (work / path).is_file(), path
 
 
