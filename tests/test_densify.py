@@ -2,6 +2,7 @@
 mask implies."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iclsam.densify import boxes_from_mask, points_from_mask
@@ -50,3 +51,31 @@ def test_densify_bad_input_is_a_clear_error(features_model):
         features_model.densify([image], boxes=[boxes_from_mask(mask)] * 2)
     with pytest.raises(ValueError, match="at least one support image"):
         features_model.densify([], boxes=[])
+
+
+def test_weak_context_table_matches_an_independent_computation():
+    from iclsam.densify import ANNOTATION_SECONDS
+    from iclsam.report import weak_context_table
+
+    rng = np.random.default_rng(1)
+    rows = [{"task": t, "m": m, "draw": d, "query": q, "variant": v, "annotation": a, "dice": rng.random(),
+             "support_dice": rng.random(), "icl": "features"}
+            for t in ("kidney", "disc") for m in (1, 4) for d in range(2) for q in range(3 if d else 2)
+            for v in ("features", "iclsam") for a in ("point", "mask", "box")]
+    scores = pd.DataFrame(rows)
+    table = weak_context_table(scores, ANNOTATION_SECONDS)
+    assert list(table["task"].unique()) == ["disc", "kidney", "mean"]
+    assert list(table["annotation"].unique()) == ["mask", "box", "point"]  # costliest first
+
+    def expected(task, kind, m, column="dice"):
+        draws = [np.mean([r[column] for r in rows if (r["task"], r["annotation"], r["m"], r["draw"], r["variant"])
+                          == (task, kind, m, d, "iclsam")]) for d in range(2)]
+        return float(np.mean(draws))
+
+    for row in table.itertuples():
+        tasks = ["disc", "kidney"] if row.task == "mean" else [row.task]
+        ours = np.mean([expected(t, row.annotation, row.m) for t in tasks])
+        masks = np.mean([expected(t, "mask", row.m) for t in tasks])
+        assert row.ours == pytest.approx(ours) and row.of_mask == pytest.approx(ours / masks)
+        assert row.support_dice == pytest.approx(np.mean([expected(t, row.annotation, row.m, "support_dice") for t in tasks]))
+        assert row.seconds == row.m * ANNOTATION_SECONDS[row.annotation]

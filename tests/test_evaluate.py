@@ -51,3 +51,20 @@ def test_evaluate_command_bad_input_is_one_line(tmp_path, synthetic_folder, caps
     assert "absent" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(synthetic_folder), "--tasks", "liver"]) == 2
     assert "liver" in capsys.readouterr().err
+
+
+def test_weak_context_with_masks_is_the_plain_protocol(synthetic_folder, tmp_path):
+    """--annotation: the mask-annotated rows are the plain run's, bit for bit; boxes give other
+    support masks, whose Dice with the truth is recorded."""
+    plain, weak = tmp_path / "plain.csv", tmp_path / "weak.csv"
+    common = ["evaluate", "--data", str(synthetic_folder), "--m", "1", "2", "--draws", "1", "--queries", "2"]
+    assert main([*common, "--scores", str(plain)]) == 0
+    assert main([*common, "--annotation", "mask", "box", "--scores", str(weak), "--out", str(tmp_path / "s.csv")]) == 0
+    plain, weak = pd.read_csv(plain), pd.read_csv(weak)
+    masks = weak[weak["annotation"] == "mask"]
+    pd.testing.assert_frame_equal(masks[list(plain.columns)].reset_index(drop=True), plain)
+    assert (masks["support_dice"] == 1.0).all()
+    boxes = weak[weak["annotation"] == "box"]
+    assert len(boxes) == len(plain) and boxes["support_dice"].between(0.5, 1.0).all()
+    summary = pd.read_csv(tmp_path / "s.csv")
+    assert list(summary.columns) == [*SUMMARY_COLUMNS, "annotation"] and set(summary["annotation"]) == {"mask", "box"}
