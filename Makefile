@@ -40,3 +40,6 @@ real-dev: setup
 		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/paper_boxes.csv > $(REAL_DEV_OUT)/.paper_boxes.md && mv $(REAL_DEV_OUT)/.paper_boxes.md $(REAL_DEV_OUT)/paper_boxes.md
 	$(BIN)/iclsam evaluate --data "$(REAL_DATA)" --m 1 4 8 --draws 3 --queries 16 --icl features --fusion auto \
 		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/fusion_auto.csv > $(REAL_DEV_OUT)/.fusion_auto.md && mv $(REAL_DEV_OUT)/.fusion_auto.md $(REAL_DEV_OUT)/fusion_auto.md
+	$(BIN)/iclsam evaluate --data "$(REAL_DATA)" --m 4 --draws 3 --queries 16 --icl features --annotation mask box point \
+		--cache-dir .cache/embeddings --out $(REAL_DEV_OUT)/weak_context.csv --scores $(REAL_DEV_OUT)/weak_context_scores.csv \
+		> $(REAL_DEV_OUT)/.weak_context.md && mv $(REAL_DEV_OUT)/.weak_context.md $(REAL_DEV_OUT)/weak_context.md

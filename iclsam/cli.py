@@ -113,7 +113,7 @@ def evaluate(args) -> int:
               file=sys.stderr)
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
                                      seed=args.seed, progress=tqdm, annotations=args.annotation)
-    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion))
+    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)
@@ -126,6 +126,16 @@ def evaluate(args) -> int:
                   "annotation": args.annotation or ["mask"]}
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)
+    return 0
+
+
+def weights_fetch(args) -> int:
+    from tqdm import tqdm
+
+    from .fetch import fetch
+
+    path = fetch(args.kind, args.dest, url=args.url, progress=tqdm)
+    print(f"{path}: checked (loads key for key)")
     return 0
 
 
@@ -308,6 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=positive_int, default=10, help="draws per support size")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=sample_support)
+
+    from .fetch import DEFAULT_DEST, PUBLISHED
+
+    p = commands.add_parser("weights", help="the official checkpoints: `iclsam weights fetch universeg|sam|medsam`")
+    fetch_parser = p.add_subparsers(dest="action", required=True).add_parser(
+        "fetch", help="download an official checkpoint from its publisher and check it by a strict load")
+    fetch_parser.add_argument("kind", choices=sorted(PUBLISHED))
+    fetch_parser.add_argument("--dest", default=str(DEFAULT_DEST), help=f"folder to put it in (default {DEFAULT_DEST}/)")
+    fetch_parser.add_argument("--url", help="download from here instead (a mirror)")
+    fetch_parser.set_defaults(run=weights_fetch)
 
     p = commands.add_parser("run-notebook", help="execute a jupytext notebook with papermill (a pipeline stage)")
     p.add_argument("notebook", help="notebooks/<stage>.py")

@@ -9,9 +9,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .densify import ANNOTATION_KINDS
+from .densify import ANNOTATION_KINDS, ANNOTATION_SECONDS
 from .model import ICLSAM, SAM_VARIANTS
 from .protocol import evaluate_folder
+from .report import weak_context_markdown, weak_context_table
 
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
 VARIANT_ORDER = ("universeg", "universeg+conf", "features", *SAM_VARIANTS)
@@ -52,10 +53,15 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, box_confidence, fusion: str) -> str:
-    """What `iclsam evaluate` prints: a line saying what was run, then `markdown_table`."""
-    return (f"Mean Dice over {draws} support draws x up to {queries} queries ({data}); "
-            f"box confidence {box_confidence}, fusion {fusion}:\n\n{markdown_table(summary)}")
+def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, box_confidence, fusion: str,
+           scores: pd.DataFrame | None = None) -> str:
+    """What `iclsam evaluate` prints: a line saying what was run, then `markdown_table`; for weak
+    context (`scores` with an annotation column), `weak_context_markdown` instead."""
+    weak = scores is not None and "annotation" in scores.columns
+    table = weak_context_markdown(weak_context_table(scores, ANNOTATION_SECONDS)) if weak else markdown_table(summary)
+    what = "full method's Dice by support annotation" if weak else "Dice"
+    return (f"Mean {what} over {draws} support draws x up to {queries} queries ({data}); "
+            f"box confidence {box_confidence}, fusion {fusion}:\n\n{table}")
 
 
 def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,

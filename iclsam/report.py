@@ -171,6 +171,21 @@ def weak_context_table(scores: pd.DataFrame, seconds: dict[str, float]) -> pd.Da
     return table.drop(columns=["_task", "_kind"]).reset_index(drop=True)
 
 
+def weak_context_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """`weak_context_table` in a reader's shape: rows task / ICL model / m, a column of the full
+    method's Dice per support annotation, then each weak annotation's fraction of the masks'."""
+    kinds = list(dict.fromkeys(table["annotation"]))
+    ratios = [k for k in kinds if k != "mask"] if "mask" in kinds else []
+    lines = ["| task | ICL model | m | " + " | ".join(kinds) + "".join(f" | {k} / mask" for k in ratios) + " |",
+             "|" + "---|" * (3 + len(kinds) + len(ratios))]
+    for (icl, task, m), rows in table.groupby(["icl", "task", "m"], sort=False):
+        ours, of_mask = dict(zip(rows["annotation"], rows["ours"])), dict(zip(rows["annotation"], rows["of_mask"]))
+        cells = [f"{ours[k]:.{digits}f}" if k in ours else "" for k in kinds]
+        cells += [f"{of_mask[k]:.{digits - 1}f}" if k in of_mask else "" for k in ratios]
+        lines.append(f"| {task} | {icl} | {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def empty_prediction_counts(scores: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per row of `keys` (over data sets): how many predictions were empty (their ASSD is undefined
     and left out of the mean) out of how many."""
@@ -216,15 +231,17 @@ COLUMN_ORDER = ("sam", "icl", "dataset", "paper_task", "task", "model", "paper_m
                 "ours", "paper", "difference")
 
 
-def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: Provenance) -> None:
-    """`<stem>.csv` and `<stem>.md` (title, provenance, table), written atomically."""
+def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: Provenance,
+                markdown: str | None = None) -> None:
+    """`<stem>.csv` and `<stem>.md` (title, provenance, table: `markdown`, else the frame as it is),
+    written atomically."""
     first = [c for c in COLUMN_ORDER if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first]]
     stem = Path(stem)
-    note = "" if provenance.is_paper_reproduction else (
+    note = "" if provenance.is_paper_reproduction or "paper" not in frame.columns else (
         "\n\n**Not a paper reproduction**: the paper's numbers are shown beside results on other data "
         "and/or other weights.")
-    text = f"# {title}\n\n{provenance.line()}{note}\n\n{to_markdown(frame)}\n"
+    text = f"# {title}\n\n{provenance.line()}{note}\n\n{markdown or to_markdown(frame)}\n"
     for suffix, write in ((".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
                           (".md", lambda p: p.write_text(text))):
         write_atomic(stem.with_suffix(suffix), write)

@@ -26,7 +26,7 @@ from iclsam.densify import ANNOTATION_SECONDS
 from iclsam.dvc_stages import build_models, load_params, provenance, task_inputs
 from iclsam.figures import weak_context_figure
 from iclsam.protocol import run_weak_context
-from iclsam.report import weak_context_table, write_table
+from iclsam.report import weak_context_markdown, weak_context_table, write_table
 
 params = load_params(params_file)
 p = params["weak_context"]
@@ -45,6 +45,7 @@ write_csv_atomic(results, out)
 table = weak_context_table(results, ANNOTATION_SECONDS)
 source = provenance(params, [p["sam"]], [model.icl_weights])
 write_table(table, Path(tables) / "weak_context",
-            "Weak context (not in the paper): the full method with support masks, boxes or clicks", source)
+            "Weak context (not in the paper): the full method with support masks, boxes or clicks", source,
+            markdown=weak_context_markdown(table))
 weak_context_figure(table, source, figure)
 table.pivot_table(index=["task", "annotation"], columns="m", values="ours", sort=False).round(3)

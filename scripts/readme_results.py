@@ -18,6 +18,8 @@ BLOCKS = {  # marker name -> (source file, drop its first line: the table's own 
     "real-dev": ("benchmarks/real_dev/summary.md", False),
     "real-dev-fusion": ("benchmarks/real_dev/fusion_auto.md", False),
     "real-dev-boxes": ("benchmarks/real_dev/paper_boxes.md", False),
+    "real-dev-weak": ("benchmarks/real_dev/weak_context.md", False),
+    "weak-context": ("tables/weak_context.md", True),
 }
 
 
