@@ -54,11 +54,13 @@ def _refinement_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaches this (default 0.95; 'none': every box, as the paper)")
     parser.add_argument("--fusion", choices=FUSIONS, default="paper",
                         help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)")
+    parser.add_argument("--device", default="auto",
+                        help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...")
 
 
 def _build_model(args) -> ICLSAM:
     return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, universeg_checkpoint=args.universeg_checkpoint,
-                  icl=args.icl, box_confidence=args.box_confidence, fusion=args.fusion)
+                  icl=args.icl, box_confidence=args.box_confidence, fusion=args.fusion, device=args.device)
 
 
 def demo(args) -> int:
@@ -104,7 +106,7 @@ def evaluate(args) -> int:
 
     if not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: not a folder (a prepared folder: <task>/images, <task>/masks, meta.csv)")
-    sam = SamPredictor(args.sam, args.sam_checkpoint, cache_dir=args.cache_dir)  # one encoder pass per image
+    sam = SamPredictor(args.sam, args.sam_checkpoint, device=args.device, cache_dir=args.cache_dir)  # one encoder pass per image
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
         models[icl] = ICLSAM(sam=sam, icl=icl, universeg_checkpoint=args.universeg_checkpoint,
@@ -122,7 +124,7 @@ def evaluate(args) -> int:
                   "queries": args.queries, "seed": args.seed, "icl": list(models),
                   "icl_weights": {k: v.icl_weights for k, v in models.items()},
                   "sam": next(iter(models.values())).sam.backbone.name,
-                  "box_confidence": args.box_confidence, "fusion": args.fusion,
+                  "box_confidence": args.box_confidence, "fusion": args.fusion, "device": str(sam.device),
                   "annotation": args.annotation or ["mask"]}
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)

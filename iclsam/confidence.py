@@ -106,30 +106,32 @@ def _lbfgs(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, max_iter: int, to
 
 
 def fit_logistic_torch(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: int = 100, tol: float = 1e-4,
-                       warm_start_tokens: int = 30_000) -> tuple[np.ndarray, float, bool]:
+                       warm_start_tokens: int = 30_000, device: str | torch.device = "cpu") -> tuple[np.ndarray, float, bool]:
     """Our solver for Eq. 2's objective (`balanced_logistic_loss`, C = 1): full-batch L-BFGS in
     torch (float32, strong-Wolfe line search; stops when every gradient entry is <= tol, as sklearn's
     lbfgs), warm-started from the same solver on a seeded subsample of `warm_start_tokens` tokens
-    when there are more. Returns weight, bias, converged."""
-    features = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
-    labels = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-    weight, bias = torch.zeros(features.shape[1]), torch.zeros(())
+    when there are more; on `device`. Returns weight, bias, converged."""
+    features = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    labels = torch.as_tensor(np.asarray(y), dtype=torch.float32).to(device)
+    weight, bias = torch.zeros(features.shape[1], device=features.device), torch.zeros((), device=features.device)
     with torch.enable_grad():
         if len(labels) > 2 * warm_start_tokens:
-            subset = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels))[:warm_start_tokens])
+            subset = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels))[:warm_start_tokens],
+                                     device=features.device)
             if 0 < labels[subset].sum() < len(subset):
                 weight, bias, _ = _lbfgs(features[subset], labels[subset], weight, bias, max_iter, tol)
         weight, bias, converged = _lbfgs(features, labels, weight, bias, max_iter, tol)
-    return weight.numpy(), float(bias), converged
+    return weight.cpu().numpy(), float(bias), converged
 
 
 def fit_confidence_classifier(x: np.ndarray, y: np.ndarray, solver: str = "lbfgs", seed: int = 0,
-                              train_fraction: float = 0.8, max_tokens: int | None = 30_000) -> ConfidenceClassifier:
+                              train_fraction: float = 0.8, max_tokens: int | None = 30_000,
+                              device: str | torch.device = "cpu") -> ConfidenceClassifier:
     """Eq. 2's logistic regression (binary cross-entropy, balanced classes, C = 1, 100 iterations) on
     a seeded random `train_fraction` of at most `max_tokens` tokens (the ICL-SAM code's protocol:
     30,000 tokens, then its 80 % split, so at most 24,000 are fitted; `train_fraction=1,
     max_tokens=None` fits every token). solver: "lbfgs" (sklearn, the code; default), "saga" (sklearn, the paper's wording) or "torch" (ours, `fit_logistic_torch`: the
-    same objective, faster on many tokens)."""
+    same objective, faster on many tokens; it runs on `device`, the sklearn solvers on the CPU)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     capped = len(y) if max_tokens is None else min(len(y), max_tokens)
@@ -143,7 +145,7 @@ def fit_confidence_classifier(x: np.ndarray, y: np.ndarray, solver: str = "lbfgs
         missing = np.flatnonzero(y != y_fit[0])[0]
         x_fit, y_fit = np.concatenate([x_fit, x[missing:missing + 1]]), np.concatenate([y_fit, y[missing:missing + 1]])
     if solver == "torch":
-        weight, bias, converged = fit_logistic_torch(x_fit, y_fit, seed)
+        weight, bias, converged = fit_logistic_torch(x_fit, y_fit, seed, device=device)
         return ConfidenceClassifier(weight.astype(np.float32), bias, converged)
     model = LogisticRegression(solver=solver, class_weight="balanced", C=1.0, max_iter=100, random_state=seed)
     with warnings.catch_warnings(record=True) as caught:

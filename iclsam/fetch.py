@@ -40,11 +40,6 @@ DEFAULT_DEST = Path("checkpoints")
 UNIVERSEG_WIDTHS = (64, 64, 64, 64)  # the official v1 network
 
 
-def fetch_command(kind: str, dest: str | Path = DEFAULT_DEST) -> str:
-    """The command that fetches `kind` into `dest` (named where a checkpoint is missing)."""
-    return f"iclsam weights fetch {kind} --dest {dest}"
-
-
 def verify_checkpoint(kind: str, path: str | Path) -> None:
     """Raises ValueError unless `path` loads key for key into our network of `kind`."""
     if kind == "universeg":

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
 from .fusion import FUSION_GAMMAS, FUSIONS, fuse, fusion_weight, leave_one_out_fusion
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
@@ -101,7 +102,8 @@ class ICLSAM:
       here on generated tasks; weak on real images; see their model card). `icl_weights` says in
       words which ICL weights are in use.
     solver: the confidence map's logistic regression, "lbfgs" (sklearn, the public code), "saga"
-      (sklearn, the paper's wording) or "torch" (our L-BFGS in torch, the same objective).
+      (sklearn, the paper's wording) or "torch" (our L-BFGS in torch, the same objective); "auto"
+      (default): lbfgs on the CPU, torch on any other device (the fit then runs there).
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
       the public code's protocol); None fits every token.
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
@@ -118,29 +120,31 @@ class ICLSAM:
 
     def __init__(self, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
                  universeg_checkpoint: str | Path | None = None, a: float = 0.5, b: float = 0.3,
-                 tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "auto", solver: str = "lbfgs",
+                 tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "auto", solver: str = "auto",
                  confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
                  box_confidence: float | None = 0.95, fusion: str = "paper",
-                 device: str = "cpu", cache_dir: str | Path | None = None):
+                 device: str = "auto", cache_dir: str | Path | None = None):
         if not isinstance(icl, ICLBackend) and icl != "auto" and icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be 'auto' or one of {tuple(ICL_BACKENDS)}, got {icl!r}")
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if solver != "auto" and solver not in SOLVERS:
+            raise ValueError(f"solver must be 'auto' or one of {SOLVERS}, got {solver!r}")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if box_confidence is not None and not 0.0 <= box_confidence <= 1.0:
             raise ValueError(f"box_confidence must be in [0, 1] or None, got {box_confidence!r}")
+        self.device = sam.device if isinstance(sam, SamPredictor) else resolve_device(device)
         self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(
-            sam, sam_checkpoint, device=device, aspect=sam_aspect, cache_dir=cache_dir)
+            sam, sam_checkpoint, device=self.device, aspect=sam_aspect, cache_dir=cache_dir)
         self.icl_model = icl if isinstance(icl, ICLBackend) else build_icl(
             icl, sam_name=self.sam.backbone.name, universeg_checkpoint=universeg_checkpoint,
-            universeg_channel=universeg_channel, device=device)
+            universeg_channel=universeg_channel, device=self.device)
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
         self.a, self.b, self.tau, self.beta = a, b, tau, beta
+        if solver == "auto":  # sklearn's lbfgs (the public code) on the CPU, our torch solver on the device elsewhere
+            solver = "lbfgs" if self.device.type == "cpu" else "torch"
         self.solver, self.seed, self.confidence_tokens = solver, seed, confidence_tokens
         self.box_confidence, self.fusion = box_confidence, fusion
-        self.device = torch.device(device)
         self._support_sets: OrderedDict[str, SupportSet] = OrderedDict()
         self.support_set_cache_size = 64  # a support set keeps its classifier and the ICL model's tensors
         self.classifier_fits = 0
@@ -329,7 +333,7 @@ class ICLSAM:
         return fit_confidence_classifier(
             *support_tokens(embeddings, masks, self.sam.input_size), solver=self.solver,
             seed=self.seed, **({} if self.confidence_tokens is not None else {"train_fraction": 1.0}),
-            max_tokens=self.confidence_tokens)
+            max_tokens=self.confidence_tokens, device=self.device)
 
     def _fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
         """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's

@@ -24,7 +24,6 @@ def data_description(params: dict) -> str:
 
 def missing_inputs(params: dict) -> list[str]:
     """What a run needs and cannot find: raw data sets and checkpoint files, each with where it goes."""
-    from .fetch import fetch_command
     from .sam.build import SAM_BACKBONES  # here, so that reading params does not load the models
 
     missing = []
@@ -39,10 +38,10 @@ def missing_inputs(params: dict) -> list[str]:
         if sam != "lite" and (checkpoint is None or not Path(checkpoint).is_file()):
             where = Path(checkpoint).parent if checkpoint else Path("checkpoints")
             missing.append(f"{SAM_BACKBONES[sam].name} checkpoint: expected at {checkpoint} "
-                           f"(grid.sam_checkpoint in params.yaml); get it with `{fetch_command(sam, where)}`")
+                           f"(grid.sam_checkpoint in params.yaml); get it with `iclsam weights fetch {sam} --dest {where}`")
     universeg = grid.get("universeg_checkpoint")
     if "universeg" in grid["icl"] and universeg is not None and not Path(universeg).is_file():
         missing.append(f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
-                       f"UniverSeg GitHub release 'weights'); get it with `{fetch_command('universeg', Path(universeg).parent)}`")
+                       f"UniverSeg GitHub release 'weights'); get it with `iclsam weights fetch universeg --dest {Path(universeg).parent}`")
     return missing
 

@@ -25,6 +25,7 @@ task = "brain_flair"
 m = 4
 seed = 0
 real_data = ""  # your own prepared folder; empty: $ICLSAM_REAL_DATA, if set
+device = "auto"  # auto: a CUDA GPU when there is one, else the CPU
 
 # %%
 import io
@@ -56,8 +57,8 @@ def show(fig):
     display(PNG(buffer.getvalue()))
 
 
-model = ICLSAM()  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
-print("SAM backbone:", model.sam.backbone.name)
+model = ICLSAM(device=device)  # sam="lite"; pass sam="medsam", sam_checkpoint=..., universeg_checkpoint=... for the paper's setting
+print("SAM backbone:", model.sam.backbone.name, "on", model.device)
 print("ICL model:   ", model.icl, "-", model.icl_weights)
 # the steps to draw: UniverSeg without and with the map (Eq. 4); the training-free model is the map itself
 steps = EXAMPLE_STEPS if model.icl == "universeg" else (("icl", "ICL model (map > 0.5)"),) + EXAMPLE_STEPS[2:]

@@ -24,7 +24,7 @@ def resolve_icl(name: str, universeg_checkpoint: str | Path | None) -> str:
 
 
 def build_icl(name: str, *, sam_name: str, universeg_checkpoint: str | Path | None = None,
-              universeg_channel: str = "first", device: str = "cpu") -> ICLBackend:
+              universeg_channel: str = "first", device: str = "auto") -> ICLBackend:
     """The ICL model called `name` ("universeg", "features" or "auto": see `resolve_icl`)."""
     name = resolve_icl(name, universeg_checkpoint)
     if name not in ICL_BACKENDS:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..devices import resolve_device
 from ..resampling import to_image_size
 from ..universeg import universeg, universeg_image, universeg_label
 from .base import ICLBackend, ICLOutput
@@ -32,11 +33,11 @@ class UniverSegICL(ICLBackend):
     plain_variant = "universeg"
     steered_variant = "universeg+conf"
 
-    def __init__(self, weights: str | Path = "shipped", channel: str = "first", device: str = "cpu"):
+    def __init__(self, weights: str | Path = "shipped", channel: str = "first", device: str = "auto"):
         if channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
         network, self.size, self.weights = universeg(weights)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.network = network.to(self.device)
         self.channel = channel
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..devices import resolve_device
 from ..checkpoints import file_sha256
 from .attention import predict_masks
 from .build import GRID, build_sam, checkpoint_path, backbone as backbone_entry
@@ -43,14 +44,14 @@ class SamPredictor:
     aspect: "keep" resizes the longest side and pads (the ICL-SAM code; default), "stretch" resizes
     to a square (MedSAM's own inference)."""
 
-    def __init__(self, kind: str = "lite", checkpoint: str | Path | None = None, device: str = "cpu",
+    def __init__(self, kind: str = "lite", checkpoint: str | Path | None = None, device: str = "auto",
                  aspect: str = "keep", cache_size: int = 256, cache_dir: str | Path | None = None):
         if aspect not in ("keep", "stretch"):
             raise ValueError(f"aspect must be 'keep' or 'stretch', got {aspect!r}")
         self.backbone = backbone_entry(kind)
-        self.model = build_sam(kind, checkpoint).to(device)
+        self.device = resolve_device(device)
+        self.model = build_sam(kind, checkpoint).to(self.device)
         self.kind, self.aspect = kind, aspect
-        self.device = torch.device(device)
         weights = file_sha256(checkpoint_path(kind, checkpoint))
         identity = {"backbone": kind, "aspect": aspect, "checkpoint": weights, "preprocessing": preprocessing_version()}
         directory = None if cache_dir is None else Path(cache_dir) / f"{kind}-{aspect}-{weights[:16]}"
