@@ -2,7 +2,9 @@
 produced, not typed numbers:
 - `results`: the pipeline's Table 1 (tables/table1_dice.md, as `dvc repro` wrote it);
 - `speed`: the speed benchmark's report (benchmarks/speed.md, as `python benchmarks/speed.py` wrote it);
-- `real-dev*`: `iclsam evaluate` on the real-dev sets (benchmarks/real_dev/*.md, as `make real-dev` wrote them).
+- `real-dev*`: `iclsam evaluate` on the real-dev sets (benchmarks/real_dev/*.md, as `make real-dev` wrote them);
+- `weak-context`: the pipeline's weak-context table (tables/weak_context.md);
+- `paper-profile`: the paper profile's predicted work and time here (`python benchmarks/paper_profile.py > benchmarks/paper_profile.md`).
 
     python scripts/readme_results.py
 """
@@ -20,6 +22,7 @@ BLOCKS = {  # marker name -> (source file, drop its first line: the table's own 
     "real-dev-boxes": ("benchmarks/real_dev/paper_boxes.md", False),
     "real-dev-weak": ("benchmarks/real_dev/weak_context.md", False),
     "weak-context": ("tables/weak_context.md", True),
+    "paper-profile": ("benchmarks/paper_profile.md", False),
 }
 
 
