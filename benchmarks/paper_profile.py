@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import yaml
 
-from iclsam.confidence import fit_confidence_classifier
+from iclsam.confidence import fit_confidence_classifier, solver_for, support_tokens
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.devices import resolve_device
 from iclsam.metrics import assd
@@ -79,11 +79,8 @@ def seconds_per_operation(device: torch.device, sizes: list[int], repeats: int) 
     embeddings = [sam.encode(x) for x in images[:8]]
     boxes = np.array([[30, 40, 100, 120]])
     timings["SAM decoder calls"] = best_of(repeats, synchronised(device, lambda: sam.decode(embeddings[0], boxes)))
-    from iclsam.confidence import support_tokens
-
     x, y = support_tokens(embeddings, masks[:8], sam.input_size)  # >= 24,000 tokens, the cap of every m >= 6
-    solver = "lbfgs" if device.type == "cpu" else "torch"
-    timings["Eq. 2 fits"] = best_of(repeats, lambda: fit_confidence_classifier(x, y, solver=solver, device=device))
+    timings["Eq. 2 fits"] = best_of(repeats, lambda: fit_confidence_classifier(x, y, solver=solver_for(device), device=device))
     truth = resized_mask(masks[0])
     timings["ASSD evaluations (512 x 512)"] = best_of(repeats, lambda: assd(np.roll(truth, 3, axis=1), truth))
     net = init_universeg_weights(UniverSeg()).to(device).eval()

@@ -74,6 +74,12 @@ class ConfidenceClassifier:
 SOLVERS = ("lbfgs", "saga", "torch")
 
 
+def solver_for(device: str | torch.device) -> str:
+    """The Eq. 2 solver for a device: sklearn's lbfgs (the public code) on the CPU, our torch solver
+    (which runs on the device) anywhere else."""
+    return "lbfgs" if torch.device(device).type == "cpu" else "torch"
+
+
 def balanced_logistic_loss(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, C: float = 1.0) -> Tensor:
     """The objective sklearn's LogisticRegression(class_weight="balanced", C) minimises, divided by
     C * n: mean of s_i * log-loss_i + |w|^2 / (2 C n), with s_i = n / (2 n_class(i)); the bias is not

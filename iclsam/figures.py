@@ -28,8 +28,31 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
         plt.close(fig)
 
 
-def _footer(fig, provenance: Provenance) -> None:
+def _save_with_footer(fig, provenance: Provenance, path: str | Path, bottom: float = 0.04) -> Path:
+    """Lays the figure out above a strip of height `bottom`, states its provenance there, saves it."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.text(0.01, 0.005, provenance.line(), fontsize=6.5, va="bottom", wrap=True)
+    return save_figure(fig, path)
+
+
+def _task_panels(count: int):
+    """A grid of `count` panels, at most 4 per row (the spare ones blank): fig, axes."""
+    cols = min(4, count)
+    rows = int(np.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows + 0.5), squeeze=False)
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def _dice_panel(ax, title: str, xlabel: str, ylabel: str, log_base: int) -> None:
+    """A task's panel: Dice (0-1) against a log-scale x axis."""
+    ax.set_xscale("log", base=log_base)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.tick_params(labelsize=7)
 
 
 def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
@@ -40,9 +63,7 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
     tasks = sorted(draws["task"].unique())
     icls = sorted(draws["icl"].unique()) if "icl" in draws.columns else [None]
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
-    cols = min(4, len(tasks))
-    rows = int(np.ceil(len(tasks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows + 0.5), squeeze=False)
+    fig, axes = _task_panels(len(tasks))
     for ax, task in zip(axes.flat, tasks):
         for icl in icls:
             part = draws[(draws["task"] == task) & ((draws["icl"] == icl) if icl else True)]
@@ -60,19 +81,10 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
             ref = paper[(paper["task"] == PAPER_TASK.get(task)) & (paper["model"] == model)]
             if len(ref):
                 ax.plot(ref["m"], ref["dice"], ":", color=colour, lw=1, label=f"paper: {model}")
-        ax.set_xscale("log", base=2)
-        ax.set_title(task, fontsize=9)
-        ax.set_xlabel("support size m", fontsize=8)
-        ax.set_ylabel("Dice", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.axis("off")
+        _dice_panel(ax, task, "support size m", "Dice", log_base=2)
     axes.flat[0].legend(fontsize=6, loc="lower right")
     fig.suptitle("Dice vs support size (mean ± std over support draws)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _footer(fig, provenance)
-    return save_figure(fig, path)
+    return _save_with_footer(fig, provenance, path)
 
 
 REFINEMENT_STEPS = (("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),
@@ -111,9 +123,7 @@ def refinement_figure(examples: list[dict], provenance: Provenance | None, path:
     if path is None:
         fig.tight_layout()
         return fig
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _footer(fig, provenance)
-    return save_figure(fig, path)
+    return _save_with_footer(fig, provenance, path)
 
 
 ANNOTATION_STYLE = {"mask": ("masks", "#2ca02c", "o"), "box": ("boxes", "#ff7f0e", "s"), "point": ("clicks", "#9467bd", "^")}
@@ -124,9 +134,7 @@ def weak_context_figure(table: pd.DataFrame, provenance: Provenance, path: str |
     one line per kind of annotation through its support sizes m (labelled), one panel per task of
     `report.weak_context_table` (its `mean` last)."""
     tasks = list(dict.fromkeys(table["task"]))
-    cols = min(4, len(tasks))
-    rows = int(np.ceil(len(tasks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows + 0.5), squeeze=False)
+    fig, axes = _task_panels(len(tasks))
     for ax, task in zip(axes.flat, tasks):
         part = table[table["task"] == task]
         for kind, group in part.groupby("annotation", sort=False):
@@ -135,20 +143,11 @@ def weak_context_figure(table: pd.DataFrame, provenance: Provenance, path: str |
             ax.plot(group["seconds"], group["ours"], "-", color=colour, marker=marker, ms=4, lw=1.2, label=label)
             for seconds, dice, m in zip(group["seconds"], group["ours"], group["m"]):
                 ax.annotate(f"{m}", (seconds, dice), textcoords="offset points", xytext=(3, 3), fontsize=6, color=colour)
-        ax.set_xscale("log")
-        ax.set_title(task, fontsize=9)
-        ax.set_xlabel("annotation time per support set (s)", fontsize=8)
-        ax.set_ylabel("Dice (ICL-SAM)", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.axis("off")
+        _dice_panel(ax, task, "annotation time per support set (s)", "Dice (ICL-SAM)", log_base=10)
     axes.flat[0].legend(fontsize=6, loc="lower right", title="support annotated with (m by each point)", title_fontsize=6)
     fig.suptitle("Weak context: Dice against annotation time (WS-ICL's estimates: click 5 s, box 10 s, mask 80 s)",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _footer(fig, provenance)
-    return save_figure(fig, path)
+    return _save_with_footer(fig, provenance, path)
 
 
 def sensitivity_figure(sensitivity: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
@@ -167,9 +166,7 @@ def sensitivity_figure(sensitivity: pd.DataFrame, provenance: Provenance, path: 
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6)
     fig.suptitle("Sensitivity to the constants (Fig. 6)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _footer(fig, provenance)
-    return save_figure(fig, path)
+    return _save_with_footer(fig, provenance, path, bottom=0.06)
 
 
 def support_query_figure(columns: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]], title: str,

@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, solver_for, support_tokens
 from .devices import resolve_device
-from .confidence import SOLVERS, ConfidenceClassifier, fit_confidence_classifier, support_tokens
 from .fusion import FUSION_GAMMAS, FUSIONS, fuse, fusion_weight, leave_one_out_fusion
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_support
@@ -141,8 +141,8 @@ class ICLSAM:
             universeg_channel=universeg_channel, device=self.device)
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
         self.a, self.b, self.tau, self.beta = a, b, tau, beta
-        if solver == "auto":  # sklearn's lbfgs (the public code) on the CPU, our torch solver on the device elsewhere
-            solver = "lbfgs" if self.device.type == "cpu" else "torch"
+        if solver == "auto":
+            solver = solver_for(self.device)
         self.solver, self.seed, self.confidence_tokens = solver, seed, confidence_tokens
         self.box_confidence, self.fusion = box_confidence, fusion
         self._support_sets: OrderedDict[str, SupportSet] = OrderedDict()

@@ -8,7 +8,7 @@ import torch
 
 from iclsam import ICLSAM
 from iclsam.cli import main
-from iclsam.confidence import fit_confidence_classifier
+from iclsam.confidence import fit_confidence_classifier, solver_for
 from iclsam.devices import resolve_device
 
 
@@ -27,6 +27,7 @@ def test_the_model_puts_every_part_on_its_device(lite):
     assert model.device == lite.device == model.icl_model.device == torch.device("cpu")
     assert next(model.icl_model.network.parameters()).device == model.device
     assert model.solver == "lbfgs"  # auto: sklearn's lbfgs (the public code) on the CPU
+    assert solver_for("cpu") == "lbfgs" and solver_for("cuda:1") == "torch"
     assert ICLSAM(sam=lite, solver="torch").solver == "torch"
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..devices import resolve_device
 from ..checkpoints import file_sha256
+from ..devices import resolve_device
 from .attention import predict_masks
 from .build import GRID, build_sam, checkpoint_path, backbone as backbone_entry
 from .cache import EmbeddingCache, image_key
