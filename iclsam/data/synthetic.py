@@ -2,13 +2,18 @@
 three scenarios. SYNTHETIC: nothing here is a medical image; results on it are not paper results.
 
 Families (tasks):
-- fundus (RGB): optic disc and cup on a retina with vessels  -> `fundus_disc`, `fundus_cup`
+- fundus (RGB): a photograph cropped around the optic disc, as the public disc-crop data sets are
+  (disc and cup on a retina with vessels)  -> `fundus_disc`, `fundus_cup`
 - brain (MRI-like, 4 contrasts of the same case): tumour with oedema -> `brain_flair`, `brain_t1`,
   `brain_t1ce`, `brain_t2` (target: whole tumour = core + oedema)
-- abdomen (CT-like, windowed): kidneys with tumours -> `ct_kidney` (target: kidneys + tumours)
+- abdomen (CT-like, windowed): kidneys in their perirenal fat, with tumours -> `ct_kidney` (target:
+  kidneys + tumours)
 
 Anatomy varies per case. Meta-support and query cases differ in acquisition (the paper's data sets
-mix scanners/cameras): query cases get another colour balance / bias field / noise / contrast.
+mix scanners/cameras): query cases get another colour balance / bias field / noise / contrast, and
+each case varies a little around its split's acquisition (`jittered`). The benchmark is built so
+that the method can work on it: SAM with ground-truth boxes reaches >= 0.85 Dice on every task
+(tests/test_data.py keeps it so).
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ class Acquisition:
 
 SUPPORT_ACQUISITION = Acquisition(1.0, 0.0, 0.03, 0.15, (1.0, 1.0, 1.0))
 QUERY_ACQUISITION = Acquisition(0.85, 0.04, 0.05, 0.3, (0.92, 1.0, 1.15))
+
+
+def jittered(rng, acq: Acquisition) -> Acquisition:
+    """One case's acquisition: its split's, varied a little per case (contrast, brightness, colour
+    balance), as images of one camera or scanner vary."""
+    return Acquisition(acq.gain * rng.uniform(0.92, 1.08), acq.offset + rng.uniform(-0.03, 0.03), acq.noise,
+                       acq.bias, tuple(float(t * rng.uniform(0.95, 1.05)) for t in acq.tint))
 
 
 def _grid(shape):
@@ -81,49 +93,68 @@ def _acquire(rng, clean, acq: Acquisition, body=None):
     return np.clip(x, 0, 1)
 
 
-def fundus_case(rng, acq: Acquisition, shape=(192, 240)):
-    """An RGB fundus-like photograph with optic disc and cup masks."""
-    y, x = _grid(shape)
-    aspect = shape[1] / shape[0]
-    fov = _ellipse(shape, 0.5, 0.5, 0.49, 0.49 / aspect) < 1
-    side = rng.choice([0.3, 0.7])
-    cy, cx = rng.uniform(0.4, 0.6), side + rng.uniform(-0.05, 0.05)
-    r_disc = rng.uniform(0.085, 0.12)
-    disc = _ellipse(shape, cy, cx, r_disc * rng.uniform(1.0, 1.15), r_disc / aspect, rng.uniform(-0.3, 0.3)) < 1
-    cup_ratio = rng.uniform(0.35, 0.7)
-    cup = _ellipse(shape, cy + rng.uniform(-0.01, 0.01), cx + (0.01 if side > 0.5 else -0.01),
-                   r_disc * cup_ratio, r_disc * cup_ratio / aspect * rng.uniform(0.9, 1.2)) < 1
-    cup &= disc
-    # retina: orange-red with darker macula opposite the disc
-    macula = np.exp(-(_ellipse(shape, cy, 1 - side, 0.12, 0.12 / aspect)))
-    base = np.stack([0.72 - 0.15 * macula, 0.32 - 0.1 * macula, 0.14 - 0.05 * macula], -1)
-    base += 0.03 * _texture(rng, shape, 2.0)[..., None]
-    # vessels: a few smooth curves leaving the disc
+def _vessel_tree(rng, shape, cy, cx, trunks=4, width=2.0):
+    """Dark vessels leaving the disc centre: a few curved trunks (mostly up and down, as the
+    arcades), each with a branch; returns a soft 0..1 map."""
     vessels = np.zeros(shape)
-    for _ in range(rng.integers(6, 10)):
-        angle = rng.uniform(0, 2 * np.pi)
-        t = np.linspace(0, rng.uniform(0.4, 0.8), 200)
-        bend = rng.uniform(-1.5, 1.5)
-        py = cy + t * np.sin(angle + bend * t)
-        px = cx + t * np.cos(angle + bend * t) / aspect
+    h, w = shape
+
+    def draw(y0, x0, angle, length, thickness):
+        t = np.linspace(0, length, 300)
+        bend = rng.uniform(-1.2, 1.2)
+        py, px = y0 + t * np.sin(angle + bend * t), x0 + t * np.cos(angle + bend * t)
         ok = (py > 0) & (py < 1) & (px > 0) & (px < 1)
-        vessels[(py[ok] * shape[0]).astype(int), (px[ok] * shape[1]).astype(int)] = 1
-    vessels = ndimage.gaussian_filter(ndimage.binary_dilation(vessels, iterations=1).astype(float), 0.8)
+        canvas = np.zeros(shape, bool)
+        canvas[(py[ok] * h).astype(int), (px[ok] * w).astype(int)] = True
+        nonlocal vessels
+        vessels = np.maximum(vessels, ndimage.gaussian_filter(
+            ndimage.binary_dilation(canvas, iterations=max(1, int(thickness))).astype(float), 0.7))
+        k = len(t) // 2
+        return py[k], px[k], angle + bend * t[k]
+
+    for k in range(trunks):
+        angle = (-np.pi / 2 if k % 2 == 0 else np.pi / 2) + rng.uniform(-0.6, 0.6)
+        y, x, a = draw(cy, cx, angle, rng.uniform(0.5, 0.8), width)
+        draw(y, x, a + rng.choice([-1, 1]) * rng.uniform(0.4, 0.9), rng.uniform(0.2, 0.4), max(1.0, width - 1))
+    return np.clip(vessels, 0, 1)
+
+
+def fundus_case(rng, acq: Acquisition, shape=(192, 192)):
+    """An RGB fundus-like photograph cropped around the optic disc (as the public disc-crop data
+    sets are: the disc spans about a third to a half of the crop), with optic disc and cup masks.
+    Pale cup inside a yellow-orange disc on a red-orange retina, vessels leaving the disc."""
+    cy, cx = 0.5 + rng.uniform(-0.07, 0.07), 0.5 + rng.uniform(-0.07, 0.07)
+    r_disc = rng.uniform(0.19, 0.25)
+    disc = _ellipse(shape, cy, cx, r_disc * rng.uniform(1.0, 1.12), r_disc, rng.uniform(-0.3, 0.3))
+    disc = disc + 0.06 * _smooth_field(rng, shape, 0.08) < 1
+    cup_ratio = rng.uniform(0.4, 0.7)
+    temporal = rng.choice([-1, 1]) * rng.uniform(0.0, 0.1) * r_disc  # the cup sits off-centre, temporally
+    cup = _ellipse(shape, cy + rng.uniform(-0.05, 0.05) * r_disc, cx + temporal,
+                   r_disc * cup_ratio * rng.uniform(0.95, 1.15), r_disc * cup_ratio) < 1
+    cup &= ndimage.binary_erosion(disc, iterations=3)
+    y, x = _grid(shape)
+    glow = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (2.2 * r_disc) ** 2))  # brighter retina near the disc
+    base = np.stack([0.62 + 0.12 * glow, 0.24 + 0.08 * glow, 0.10 + 0.04 * glow], -1)
+    base += 0.025 * _texture(rng, shape, 2.5)[..., None]
     soft = lambda m, s: ndimage.gaussian_filter(m.astype(float), s)[..., None]  # noqa: E731
-    img = base * (1 - soft(disc, 1.5)) + np.array([0.98, 0.78, 0.45]) * soft(disc, 1.5)
-    img = img * (1 - soft(cup, 1.2)) + np.array([1.0, 0.93, 0.8]) * soft(cup, 1.2)
-    # vessels: dark on the retina, thinner and fainter where they cross the pale disc
-    img = img * (1 - vessels[..., None] * (0.5 - 0.3 * soft(disc, 1.0)))
-    img = _acquire(rng, img, acq) * np.array(acq.tint)
-    img = np.clip(img, 0, 1) * fov[..., None]
-    return (img * 255).astype(np.uint8), {"fundus_disc": disc & fov, "fundus_cup": cup & fov}
+    rim_colour = np.array([0.93, 0.56, 0.26]) + rng.uniform(-0.04, 0.04, 3)
+    cup_colour = np.array([1.0, 0.94, 0.84]) + rng.uniform(-0.03, 0.0, 3)
+    img = base * (1 - soft(disc, 1.2)) + rim_colour * soft(disc, 1.2)
+    img = img * (1 - soft(cup, 1.0)) + cup_colour * soft(cup, 1.0)
+    img += 0.015 * _texture(rng, shape, 1.0)[..., None]
+    vessels = _vessel_tree(rng, shape, cy, cx + temporal / 2, trunks=int(rng.integers(3, 5)), width=1.5)
+    # vessels: dark on the retina, faint where they cross the pale disc and cup (as on photographs)
+    on_disc = 1 - 0.75 * soft(disc, 1.5)
+    img = img * (1 - vessels[..., None] * on_disc * np.array([0.45, 0.6, 0.6]))
+    img = np.clip(_acquire(rng, img, acq) * np.array(acq.tint), 0, 1)
+    return (img * 255).astype(np.uint8), {"fundus_disc": disc, "fundus_cup": cup}
 
 
 # tissue -> intensity per contrast (0..1): background, skull, csf, grey, white, tumour core, oedema, enhancing rim
 BRAIN_CONTRASTS = {
     "flair": dict(bg=0.0, skull=0.15, csf=0.08, grey=0.45, white=0.38, core=0.55, oedema=0.85, rim=0.7),
-    "t1": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.65, core=0.3, oedema=0.38, rim=0.4),
-    "t1ce": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.62, core=0.25, oedema=0.4, rim=0.95),
+    "t1": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.65, core=0.24, oedema=0.32, rim=0.36),
+    "t1ce": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.62, core=0.2, oedema=0.3, rim=0.95),
     "t2": dict(bg=0.0, skull=0.25, csf=0.95, grey=0.6, white=0.42, core=0.75, oedema=0.85, rim=0.7),
 }
 
@@ -179,18 +210,23 @@ def abdomen_case(rng, acq: Acquisition, shape=(192, 192)):
     cortex_hu = 150 * acq.gain + 20
     for side in (-1, 1):
         ky, kx = 0.62 + rng.uniform(-0.04, 0.04), 0.5 + side * rng.uniform(0.15, 0.2)
-        kidney = _ellipse(shape, ky, kx, rng.uniform(0.07, 0.1), rng.uniform(0.045, 0.06), side * rng.uniform(0.2, 0.5)) < 1
+        ry, rx, tilt = rng.uniform(0.07, 0.1), rng.uniform(0.045, 0.06), side * rng.uniform(0.2, 0.5)
+        kidney = _ellipse(shape, ky, kx, ry, rx, tilt) < 1
         hilum = _ellipse(shape, ky, kx - side * 0.04, 0.03, 0.025) < 1
         kidney &= ~hilum & inner
+        tumour = np.zeros(shape, bool)
+        if rng.random() < 0.6:  # an exophytic tumour on the kidney's outer side, less enhancing than the cortex
+            tumour = _blob(rng, shape, ky + rng.uniform(-0.05, 0.05), kx + side * rng.uniform(0.03, 0.05),
+                           rng.uniform(0.025, 0.045)) & inner
+        # perirenal fat: the kidney sits in a fat capsule, which gives it its edge on CT
+        capsule = ndimage.binary_dilation(kidney | tumour, iterations=int(rng.integers(3, 6))) & inner
+        hu[capsule & ~spine] = -90 + 10 * rng.standard_normal()
         hu[kidney] = cortex_hu
         medulla = ndimage.binary_erosion(kidney, iterations=3)
-        hu[medulla] = cortex_hu - 40
-        kidneys |= kidney
-        if rng.random() < 0.6:
-            tumour = _blob(rng, shape, ky + rng.uniform(-0.06, 0.06), kx + side * rng.uniform(0.02, 0.05),
-                           rng.uniform(0.025, 0.05)) & inner
-            hu[tumour] = 40 + rng.uniform(-10, 30)
-            kidneys |= tumour
+        hu[medulla] = cortex_hu - 25
+        hu[hilum & capsule] = -60  # renal sinus fat
+        hu[tumour] = rng.uniform(85, 115)
+        kidneys |= kidney | tumour
     hu = ndimage.gaussian_filter(hu, 0.7)
     hu = hu + acq.noise * 400 * rng.standard_normal(shape) * (body < 1)
     lo, hi = CT_WINDOW
@@ -222,7 +258,7 @@ def synthetic_cases(family: str, seed: int, n_support: int, n_query: int):
     rng = np.random.default_rng([seed, FAMILY_SEEDS[family]])
     for i in range(n_support + n_query):
         split = "support" if i < n_support else "query"
-        acq = SUPPORT_ACQUISITION if split == "support" else QUERY_ACQUISITION
+        acq = jittered(rng, SUPPORT_ACQUISITION if split == "support" else QUERY_ACQUISITION)
         case = generate_family(family, rng, acq)
         while not all(mask.any() for _, mask in case.values()):  # a target fell outside the view
             case = generate_family(family, rng, acq)
