@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .data.folder import Task, open_task
+from .icl import resolve_icl
 from .protocol import example_query, run_grid, select_queries
 from .model import ICLSAM
 from .profiles import data_description, load_params
@@ -48,6 +49,12 @@ def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CA
             for icl in icls}
 
 
+def default_icl(grid: dict) -> str:
+    """The ICL model `ICLSAM()` would use with the grid's weights (UniverSeg with a checkpoint, else
+    `DEFAULT_ICL`): the one the report shows first."""
+    return resolve_icl("auto", grid.get("universeg_checkpoint"))
+
+
 def provenance(params: dict, sams: list[str], icl_weights: list[str]) -> Provenance:
     """What produced a result: data, SAM backbone(s), ICL weights, profile."""
     return Provenance(data=data_description(params), sam=", ".join(SAM_BACKBONES[s].name for s in sams),
@@ -78,9 +85,9 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
                   ) -> tuple[pd.DataFrame, dict, dict]:
     """The grid stage on one task: the scores of every backbone and ICL model (`protocol.run_grid`),
     the run record (ICL weights, encoder passes and cache hits, the keys of the images used, seconds)
-    and Figs. 4/5's example query (first backbone and ICL model)."""
+    and Figs. 4/5's example query of each ICL model (first backbone), by ICL model."""
     start = time.perf_counter()
-    frames, example = [], None
+    frames, examples = [], {}
     record = {"task": task.name, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
     for sam in grid["sam"]:
         models = build_models(grid, sam, grid["icl"])
@@ -88,15 +95,15 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
             scores = run_grid(model, task, draws, queries, with_assd=grid["assd"], progress=progress)
             frames.append(scores.assign(sam=sam, icl=icl))
             record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
-            if example is None:
-                example = example_query(model, task, draws, queries)
+            if sam == grid["sam"][0]:
+                examples[icl] = example_query(model, task, draws, queries)
         predictor = next(iter(models.values())).sam
         record["encoder_passes"] += predictor.encoder_passes
         record["encoder_cache_hits"] += predictor.disk_hits
     used = sorted(set(draws.loc[draws["task"] == task.name, "id"]) | set(queries))
     record["images"] = sorted(image_key(task.load(i)[0]) for i in used)
     record["seconds"] = round(time.perf_counter() - start, 1)
-    return pd.concat(frames, ignore_index=True), record, example
+    return pd.concat(frames, ignore_index=True), record, examples
 
 
 def grid_results(params_file: str | Path, grid_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict], dict]:

@@ -15,10 +15,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import write_atomic  # noqa: E402
-from .report import PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means  # noqa: E402
+from .report import ICL_NAME, PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means  # noqa: E402
 
-VARIANT_STYLE = {"universeg": ("UniverSeg", "#1f77b4"), "features": ("features (ICL alone)", "#9467bd"),
-                 "iclsam": ("ICL-SAM (full)", "#d62728"), "sam+gt": ("SAM + GT boxes", "#7f7f7f")}
+# Fig. 3: one colour per ICL model, one line style (and marker) per variant; the paper's curves dotted
+ICL_COLOUR = {"universeg": "#1f77b4", "features": "#d62728"}
+PAPER_COLOUR = "black"
+VARIANT_LINE = {"alone": ("ICL model alone", "--", "o"), "iclsam": ("ICL-SAM (full method)", "-", "s"),
+                "sam+gt": ("SAM + GT boxes", "-.", None)}
+PAPER_LINES = (("UniverSeg", "alone"), ("MedSAM+UniverSeg", "iclsam"))  # the paper's rows, as our variants
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
@@ -55,36 +59,64 @@ def _dice_panel(ax, title: str, xlabel: str, ylabel: str, log_base: int) -> None
     ax.tick_params(labelsize=7)
 
 
-def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
-    """Fig. 3: per task, Dice vs support size for the ICL model alone and the full method (mean over
-    draws of the per-query mean; band = std over draws); the paper's curves dashed."""
+def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | Path,
+                     icl_first: str | None = None) -> Path:
+    """Fig. 3: per task, Dice vs support size (mean over draws of the per-query mean; band = std
+    over draws): for each ICL model (one colour) the model alone (dashed) and the full method
+    (solid); SAM with ground-truth boxes once (grey, dash-dot); the paper's UniverSeg and
+    MedSAM+UniverSeg dotted in black. One legend names each colour and each line style once."""
+    from matplotlib.lines import Line2D
+
     draws = per_draw_means(scores)
-    draws = draws[draws["variant"].isin(list(VARIANT_STYLE))]
-    tasks = sorted(draws["task"].unique())
-    icls = sorted(draws["icl"].unique()) if "icl" in draws.columns else [None]
+    icls = sorted(draws["icl"].unique(), key=lambda i: (i != icl_first, i))
+    draws = draws.assign(kind=np.where(draws["variant"] == draws["icl"], "alone", draws["variant"]))
+    draws = draws[draws["kind"].isin(list(VARIANT_LINE))]
+    tasks = sorted(draws["task"].unique(), key=_task_rank)
+    sizes = sorted(draws["m"].unique())
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
-    fig, axes = _task_panels(len(tasks))
+    fig, axes = _task_panels(len(tasks) + 1)  # the last panel holds the legend
     for ax, task in zip(axes.flat, tasks):
+        part = draws[draws["task"] == task]
         for icl in icls:
-            part = draws[(draws["task"] == task) & ((draws["icl"] == icl) if icl else True)]
-            for variant, group in part.groupby("variant"):
-                if variant == "features" and icl != "features":
-                    continue
-                stats = group.groupby("m")["dice"].agg(["mean", "std"]).fillna(0.0)
-                label, colour = VARIANT_STYLE[variant]
-                style = "--" if icl == "features" and variant != "features" else "-"
-                name = f"{label} [{icl}]" if icl and variant != "features" else label
-                ax.plot(stats.index, stats["mean"], style, color=colour, marker="o", ms=3, lw=1.2, label=name)
-                ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                                color=colour, alpha=0.15, lw=0)
-        for model, colour in (("UniverSeg", "#1f77b4"), ("MedSAM+UniverSeg", "#d62728")):
-            ref = paper[(paper["task"] == PAPER_TASK.get(task)) & (paper["model"] == model)]
+            for kind in ("alone", "iclsam"):
+                group = part[(part["icl"] == icl) & (part["kind"] == kind)]
+                if len(group):
+                    _curve(ax, group, ICL_COLOUR.get(icl, "#2ca02c"), *VARIANT_LINE[kind][1:])
+        gt = part[(part["kind"] == "sam+gt") & (part["icl"] == icls[0])]
+        if len(gt):
+            _curve(ax, gt, "#7f7f7f", *VARIANT_LINE["sam+gt"][1:])
+        for model, kind in PAPER_LINES:  # over our range of m
+            ref = paper[(paper["task"] == PAPER_TASK.get(task)) & (paper["model"] == model) & (paper["m"] <= sizes[-1])]
             if len(ref):
-                ax.plot(ref["m"], ref["dice"], ":", color=colour, lw=1, label=f"paper: {model}")
+                ax.plot(ref["m"], ref["dice"], ":", color=PAPER_COLOUR, marker=VARIANT_LINE[kind][2], ms=2.5,
+                        mfc="none", lw=1)
         _dice_panel(ax, task, "support size m", "Dice", log_base=2)
-    axes.flat[0].legend(fontsize=6, loc="lower right")
+        ax.set_xticks(sizes, [str(m) for m in sizes])
+    legend = axes.flat[len(tasks)]
+    legend.axis("off")
+    handles = [Line2D([], [], color=ICL_COLOUR.get(icl, "#2ca02c"), lw=2, label=f"ours, ICL model: {ICL_NAME.get(icl, icl)}")
+               for icl in icls]
+    handles.append(Line2D([], [], color=PAPER_COLOUR, ls=":", lw=1, label="the paper (UniverSeg, MedSAM)"))
+    handles += [Line2D([], [], color="#555555", ls=style, marker=marker, ms=3, mfc="none" if marker else None, lw=1.2,
+                       label=label) for label, style, marker in VARIANT_LINE.values()]
+    legend.legend(handles=handles, loc="center", fontsize=7, frameon=False)
     fig.suptitle("Dice vs support size (mean ± std over support draws)", fontsize=10)
     return _save_with_footer(fig, provenance, path)
+
+
+
+def _task_rank(task: str):
+    """Tasks in the paper's order (by their paper task), then by name."""
+    order = list(dict.fromkeys(PAPER_TASK.values()))
+    paper_task = PAPER_TASK.get(task)
+    return (order.index(paper_task) if paper_task in order else len(order), task)
+
+
+def _curve(ax, group: pd.DataFrame, colour: str, style: str, marker: str | None) -> None:
+    """Mean over draws against m, with a band of one std over draws."""
+    stats = group.groupby("m")["dice"].agg(["mean", "std"]).fillna(0.0)
+    ax.plot(stats.index, stats["mean"], style, color=colour, marker=marker, ms=3, lw=1.2)
+    ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.12, lw=0)
 
 
 REFINEMENT_STEPS = (("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),

@@ -18,6 +18,7 @@ from .data.splits import draw_supports, with_splits
 from .densify import ANNOTATION_KINDS, boxes_from_mask, points_from_mask
 from .metrics import assd, dice
 from .model import ICLSAM, Prediction
+from .report import ICL_NAME
 from .resampling import resized_mask
 
 
@@ -171,27 +172,39 @@ def example_query(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Seque
     return {"task": f"{task.name} (m = {m})", "image": image, "truth": truth, "prediction": prediction}
 
 
-def save_example(example: dict, path: str | Path) -> Path:
-    """An `example_query` result as .npz (what the figures draw), written atomically."""
-    prediction = example["prediction"]
-    names = list(prediction.masks)
+def save_examples(examples: dict[str, dict], path: str | Path) -> Path:
+    """`example_query` results, by ICL model, as one .npz (what the figures draw), written atomically."""
+    arrays = {}
+    for icl, example in examples.items():
+        prediction = example["prediction"]
+        names = list(prediction.masks)
+        fields = dict(task=example["task"], image=example["image"], truth=example["truth"],
+                      confidence=prediction.confidence, boxes=prediction.boxes, icl=prediction.icl,
+                      alpha=prediction.alpha, gamma=prediction.gamma, variants=np.array(names),
+                      masks=np.stack([prediction.masks[n] for n in names]),
+                      dice=np.array([prediction.dice[n] for n in names]))
+        arrays.update({f"{icl}.{key}": value for key, value in fields.items()})
 
     def write(partial):
         with open(partial, "wb") as handle:
-            np.savez_compressed(handle, task=example["task"], image=example["image"], truth=example["truth"],
-                                confidence=prediction.confidence, boxes=prediction.boxes, icl=prediction.icl,
-                                alpha=prediction.alpha, gamma=prediction.gamma, variants=np.array(names),
-                                masks=np.stack([prediction.masks[n] for n in names]),
-                                dice=np.array([prediction.dice[n] for n in names]))
+            np.savez_compressed(handle, models=np.array(list(examples)), **arrays)
     return write_atomic(path, write)
 
 
-def load_example(path: str | Path) -> dict:
-    """What `save_example` wrote, with the prediction as a `Prediction`."""
+def load_examples(path: str | Path, models: Sequence[str] | None = None) -> list[dict]:
+    """What `save_examples` wrote, for `models` (default: all, as saved), each with its prediction
+    as a `Prediction` and its task labelled with the ICL model."""
     with np.load(path, allow_pickle=False) as stored:
-        names = [str(n) for n in stored["variants"]]
-        prediction = Prediction(masks=dict(zip(names, stored["masks"])), boxes=stored["boxes"],
-                                confidence=stored["confidence"], icl=str(stored["icl"]), alpha=float(stored["alpha"]),
-                                gamma=float(stored["gamma"]), classifier=None,
-                                dice={n: float(d) for n, d in zip(names, stored["dice"])})
-        return {"task": str(stored["task"]), "image": stored["image"], "truth": stored["truth"], "prediction": prediction}
+        saved = [str(m) for m in stored["models"]]
+        out = []
+        for icl in (saved if models is None else [m for m in models if m in saved]):
+            field = lambda key: stored[f"{icl}.{key}"]  # noqa: E731
+            names = [str(n) for n in field("variants")]
+            prediction = Prediction(masks=dict(zip(names, field("masks"))), boxes=field("boxes"),
+                                    confidence=field("confidence"), icl=str(field("icl")), alpha=float(field("alpha")),
+                                    gamma=float(field("gamma")), classifier=None,
+                                    dice={n: float(d) for n, d in zip(names, field("dice"))})
+            out.append({"task": f"{field('task')}, {ICL_NAME.get(icl, icl)}", "image": field("image"),
+                        "truth": field("truth"), "prediction": prediction})
+        return out
+

@@ -25,10 +25,20 @@ PAPER_TASK = {
 PAPER_DATASET = {"fundus_disc": "fundus", "fundus_cup": "fundus", "brats_flair": "brats", "brats_t1": "brats",
                  "brats_t1ce": "brats", "brats_t2": "brats", "kits23": "kits23"}
 # our variant -> the paper's row in Tables 4-5 (the MedSAM ablation; LiteMedSAM is compared with it)
-ABLATION_ROW = {"universeg": "UniverSeg", "universeg+conf": "+Confidence map in UniverSeg", "sam": "+MedSAM",
-                "sam+conf": "+Confidence map in MedSAM", "iclsam": "+Fusion"}
+# (the ICL model alone, UniverSeg or the training-free features backend, stands beside the paper's UniverSeg row)
+ABLATION_ROW = {"universeg": "UniverSeg", "features": "UniverSeg", "universeg+conf": "+Confidence map in UniverSeg",
+                "sam": "+MedSAM", "sam+conf": "+Confidence map in MedSAM", "iclsam": "+Fusion"}
 TABLE1_ROW = {"universeg": "UniverSeg", "iclsam": {"sam": "UniverSeg+SAM", "medsam": "UniverSeg+MedSAM",
                                                    "lite": "UniverSeg+MedSAM"}}
+# the paper's order of rows: data sets and tasks as in its tables, variants as the ablation adds them
+DATASET_ORDER = ("fundus", "brats", "kits23")
+TASK_ORDER = ("fundus_disc", "fundus_cup", "brats_flair", "brats_t1", "brats_t1ce", "brats_t2", "kits23")
+VARIANT_ORDER = ("universeg", "features", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt")
+ICL_NAME = {"universeg": "UniverSeg", "features": "features (training-free)"}
+VARIANT_NAME = {"universeg": "ICL alone", "features": "ICL alone", "universeg+conf": "+ map in UniverSeg (Eq. 4)",
+                "sam": "+ SAM, boxes", "sam+conf": "+ map in SAM (Eq. 3)", "iclsam": "+ fusion: ICL-SAM",
+                "sam+gt": "SAM + GT boxes"}
+BACKBONE_NAME = {"lite": "LiteMedSAM", "sam": "SAM", "medsam": "MedSAM"}
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,7 @@ def ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
     ours["model"] = ours["variant"].map(ABLATION_ROW)
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
     paper = paper.rename(columns={"task": "paper_task"})
-    table = side_by_side(ours, paper, ["paper_task", "model"])
-    return _ordered(table, ["icl", "paper_task", "model", "variant", "m"])
+    return in_paper_order(side_by_side(ours, paper, ["paper_task", "model"]))
 
 
 def icl_backend_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +117,7 @@ def icl_backend_table(scores: pd.DataFrame) -> pd.DataFrame:
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
     table = side_by_side(ours, paper.rename(columns={"task": "paper_task"}), ["paper_task", "model"])
     table["paper_model"] = table["model"].map({"UniverSeg": "UniverSeg (ICL alone)", "+Fusion": "MedSAM+UniverSeg"})
-    return _ordered(table.drop(columns=["model"]), ["paper_task", "variant", "icl", "m"])
+    return in_paper_order(table.drop(columns=["model"]))
 
 
 def dataset_ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -119,19 +128,19 @@ def dataset_ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ("icl", "dataset", "model", "variant", "m") if c in table.columns]
     out = table.groupby(keys, as_index=False)[["ours", "paper"]].mean()
     out["difference"] = out["ours"] - out["paper"]
-    return out
+    return in_paper_order(out)
 
 
 def table1(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
-    """Table 1: UniverSeg and UniverSeg+SAM-backbone (the full method) per data set."""
+    """Table 1: per data set, each ICL model alone and inside the full method (ICL model + SAM
+    backbone), beside the paper's UniverSeg and UniverSeg+<backbone> rows."""
     ours = ours_by_paper_task(scores)
-    ours = ours[ours["variant"].isin(["universeg", "iclsam"])].copy()
+    ours = ours[(ours["variant"] == ours["icl"]) | (ours["variant"] == "iclsam")].copy()
     ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
-    keys = [c for c in ("icl", "dataset", "variant", "m") if c in ours.columns]
-    ours = ours.groupby(keys, as_index=False)["dice"].mean()
-    ours["model"] = ours["variant"].map(lambda v: TABLE1_ROW["universeg"] if v == "universeg" else TABLE1_ROW["iclsam"][sam])
+    ours = ours.groupby(["icl", "dataset", "variant", "m"], as_index=False)["dice"].mean()
+    ours["model"] = ours["variant"].map(lambda v: TABLE1_ROW["iclsam"][sam] if v == "iclsam" else TABLE1_ROW["universeg"])
     paper = paper_long(paper_table("dice_table1"), ["dataset", "model"])
-    return _ordered(side_by_side(ours, paper, ["dataset", "model"]), ["icl", "dataset", "model", "variant", "m"])
+    return in_paper_order(side_by_side(ours, paper, ["dataset", "model"]))
 
 
 def gt_box_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
@@ -197,21 +206,61 @@ def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     """Table 6: ASSD (pixels at 512 x 512) per data set, UniverSeg and the full method, over the
     non-empty predictions, with the count of empty ones beside it."""
     ours = ours_by_paper_task(scores, "assd")
-    ours = ours[ours["variant"].isin(["universeg", "iclsam", "sam+gt"])].copy()
+    ours = ours[(ours["variant"] == ours["icl"]) | ours["variant"].isin(["iclsam", "sam+gt"])].copy()
     ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
     keys = [c for c in ("icl", "dataset", "variant", "m") if c in ours.columns]
     ours = ours.groupby(keys, as_index=False)["assd"].mean()
     ours = ours.merge(empty_prediction_counts(scores, keys), on=keys, how="left")
     backbone = "SAM" if sam == "sam" else "MedSAM"
-    names = {"universeg": "UniverSeg", "iclsam": f"UniverSeg+{backbone}", "sam+gt": f"{backbone}+GT"}
+    names = {"universeg": "UniverSeg", "features": "UniverSeg", "iclsam": f"UniverSeg+{backbone}", "sam+gt": f"{backbone}+GT"}
     ours["model"] = ours["variant"].map(names)
     paper = paper_long(paper_table("assd_table6"), ["dataset", "model"], "assd")
-    return _ordered(side_by_side(ours, paper, ["dataset", "model"], "assd"), ["icl", "dataset", "model", "variant", "m"])
+    return in_paper_order(side_by_side(ours, paper, ["dataset", "model"], "assd"))
 
 
-def _ordered(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    keys = [k for k in keys if k in frame.columns]
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+def in_paper_order(frame: pd.DataFrame, icl_first: str | None = None) -> pd.DataFrame:
+    """Rows in the paper's order: backbone, data set, task (`DATASET_ORDER`, `TASK_ORDER`), ICL model
+    (`icl_first` first, then by name), variant (`VARIANT_ORDER`), m; unknown values after known ones."""
+    def rank(column, order):
+        known = {v: i for i, v in enumerate(order)}
+        return frame[column].map(lambda v: (known.get(v, len(known)), str(v)))
+
+    orders = {"sam": (), "dataset": DATASET_ORDER, "paper_task": TASK_ORDER, "task": TASK_ORDER,
+              "icl": (icl_first,) if icl_first else (), "variant": VARIANT_ORDER, "m": ()}
+    keys = [c for c in orders if c in frame.columns]
+    ranks = [rank(c, orders[c]) if orders[c] or frame[c].dtype == object else frame[c] for c in keys]
+    per_row = list(zip(*ranks)) if keys else [()] * len(frame)
+    order = sorted(range(len(frame)), key=per_row.__getitem__)
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def paper_shaped_markdown(table: pd.DataFrame, rows: list[tuple[str, str]], value: str = "ours",
+                          reference: str = "paper", digits: int = 3, icl_first: str | None = None) -> str:
+    """A long table in the paper's own shape: one row per combination of the `rows` columns (column,
+    header), in the paper's order (`in_paper_order`), one column per m, each cell "ours (paper)"
+    (just "ours" where the paper has no number). The SAM backbone leads when there are several."""
+    if "sam" in table.columns and table["sam"].nunique() > 1:
+        rows = [("sam", "SAM backbone"), *rows]
+    table = in_paper_order(table, icl_first)
+    sizes = sorted(table["m"].unique())
+    names = {"icl": ICL_NAME, "sam": BACKBONE_NAME, "variant": VARIANT_NAME}
+
+    def cell(by_m, m):
+        if m not in by_m.index or pd.isna(by_m.at[m, value]):
+            return ""
+        ours, paper = by_m.at[m, value], by_m.at[m, reference] if reference in by_m.columns else np.nan
+        return f"{ours:.{digits}f}" + ("" if pd.isna(paper) else f" ({paper:.{digits}f})")
+
+    keys = [c for c, _ in rows]
+    lines = [f"Each cell: ours ({reference if reference != 'paper' else 'the paper'}).", "",
+             "| " + " | ".join(h for _, h in rows) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+             "|" + "---|" * (len(rows) + len(sizes))]
+    for key, group in table.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        labels = [names.get(c, {}).get(k, str(k)) for c, k in zip(keys, key)]
+        by_m = group.set_index("m")
+        lines.append("| " + " | ".join(labels) + " | " + " | ".join(cell(by_m, m) for m in sizes) + " |")
+    return "\n".join(lines)
 
 
 def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
@@ -252,6 +301,33 @@ def per_backbone(scores: pd.DataFrame, build) -> pd.DataFrame:
     `sam` column."""
     return pd.concat([build(part.drop(columns="sam"), sam).assign(sam=sam)
                       for sam, part in scores.groupby("sam", sort=True)], ignore_index=True)
+
+
+def dice_by_m(scores: pd.DataFrame, icl: str, variant: str) -> pd.DataFrame:
+    """One ICL model's variant ("alone": the ICL model itself) as a wide table for `dvc plots`: a row
+    per m, a column per task (mean over draws of the per-query mean), tasks in the paper's order."""
+    variant = icl if variant == "alone" else variant
+    draws = per_draw_means(scores[(scores["icl"] == icl) & (scores["variant"] == variant)])
+    wide = draws.groupby(["m", "task"])["dice"].mean().unstack("task")
+    rank = {t: i for i, t in enumerate(TASK_ORDER)}
+    columns = sorted(wide.columns, key=lambda t: (rank.get(PAPER_TASK.get(t), len(rank)), t))
+    return wide[columns].reset_index().rename_axis(columns=None)
+
+
+def dice_metrics(scores: pd.DataFrame, icl_first: str) -> dict:
+    """The Dice part of metrics.json (`dvc metrics show / diff`): per ICL model, the mean over tasks
+    of the ICL model alone, the full method and SAM with GT boxes at each m; per task, the full
+    method of the default ICL model (`icl_first`) at each m. Rounded to 4 digits."""
+    def by_m(frame):
+        return {f"m{int(m)}": round(float(v), 4) for m, v in frame.items()}
+
+    out = {"mean_over_tasks": {}, "full_method_per_task": {}}
+    for icl in sorted(scores["icl"].unique(), key=lambda i: (i != icl_first, i)):
+        out["mean_over_tasks"][icl] = {name: by_m(dice_by_m(scores, icl, variant).set_index("m").mean(axis=1))
+                                       for name, variant in (("icl_alone", "alone"), ("iclsam", "iclsam"), ("sam_gt", "sam+gt"))}
+    full = dice_by_m(scores, icl_first, "iclsam").set_index("m")
+    out["full_method_per_task"] = {task: by_m(full[task]) for task in full.columns}
+    return out
 
 
 def run_summary(profile: str, records: list[dict], backbones: int) -> dict:

@@ -5,7 +5,7 @@
 # `data/draws.csv` segments every query image once; every variant of the method is scored (Dice;
 # ASSD at 512 x 512). SAM encodes each image once (an on-disk cache keyed by image content and
 # backbone, shared by all stages). The example query of Figs. 4/5 (the first draw of the middle support
-# size on the first query, first backbone and ICL model) is kept for the report stage.
+# size on the first query, first backbone, every ICL model) is kept for the report stage.
 
 # %% tags=["parameters"]
 params_file = "params.yaml"
@@ -23,16 +23,16 @@ from tqdm.auto import tqdm
 
 from iclsam.atomic import write_csv_atomic, write_text_atomic
 from iclsam.dvc_stages import grid_for_task, load_params, task_inputs
-from iclsam.protocol import save_example
+from iclsam.protocol import save_examples
 
 params = load_params(params_file)
 prepared, draws, queries = task_inputs(params, data, task, splits_file, draws_file, params["grid"]["max_queries"])
 
 # %%
-scores, record, example = grid_for_task(params["grid"], prepared, draws, queries, progress=tqdm)
+scores, record, examples = grid_for_task(params["grid"], prepared, draws, queries, progress=tqdm)
 write_csv_atomic(scores, Path(out) / f"{task}.csv")
 write_text_atomic(Path(out) / f"{task}.json", json.dumps(record, indent=1) + "\n")
-save_example(example, Path(out) / f"{task}.example.npz")
+save_examples(examples, Path(out) / f"{task}.example.npz")
 
 # %%
 scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round(3)

@@ -2,7 +2,10 @@
 tasks, m in {1, 2}, one draw, one query): what `dvc repro` runs, at a size CI can afford."""
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -53,13 +56,51 @@ def test_every_stage_produces_its_outputs(pipeline_run):
         assert (work / path).is_file(), path
 
 
+def test_examples_hold_every_icl_model(pipeline_run):
+    from iclsam.protocol import load_examples
+
+    examples = load_examples(pipeline_run / "results" / "grid" / "ct_kidney.example.npz", ["features", "universeg"])
+    assert [e["prediction"].icl for e in examples] == ["features", "universeg"]
+    assert "features" in examples[0]["task"] and "UniverSeg" in examples[1]["task"]
+
+
+def test_dvc_plots_and_metrics_read_the_report(pipeline_run, tmp_path):
+    """`dvc plots show` renders the Dice-vs-m curves declared under `plots:` in dvc.yaml (one line per
+    task of params.yaml) and `dvc metrics show` reads the Dice in metrics.json."""
+    dvc = Path(sys.executable).with_name("dvc")
+    for name in ("results/plots", "metrics.json", "params.yaml"):
+        source = pipeline_run / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True)
+    shown = json.loads(subprocess.run([str(dvc), "plots", "show", "--json"], cwd=tmp_path, check=True,
+                                      capture_output=True, text=True).stdout)
+    expected = pd.read_csv(pipeline_run / "results" / "plots" / "dice_vs_m_full_method.csv")
+    full = next(v for k, v in shown["data"].items() if k.startswith("ICL-SAM (full method)"))
+    values = full[0]["content"]["data"]["values"]
+    assert {v["field"] for v in values} == set(tiny_params()["tasks"])
+    for v in values:
+        assert float(v["dvc_inferred_y_value"]) == expected.loc[expected["m"] == int(v["m"]), v["field"]].item()
+    metrics = json.loads(subprocess.run([str(dvc), "metrics", "show", "--json"], cwd=tmp_path, check=True,
+                                        capture_output=True, text=True).stdout)
+    stored = json.loads((pipeline_run / "metrics.json").read_text())
+    shown_metrics = next(iter(metrics.values()))["data"]["metrics.json"]["data"]
+    assert shown_metrics["dice"] == stored["dice"]
+    per_task = stored["dice"]["full_method_per_task"]
+    assert set(per_task) == set(tiny_params()["tasks"])
+    assert per_task["ct_kidney"]["m1"] == round(expected.loc[expected["m"] == 1, "ct_kidney"].item(), 4)
+
+
 def test_tables_state_their_provenance_and_the_paper(pipeline_run):
     table = (pipeline_run / "tables" / "table1_dice.md").read_text()
     assert "SYNTHETIC" in table and "LiteMedSAM" in table and "Profile: default" in table
     assert "Not a paper reproduction" in table
     t1 = pd.read_csv(pipeline_run / "tables" / "table1_dice.csv")
     assert {"ours", "paper", "difference"} <= set(t1.columns)
-    kits = t1[(t1["dataset"] == "kits23") & (t1["model"] == "UniverSeg") & (t1["m"] == 1)]
+    assert set(t1["icl"]) == {"universeg", "features"}  # every ICL model of the grid
+    assert "| m = 1 | m = 2 |" in table and re.search(r"\| kits23 \| UniverSeg \| ICL alone \| UniverSeg \| [\d.]+ \(0\.449\) \|", table)
+    kits = t1[(t1["dataset"] == "kits23") & (t1["model"] == "UniverSeg") & (t1["icl"] == "universeg") & (t1["m"] == 1)]
     assert kits["paper"].item() == pytest.approx(0.4487)
     assert kits["difference"].item() == pytest.approx(kits["ours"].item() - 0.4487)
 
