@@ -150,7 +150,7 @@ def refinement_figure(examples: list[dict], provenance: Provenance | None, path:
                 ax.contour(mask, [0.5], colors="#39ff14", linewidths=0.9)
                 if key != "truth":
                     title = f"{title}\nDice {prediction.dice[names.get(key, key)]:.3f}"
-            ax.set_title(title if key != steps[0][0] else f"{example['task']}: {title}", fontsize=7)
+            ax.set_title(title if key != steps[0][0] else f"{example['task']}:\n{title}", fontsize=7)
             ax.axis("off")
     if path is None:
         fig.tight_layout()

@@ -154,7 +154,7 @@ def fundus_case(rng, acq: Acquisition, shape=(192, 192)):
 BRAIN_CONTRASTS = {
     "flair": dict(bg=0.0, skull=0.15, csf=0.08, grey=0.45, white=0.38, core=0.55, oedema=0.85, rim=0.7),
     "t1": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.65, core=0.24, oedema=0.32, rim=0.36),
-    "t1ce": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.62, core=0.2, oedema=0.3, rim=0.95),
+    "t1ce": dict(bg=0.0, skull=0.7, csf=0.12, grey=0.45, white=0.62, core=0.25, oedema=0.25, rim=0.6),
     "t2": dict(bg=0.0, skull=0.25, csf=0.95, grey=0.6, white=0.42, core=0.75, oedema=0.85, rim=0.7),
 }
 
