@@ -4,17 +4,22 @@ place, so a failed or interrupted write leaves the destination as it was."""
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 from pathlib import Path
 from typing import Callable
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Calls `write(partial)` on a hidden file in `path`'s folder (created if needed), named with
-    this process's id and `path`'s suffixes (writers that read the format from the name keep
-    working), then renames it to `path`. On failure the partial file is removed and the error raised."""
+    this machine, this process and a random token (unique among concurrent writers, on a shared
+    file system too) and ending in `path`'s suffixes (writers that read the format from the name
+    keep working), then renames it to `path`. On failure the partial file is removed and the error
+    raised."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{''.join(path.suffixes)}")
+    writer = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
+    partial = path.with_name(f".{path.name}.{writer}.partial{''.join(path.suffixes)}")
     try:
         write(partial)
         partial.replace(path)

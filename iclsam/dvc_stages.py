@@ -85,7 +85,8 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
                   ) -> tuple[pd.DataFrame, dict, dict]:
     """The grid stage on one task: the scores of every backbone and ICL model (`protocol.run_grid`),
     the run record (ICL weights, encoder passes and cache hits, the keys of the images used, seconds)
-    and Figs. 4/5's example query of each ICL model (first backbone), by ICL model."""
+    and Figs. 4/5's example query of each ICL model (first backbone), by ICL model. (On a Dask
+    cluster: `cluster.grid_for_task`, the same scores in the same order.)"""
     start = time.perf_counter()
     frames, examples = [], {}
     record = {"task": task.name, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}

@@ -68,18 +68,20 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
     jobs: Iterable = [(m, draw, ids, q) for m, draw, ids in sets for q in queries]
     if progress is not None:
         jobs = progress(jobs, desc=task.name, total=len(sets) * len(queries))
-    support_sets = {}  # each support set prepared once (features, Eq. 2 fit, UniverSeg tensors)
+    predictions = {}  # each support set prepared once (features, Eq. 2 fit, UniverSeg tensors), its queries together
     weak = {}
     for m, draw, support_ids, query in jobs:
-        if (m, draw) not in support_sets:
+        if (m, draw) not in predictions:
             support_images, true_masks = zip(*(load(i) for i in support_ids))
             masks = true_masks if annotation is None else support_annotation(model, support_images, true_masks, annotation)
-            support_sets = {(m, draw): model.support_set(support_images, masks)}
+            query_images, query_truths = zip(*(load(q) for q in queries))
+            support = model.support_set(support_images, masks)
+            predictions = {(m, draw): dict(zip(queries, model.predict_queries(support, query_images, query_truths)))}
             if annotation is not None:
                 weak = {"annotation": annotation,
                         "support_dice": float(np.mean([dice(a, b) for a, b in zip(masks, true_masks)]))}
         image, truth = load(query)
-        prediction = model.predict_query(support_sets[(m, draw)], image, truth)
+        prediction = predictions[(m, draw)][query]
         truth_512 = resized_mask(truth) if with_assd else None
         for variant, mask in prediction.masks.items():
             rows.append({"task": task.name, "m": m, "draw": draw, "query": query, "variant": variant,

@@ -22,14 +22,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.dvc_stages import grid_for_task, load_params, task_inputs
+from iclsam.cluster import grid_stage
+from iclsam.dvc_stages import load_params, task_inputs
 from iclsam.protocol import save_examples
 
 params = load_params(params_file)
 prepared, draws, queries = task_inputs(params, data, task, splits_file, draws_file, params["grid"]["max_queries"])
 
 # %%
-scores, record, examples = grid_for_task(params["grid"], prepared, draws, queries, progress=tqdm)
+scores, record, examples = grid_stage(params["grid"], prepared, draws, queries, progress=tqdm)  # on a Dask cluster with grid.workers > 1
 write_csv_atomic(scores, Path(out) / f"{task}.csv")
 write_text_atomic(Path(out) / f"{task}.json", json.dumps(record, indent=1) + "\n")
 save_examples(examples, Path(out) / f"{task}.example.npz")

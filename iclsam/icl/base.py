@@ -50,3 +50,9 @@ class ICLBackend(ABC):
                 plain: bool = True, steered: bool = True) -> ICLOutput:
         """The query's probabilities. `confidence`: the query's confidence map on SAM's valid token grid
         (needed for `steered`); `alpha`: Eq. 4's weight at this support size."""
+
+    def predict_batch(self, prepared: object, queries: Sequence[np.ndarray], confidences: Sequence[Tensor | None],
+                      alpha: float, plain: bool = True, steered: bool = True) -> list[ICLOutput]:
+        """`predict` for several queries of one support set (a model may run them as one batch; the
+        default runs them one at a time)."""
+        return [self.predict(prepared, q, c, alpha, plain, steered) for q, c in zip(queries, confidences)]

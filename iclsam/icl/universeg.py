@@ -64,3 +64,27 @@ class UniverSegICL(ICLBackend):
             grid = to_image_size(confidence, (self.size, self.size))[None, None].to(self.device)
             out.steered = torch.sigmoid(self.network.decode(*encoded, confidence=grid, alpha=alpha))[0, 0].cpu()
         return out
+
+    @torch.inference_mode()
+    def predict_batch(self, prepared: UniverSegSupport, queries: Sequence[np.ndarray],
+                      confidences: Sequence[Tensor | None], alpha: float, plain: bool = True,
+                      steered: bool = True) -> list[ICLOutput]:
+        """`predict` for several queries in one batch through the network (the support set repeated
+        along the batch); equal to one at a time to float tolerance."""
+        if not len(queries):
+            return []
+        b = len(queries)
+        targets = torch.stack([universeg_image(q, "query", self.channel, self.size) for q in queries]).to(self.device)
+        encoded = self.network.encode(targets, prepared.images.expand(b, *prepared.images.shape[1:]),
+                                      prepared.labels.expand(b, *prepared.labels.shape[1:]))
+        outs = [ICLOutput() for _ in range(b)]
+        if plain:
+            for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded))[:, 0].cpu()):
+                out.plain = p
+        if steered:
+            if any(c is None for c in confidences):
+                raise ValueError("UniverSeg with the confidence map (Eq. 4) needs every query's confidence map")
+            grids = torch.stack([to_image_size(c, (self.size, self.size)) for c in confidences])[:, None].to(self.device)
+            for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded, confidence=grids, alpha=alpha))[:, 0].cpu()):
+                out.steered = p
+        return outs

@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from .embedding import ImageEmbedding
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
+ENCODE_BATCH = 8  # images per encoder pass off the CPU (`encode_many`)
 
 
 def as_rgb_float(image: np.ndarray) -> np.ndarray:
@@ -111,6 +113,33 @@ class SamPredictor:
             embedding = ImageEmbedding(features, size, resized, valid)
             self.cache.put(key, embedding)
         return embedding
+
+    @torch.inference_mode()
+    def encode_many(self, images: Sequence[np.ndarray], batch_size: int | None = None) -> list[ImageEmbedding]:
+        """`encode` for several images: those not in a cache go through the encoder `batch_size` at a
+        time (default: one at a time on the CPU, where batching measured slower; `ENCODE_BATCH` on
+        other devices). The same image twice is encoded once. Each result equals `encode`'s to float
+        tolerance (a batch may sum in another order)."""
+        batch_size = batch_size or (1 if self.device.type == "cpu" else ENCODE_BATCH)
+        keys = [image_key(x) for x in images]
+        found = {}
+        for key, image in zip(keys, images):
+            if key not in found:
+                found[key] = self.cache.get(key, tuple(np.asarray(image).shape[:2]), self.device)
+        missing = [k for k, v in found.items() if v is None]
+        first = {k: images[keys.index(k)] for k in missing}
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            inputs = [self.preprocess(first[k]) for k in chunk]
+            features = self.model.image_encoder(torch.cat([x for x, _ in inputs]))
+            self.encoder_passes += len(chunk)
+            per_token = self.input_size / features.shape[-1]
+            for j, (key, (_, resized)) in enumerate(zip(chunk, inputs)):
+                valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
+                found[key] = ImageEmbedding(features[j:j + 1].clone(), tuple(np.asarray(first[key]).shape[:2]),
+                                            resized, valid)
+                self.cache.put(key, found[key])
+        return [found[k] for k in keys]
 
     def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
         """N x 4 XYXY boxes from original-image pixels to network-input pixels."""
