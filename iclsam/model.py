@@ -345,7 +345,7 @@ class ICLSAM:
         if truth is not None:
             gt_boxes = boxes_from_components(truth)
             if "sam+gt" in wanted:
-                masks["sam+gt"] = (self.sam.decode(embedding, gt_boxes).amax(0) > 0).numpy()
+                masks["sam+gt"] = (self.sam.decode_memoised(image_key(query), embedding, gt_boxes).amax(0) > 0).numpy()
         masks = {name: masks[name] for name in self.variants() if name in wanted}
         return Prediction(
             masks=masks, boxes=boxes, confidence=None if confidence is None else confidence.numpy(),
