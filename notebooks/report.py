@@ -23,7 +23,7 @@ from iclsam.dvc_stages import default_icl, grid_results, provenance
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.protocol import load_examples
 from iclsam.report import (assd_table, dice_by_m, dice_metrics, gt_box_table, paper_shaped_markdown, per_backbone,
-                           run_summary, table1, to_markdown, write_table)
+                           run_summary, table1, write_table)
 
 params, scores, records, weights = grid_results(params_file, grid_dir)
 
@@ -41,8 +41,7 @@ t6 = t6[(t6["variant"] != "sam+gt") | (t6["icl"] == first_icl)]  # SAM + GT boxe
 write_table(t6, Path(tables) / "table6_assd", "Table 6: ASSD (pixels, masks at 512 x 512)", source,
             paper_shaped_markdown(t6, shape, digits=2, icl_first=first_icl))
 gt = per_backbone(scores[scores["icl"] == icls[0]], gt_box_table)
-write_table(gt, Path(tables) / "gt_box_upper_bound", "SAM upper bound: ground-truth boxes (mean over m)", source,
-            to_markdown(gt, digits=3))
+write_table(gt, Path(tables) / "gt_box_upper_bound", "SAM upper bound: ground-truth boxes (mean over m)", source)
 print(paper_shaped_markdown(t1, shape, icl_first=first_icl))
 
 # %%

@@ -26,7 +26,7 @@ def tiny_params() -> dict:
     params["grid"].update(max_queries=1)
     params["sensitivity"].update(m=1, draws=1, max_queries=1,
                                  values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]})
-    params["weak_context"].update(tasks=None, sizes=None, draws=1, max_queries=1)
+    params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1)
     params["report"].update(examples=1)
     return params
 
