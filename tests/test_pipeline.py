@@ -38,8 +38,8 @@ def task():
     return images, masks, textured_image(query_mask, seed=9), query_mask
 
 
-def test_one_call_returns_every_variant(universeg_full, task):
-    prediction = ICLSAM(universeg_checkpoint=universeg_full).predict(*task)
+def test_one_call_returns_every_variant(universeg_full, task, lite):
+    prediction = ICLSAM(sam=lite, universeg_checkpoint=universeg_full).predict(*task)
     assert list(prediction.masks) == ["universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt"]
     for mask in prediction.masks.values():
         assert mask.shape == SHAPE and mask.dtype == bool
@@ -56,9 +56,9 @@ def test_one_call_returns_every_variant(universeg_full, task):
 @pytest.mark.parametrize("constant, same", [("b", ("universeg", "universeg+conf")),
                                             ("beta", ("sam", "sam+conf")),
                                             ("a", ("sam+conf", "iclsam"))])
-def test_switching_a_part_off_gives_the_variant_before_it(universeg_full, task, constant, same):
-    on = ICLSAM(universeg_checkpoint=universeg_full).predict(*task)
-    off = ICLSAM(universeg_checkpoint=universeg_full, **{constant: 0.0}).predict(*task)
+def test_switching_a_part_off_gives_the_variant_before_it(universeg_full, task, lite, constant, same):
+    on = ICLSAM(sam=lite, universeg_checkpoint=universeg_full).predict(*task)
+    off = ICLSAM(sam=lite, universeg_checkpoint=universeg_full, **{constant: 0.0}).predict(*task)
     np.testing.assert_array_equal(off.masks[same[0]], off.masks[same[1]])
     assert not np.array_equal(on.masks[same[0]], on.masks[same[1]])
 
@@ -71,8 +71,8 @@ def test_predictions_are_deterministic(universeg_full, task):
     np.testing.assert_array_equal(first.confidence, second.confidence)
 
 
-def test_an_empty_pseudo_label_prompts_nothing(tmp_path, task):
-    prediction = ICLSAM(universeg_checkpoint=universeg_file(tmp_path, -20.0)).predict(*task)
+def test_an_empty_pseudo_label_prompts_nothing(tmp_path, task, lite):
+    prediction = ICLSAM(sam=lite, universeg_checkpoint=universeg_file(tmp_path, -20.0)).predict(*task)
     assert len(prediction.boxes) == 0
     assert any("not prompted" in note for note in prediction.notes)
     for name in ("universeg+conf", "sam", "sam+conf", "iclsam"):

@@ -26,6 +26,7 @@ def support_draw(name, m, draw):
     return [load_pair(name, i) for i in sorted(draws[draw])]
 
 
+@pytest.mark.slow  # 100 s a set here; SAM + GT boxes on every real-dev set stays checked by test_real_dev_regression
 @pytest.mark.parametrize("name", REAL_DEV_SETS)
 def test_lite_medsam_with_ground_truth_boxes(lite, report, name):
     scores = []
@@ -37,6 +38,7 @@ def test_lite_medsam_with_ground_truth_boxes(lite, report, name):
     assert np.mean(scores) >= 0.80
 
 
+@pytest.mark.slow  # 50 s a set here; the map thresholded (the features variant) stays checked by test_real_dev_regression
 @pytest.mark.parametrize("name", REAL_DEV_SETS)
 def test_confidence_map_auc_at_m8(lite, report, name):
     aucs = []
