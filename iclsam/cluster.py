@@ -68,8 +68,13 @@ def _models(grid: dict, sam: str, cache_dir: str | None, threads: int | None):
     return _MODELS[key]
 
 
+def _predictor(models):
+    """The SAM predictor the models of one backbone share."""
+    return next(iter(models.values())).sam
+
+
 def _counters(models) -> tuple[int, int]:
-    predictor = next(iter(models.values())).sam
+    predictor = _predictor(models)
     return predictor.encoder_passes, predictor.disk_hits
 
 
@@ -78,9 +83,8 @@ def _encode_job(grid, sam, root, ids, cache_dir, threads):
     models = _models(grid, sam, cache_dir, threads)
     before = _counters(models)
     task = open_task(root)
-    predictor = next(iter(models.values())).sam
     for image_id in ids:
-        predictor.encode(task.load(image_id)[0])
+        _predictor(models).encode(task.load(image_id)[0])
     after = _counters(models)
     return after[0] - before[0], after[1] - before[1]
 

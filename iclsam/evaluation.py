@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .densify import ANNOTATION_KINDS, ANNOTATION_SECONDS
-from .model import ICLSAM, SAM_VARIANTS
+from .model import ICLSAM
 from .protocol import evaluate_folder
-from .report import weak_context_markdown, weak_context_table
+from .report import VARIANT_ORDER, weak_context_markdown, weak_context_table
 
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
-VARIANT_ORDER = ("universeg", "universeg+conf", "features", *SAM_VARIANTS)
 
 
 def in_paper_order(summary: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import write_atomic  # noqa: E402
-from .report import ICL_NAME, PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means  # noqa: E402
+from .report import ICL_NAME, PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means, task_rank  # noqa: E402
 
 # Fig. 3: one colour per ICL model, one line style (and marker) per variant; the paper's curves dotted
 ICL_COLOUR = {"universeg": "#1f77b4", "features": "#d62728"}
@@ -71,7 +71,7 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
     icls = sorted(draws["icl"].unique(), key=lambda i: (i != icl_first, i))
     draws = draws.assign(kind=np.where(draws["variant"] == draws["icl"], "alone", draws["variant"]))
     draws = draws[draws["kind"].isin(list(VARIANT_LINE))]
-    tasks = sorted(draws["task"].unique(), key=_task_rank)
+    tasks = sorted(draws["task"].unique(), key=task_rank)
     sizes = sorted(draws["m"].unique())
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
     fig, axes = _task_panels(len(tasks) + 1)  # the last panel holds the legend
@@ -102,14 +102,6 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
     legend.legend(handles=handles, loc="center", fontsize=7, frameon=False)
     fig.suptitle("Dice vs support size (mean ± std over support draws)", fontsize=10)
     return _save_with_footer(fig, provenance, path)
-
-
-
-def _task_rank(task: str):
-    """Tasks in the paper's order (by their paper task), then by name."""
-    order = list(dict.fromkeys(PAPER_TASK.values()))
-    paper_task = PAPER_TASK.get(task)
-    return (order.index(paper_task) if paper_task in order else len(order), task)
 
 
 def _curve(ax, group: pd.DataFrame, colour: str, style: str, marker: str | None) -> None:

@@ -203,7 +203,7 @@ class ICLSAM:
         by one (None for each when no asked variant needs the ICL model)."""
         wanted = self._wanted(variants, True)  # (whether a query mask was given does not change the ICL model's part)
         icl = self.icl_model
-        needs_map = bool(icl.steered_variant in wanted or {"sam", "sam+conf", "iclsam"} & wanted)
+        needs_map = self._needs_map(wanted)
         if not (needs_map or icl.plain_variant in wanted):
             return [None] * len(queries)
         embeddings = self.sam.encode_many(queries, self.query_batch)  # predict_query's encode then hits the cache
@@ -282,7 +282,7 @@ class ICLSAM:
         icl, size = self.icl_model, query.shape[:2]
         alpha, gamma = universeg_confidence_weight(self.b, self.tau, support.m), fusion_weight(self.a, self.tau, support.m)
         sam_variants = {"sam", "sam+conf", "iclsam"} & wanted
-        needs_map = bool(icl.steered_variant in wanted or sam_variants)  # the pseudo-label is the steered ICL mask
+        needs_map = self._needs_map(wanted)
         notes: list[str] = list(icl.notes)
 
         # SAM's encoder and the semantic confidence map (Eq. 2)
@@ -351,6 +351,11 @@ class ICLSAM:
             masks=masks, boxes=boxes, confidence=None if confidence is None else confidence.numpy(),
             icl=self.icl, alpha=alpha, gamma=gamma, classifier=classifier, gt_boxes=gt_boxes,
             dice={} if truth is None else {k: dice(v, truth) for k, v in masks.items()}, notes=notes)
+
+    def _needs_map(self, wanted: set[str]) -> bool:
+        """Whether the asked variants need the confidence map (Eq. 2): the steered ICL mask does, and
+        so does every SAM variant prompted by boxes, since the pseudo-label is the steered ICL mask."""
+        return bool(self.icl_model.steered_variant in wanted or {"sam", "sam+conf", "iclsam"} & wanted)
 
     def _wanted(self, variants: Iterable[str] | None, has_truth: bool) -> set[str]:
         known = self.variants()

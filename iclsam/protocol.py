@@ -209,4 +209,3 @@ def load_examples(path: str | Path, models: Sequence[str] | None = None) -> list
             out.append({"task": f"{field('task')}, {ICL_NAME.get(icl, icl)}", "image": field("image"),
                         "truth": field("truth"), "prediction": prediction})
         return out
-

@@ -218,6 +218,12 @@ def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     return in_paper_order(side_by_side(ours, paper, ["dataset", "model"], "assd"))
 
 
+def task_rank(task: str) -> tuple[int, str]:
+    """Where one of our tasks sorts: by its paper task (`TASK_ORDER`), then by name."""
+    known = {t: i for i, t in enumerate(TASK_ORDER)}
+    return known.get(PAPER_TASK.get(task, task), len(known)), str(task)
+
+
 def in_paper_order(frame: pd.DataFrame, icl_first: str | None = None) -> pd.DataFrame:
     """Rows in the paper's order: backbone, data set, task (`DATASET_ORDER`, `TASK_ORDER`), ICL model
     (`icl_first` first, then by name), variant (`VARIANT_ORDER`), m; unknown values after known ones."""
@@ -225,10 +231,11 @@ def in_paper_order(frame: pd.DataFrame, icl_first: str | None = None) -> pd.Data
         known = {v: i for i, v in enumerate(order)}
         return frame[column].map(lambda v: (known.get(v, len(known)), str(v)))
 
-    orders = {"sam": (), "dataset": DATASET_ORDER, "paper_task": TASK_ORDER, "task": TASK_ORDER,
+    orders = {"sam": (), "dataset": DATASET_ORDER, "paper_task": TASK_ORDER, "task": None,
               "icl": (icl_first,) if icl_first else (), "variant": VARIANT_ORDER, "m": ()}
     keys = [c for c in orders if c in frame.columns]
-    ranks = [rank(c, orders[c]) if orders[c] or frame[c].dtype == object else frame[c] for c in keys]
+    ranks = [frame[c].map(task_rank) if orders[c] is None else rank(c, orders[c])
+             if orders[c] or frame[c].dtype == object else frame[c] for c in keys]
     per_row = list(zip(*ranks)) if keys else [()] * len(frame)
     order = sorted(range(len(frame)), key=per_row.__getitem__)
     return frame.iloc[order].reset_index(drop=True)
@@ -309,9 +316,7 @@ def dice_by_m(scores: pd.DataFrame, icl: str, variant: str) -> pd.DataFrame:
     variant = icl if variant == "alone" else variant
     draws = per_draw_means(scores[(scores["icl"] == icl) & (scores["variant"] == variant)])
     wide = draws.groupby(["m", "task"])["dice"].mean().unstack("task")
-    rank = {t: i for i, t in enumerate(TASK_ORDER)}
-    columns = sorted(wide.columns, key=lambda t: (rank.get(PAPER_TASK.get(t), len(rank)), t))
-    return wide[columns].reset_index().rename_axis(columns=None)
+    return wide[sorted(wide.columns, key=task_rank)].reset_index().rename_axis(columns=None)
 
 
 def dice_metrics(scores: pd.DataFrame, icl_first: str) -> dict:

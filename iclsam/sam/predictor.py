@@ -107,12 +107,16 @@ class SamPredictor:
         embedding = self.cache.get(key, size, self.device)
         if embedding is None:
             x, resized = self.preprocess(image)
-            features = self.model.image_encoder(x)
-            self.encoder_passes += 1
-            per_token = self.input_size / features.shape[-1]
-            valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
-            embedding = ImageEmbedding(features, size, resized, valid)
-            self.cache.put(key, embedding)
+            embedding = self._encoded(key, self.model.image_encoder(x), size, resized)
+        return embedding
+
+    def _encoded(self, key: str, features: Tensor, original: tuple[int, int], resized: tuple[int, int]) -> ImageEmbedding:
+        """One encoder output (1 x 256 x g x g) as an embedding, counted as a pass and cached."""
+        self.encoder_passes += 1
+        per_token = self.input_size / features.shape[-1]
+        valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
+        embedding = ImageEmbedding(features, original, resized, valid)
+        self.cache.put(key, embedding)
         return embedding
 
     @torch.inference_mode()
@@ -133,13 +137,9 @@ class SamPredictor:
             chunk = missing[start:start + batch_size]
             inputs = [self.preprocess(first[k]) for k in chunk]
             features = self.model.image_encoder(torch.cat([x for x, _ in inputs]))
-            self.encoder_passes += len(chunk)
-            per_token = self.input_size / features.shape[-1]
             for j, (key, (_, resized)) in enumerate(zip(chunk, inputs)):
-                valid = (math.ceil(resized[0] / per_token), math.ceil(resized[1] / per_token))
-                found[key] = ImageEmbedding(features[j:j + 1].clone(), tuple(np.asarray(first[key]).shape[:2]),
-                                            resized, valid)
-                self.cache.put(key, found[key])
+                found[key] = self._encoded(key, features[j:j + 1].clone(), tuple(np.asarray(first[key]).shape[:2]),
+                                           resized)
         return [found[k] for k in keys]
 
     def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
