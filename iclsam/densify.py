@@ -6,7 +6,7 @@ its distance transform (the point deepest inside it)."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -75,8 +75,10 @@ def points_from_mask(mask: np.ndarray) -> np.ndarray:
     return np.array(points, dtype=float).reshape(-1, 2)
 
 
-# box sides tried around a click, as fractions of the image's shorter side
-POINT_BOX_SCALES = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
+# boxes tried around a click: sides as fractions of the image's shorter side, and width / height
+# ratios (round, wide and tall objects), each at each side (the box's area is side ** 2)
+POINT_BOX_SCALES = (0.03, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
+POINT_BOX_ASPECTS = (1.0, 2.5, 0.4)
 
 
 @torch.inference_mode()
@@ -94,65 +96,52 @@ def densify_boxes(sam: SamPredictor, image: np.ndarray, boxes: np.ndarray) -> np
 
 
 @torch.inference_mode()
-def densify_points(sam: SamPredictor, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
-                   fit_map: Callable) -> list[np.ndarray]:
-    """Support masks from checked clicks, in two passes over the whole support set. A SAM that takes
-    boxes (LiteMedSAM and MedSAM were trained on boxes only; measured: LiteMedSAM gives empty masks
-    for clicks) is prompted with boxes centred on each click, of each side in `POINT_BOX_SCALES`;
-    of each mask, the component holding the click is a candidate (`point_candidates`).
-    1. Each click takes its self-consistent candidate: the one SAM reproduces best (Dice) when
-       prompted again with the candidate's own tight box.
-    2. The confidence map (Eq. 2, `fit_map(embeddings, masks)`) is fitted on those first masks of
-       every support image, and each click takes the candidate with the best sum of its
-       self-consistency and its Dice with the map's component (p > 0.5) under the click.
-    Where no candidate holds a click, the 3 x 3 pixels around it stand in."""
-    embeddings = [sam.encode(x) for x in images]
-    found = [[(x, y, *point_candidates(sam, e, x, y)) for x, y in np.round(p).astype(int)]
-             for e, p in zip(embeddings, points)]
+def densify_points(sam: SamPredictor, images: Sequence[np.ndarray], points: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Support masks from checked clicks. A SAM that takes boxes (LiteMedSAM and MedSAM were
+    trained on boxes only; measured: LiteMedSAM gives empty masks for clicks) is prompted with
+    boxes centred on each click, of each side in `POINT_BOX_SCALES` and shape in
+    `POINT_BOX_ASPECTS`; of each mask, the component holding the click is a candidate, and the
+    click takes the candidate with the best score (`point_candidates`). A support mask is the
+    union of its clicks' masks; where no candidate holds a click, the 3 x 3 pixels around it
+    stand in."""
+    masks = []
+    for image, clicks in zip(images, points):
+        embedding = sam.encode(image)
+        h, w = embedding.original
+        mask = np.zeros((h, w), dtype=bool)
+        for x, y in np.round(clicks).astype(int):
+            candidates, scores = point_candidates(sam, embedding, x, y)
+            mask |= candidates[int(np.argmax(scores))] if candidates else _region(h, w, x - 1, y - 1, x + 1, y + 1)
+        masks.append(mask)
+    return masks
 
-    def masks(maps: list[np.ndarray] | None) -> list[np.ndarray]:
-        """Each click's best candidate: by consistency, plus Dice with the map's component under
-        the click when the image's thresholded map is given."""
-        result = []
-        for i, (e, clicks) in enumerate(zip(embeddings, found)):
-            h, w = e.original
-            mask = np.zeros((h, w), dtype=bool)
-            if maps is not None:
-                labels, _ = ndimage.label(maps[i], structure=FOUR_CONNECTED)
-            for x, y, candidates, consistency in clicks:
-                if not candidates:
-                    mask |= _region(h, w, x - 1, y - 1, x + 1, y + 1)
-                    continue
-                score = list(consistency)
-                if maps is not None:
-                    reference = labels == labels[y, x] if labels[y, x] else maps[i]
-                    score = [s + dice(c, reference) for c, s in zip(candidates, consistency)]
-                mask |= candidates[int(np.argmax(score))]
-            result.append(mask)
-        return result
 
-    classifier = fit_map(embeddings, masks(None))
-    return masks([(e.grid_to_image(classifier.confidence_grid(e.features)) > 0.5).numpy() for e in embeddings])
+def click_boxes(x: int, y: int, shape: tuple[int, int]) -> np.ndarray:
+    """The boxes centred on a click (`POINT_BOX_SCALES` x `POINT_BOX_ASPECTS`, side-major), clipped
+    to the image: N x 4 XYXY integer pixels."""
+    h, w = shape
+    side = np.repeat(np.array(POINT_BOX_SCALES) * min(h, w), len(POINT_BOX_ASPECTS))
+    aspect = np.tile(np.array(POINT_BOX_ASPECTS), len(POINT_BOX_SCALES))
+    half_w, half_h = side * np.sqrt(aspect) / 2, side / np.sqrt(aspect) / 2
+    return np.stack([np.maximum(x - half_w, 0), np.maximum(y - half_h, 0),
+                     np.minimum(x + half_w, w - 1), np.minimum(y + half_h, h - 1)], axis=1).round().astype(np.int64)
 
 
 def point_candidates(sam: SamPredictor, embedding, x: int, y: int) -> tuple[list[np.ndarray], list[float]]:
-    """The masks a click may mean, with how self-consistent each is: boxes centred on the click (one
-    per `POINT_BOX_SCALES`) prompt SAM in one call; of each mask the component holding the click;
-    each candidate's tight box prompts SAM again, and its Dice with that second mask is its
-    consistency. Empty lists when no mask holds the click."""
-    h, w = embedding.original
-    half = np.array(POINT_BOX_SCALES) * min(h, w) / 2
-    boxes = np.stack([np.maximum(x - half, 0), np.maximum(y - half, 0),
-                      np.minimum(x + half, w - 1), np.minimum(y + half, h - 1)], axis=1).round().astype(np.int64)
+    """The masks a click may mean, with a score each: the boxes of `click_boxes` prompt SAM in one
+    call; of each mask, the component holding the click is a candidate. Each candidate's tight box
+    prompts SAM again; its score is the Dice of that second mask with the candidate (SAM
+    reproduces it: self-consistency) plus the decoder's own IoU estimate for the second mask.
+    Empty lists when no mask holds the click."""
     candidates = []
-    for logits in sam.decode(embedding, boxes):
+    for logits in sam.decode(embedding, click_boxes(x, y, embedding.original)):
         labels, _ = ndimage.label((logits > 0).numpy(), structure=FOUR_CONNECTED)
         if labels[y, x]:
             candidates.append(labels == labels[y, x])
     if not candidates:
         return [], []
-    again = sam.decode(embedding, np.concatenate([boxes_from_mask(c)[:1] for c in candidates])) > 0
-    return candidates, [dice(c, a.numpy()) for c, a in zip(candidates, again)]
+    again, iou = sam.decode(embedding, np.concatenate([boxes_from_mask(c)[:1] for c in candidates]), with_iou=True)
+    return candidates, [dice(c, (a > 0).numpy()) + float(q) for c, a, q in zip(candidates, again, iou)]
 
 
 def _region(h: int, w: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -224,8 +224,7 @@ class ICLSAM:
         """Weak context (not in the paper): support masks from weak annotations, by this model's SAM.
         boxes[i]: K x 4 XYXY pixel boxes of image i, one per object; points[i]: K x 2 (x, y) positive
         clicks, one per object. Give one of the two. Returns one H x W bool mask per image, to
-        `predict` with as usual (`iclsam.densify.densify_boxes` / `densify_points` say how; clicks
-        use the confidence map, Eq. 2, fitted on the whole support set)."""
+        `predict` with as usual (`iclsam.densify.densify_boxes` / `densify_points` say how)."""
         from .densify import check_boxes, check_points, densify_boxes, densify_points
 
         if (boxes is None) == (points is None):
@@ -240,7 +239,7 @@ class ICLSAM:
         checked = [check(a, x.shape[:2], f"support image {i}") for i, (x, a) in enumerate(zip(images, annotations))]
         if boxes is not None:
             return [densify_boxes(self.sam, x, a) for x, a in zip(images, checked)]
-        return densify_points(self.sam, images, checked, self._fit_map)
+        return densify_points(self.sam, images, checked)
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,

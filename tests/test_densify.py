@@ -79,3 +79,35 @@ def test_weak_context_table_matches_an_independent_computation():
         assert row.ours == pytest.approx(ours) and row.of_mask == pytest.approx(ours / masks)
         assert row.support_dice == pytest.approx(np.mean([expected(t, row.annotation, row.m, "support_dice") for t in tasks]))
         assert row.seconds == row.m * ANNOTATION_SECONDS[row.annotation]
+
+
+def test_click_boxes_are_centred_shaped_and_clipped():
+    from iclsam.densify import POINT_BOX_ASPECTS, POINT_BOX_SCALES, click_boxes
+
+    h, w = 200, 300
+    boxes = click_boxes(150, 100, (h, w))
+    assert boxes.shape == (len(POINT_BOX_SCALES) * len(POINT_BOX_ASPECTS), 4)
+    small = boxes[: len(POINT_BOX_ASPECTS)]  # the smallest side fits inside the image: centred, unclipped
+    width, height = small[:, 2] - small[:, 0], small[:, 3] - small[:, 1]
+    assert np.allclose((small[:, 0] + small[:, 2]) / 2, 150, atol=1) and np.allclose((small[:, 1] + small[:, 3]) / 2, 100, atol=1)
+    assert np.allclose(width / np.maximum(height, 1), POINT_BOX_ASPECTS, rtol=0.35)
+    assert np.allclose(np.sqrt(width * height), POINT_BOX_SCALES[0] * h, atol=2)
+    corner = click_boxes(2, 197, (h, w))  # near a corner: every box is clipped to the image
+    assert (corner[:, :2] >= 0).all() and (corner[:, 2] <= w - 1).all() and (corner[:, 3] <= h - 1).all()
+
+
+def test_decoder_iou_estimate_is_the_stock_decoders(features_model):
+    import torch
+
+    sam = features_model.sam
+    image, mask = two_blobs()
+    embedding = sam.encode(image)
+    boxes = boxes_from_mask(mask)
+    logits, iou = sam.decode(embedding, boxes, with_iou=True)
+    assert torch.equal(logits, sam.decode(embedding, boxes))
+    sparse, dense = sam.model.prompt_encoder(points=None, boxes=sam.boxes_to_input(embedding, boxes), masks=None)
+    with torch.inference_mode():  # segment-anything's own decoder forward, not ours
+        _, stock = sam.model.mask_decoder(image_embeddings=embedding.features, image_pe=sam.model.prompt_encoder.get_dense_pe(),
+                                          sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                          multimask_output=False)
+    assert torch.equal(iou, stock[:, 0].cpu())

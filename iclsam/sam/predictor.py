@@ -149,17 +149,21 @@ class SamPredictor:
         return (torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4) * scale).to(self.device)
 
     @torch.inference_mode()
-    def decode(self, embedding: ImageEmbedding, boxes: np.ndarray, logit_bias: Tensor | None = None) -> Tensor:
+    def decode(self, embedding: ImageEmbedding, boxes: np.ndarray, logit_bias: Tensor | None = None,
+               with_iou: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Single-mask logits N x H x W, one per box (all boxes in one batch). `logit_bias`: Eq. 3's
-        beta*z over the 4096 grid positions (see `decoder_confidence_bias`), or None for stock SAM."""
+        beta*z over the 4096 grid positions (see `decoder_confidence_bias`), or None for stock SAM.
+        `with_iou`: also the decoder's own estimate of each mask's IoU (N)."""
         box_input = self.boxes_to_input(embedding, boxes)
         if len(box_input) == 0:
-            return torch.zeros((0, *embedding.original))
+            empty = torch.zeros((0, *embedding.original))
+            return (empty, torch.zeros(0)) if with_iou else empty
         sparse, dense = self.model.prompt_encoder(points=None, boxes=box_input, masks=None)
-        low_res, _ = predict_masks(self.model.mask_decoder, embedding.features,
-                                   self.model.prompt_encoder.get_dense_pe(), sparse, dense,
-                                   None if logit_bias is None else logit_bias.to(self.device))
-        return self.postprocess(embedding, low_res).cpu()
+        low_res, iou = predict_masks(self.model.mask_decoder, embedding.features,
+                                     self.model.prompt_encoder.get_dense_pe(), sparse, dense,
+                                     None if logit_bias is None else logit_bias.to(self.device))
+        logits = self.postprocess(embedding, low_res).cpu()
+        return (logits, iou[:, 0].float().cpu()) if with_iou else logits
 
     def decode_memoised(self, key: str, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
         """`decode` without Eq. 3, remembered by (image key, boxes): the models that share this
