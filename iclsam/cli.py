@@ -54,13 +54,22 @@ def _refinement_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaches this (default 0.95; 'none': every box, as the paper)")
     parser.add_argument("--fusion", choices=FUSIONS, default="paper",
                         help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)")
+    parser.add_argument("--sam-steering", choices=("auto", "on", "off"), default="auto",
+                        help="whether the map steers SAM's decoder (Eq. 3) in the fused prediction: auto (default: "
+                             "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off")
     parser.add_argument("--device", default="auto",
                         help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...")
 
 
+def sam_steering(args):
+    """--sam-steering as ICLSAM's `sam_steering`."""
+    return {"auto": "auto", "on": True, "off": False}[args.sam_steering]
+
+
 def _build_model(args) -> ICLSAM:
     return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, universeg_checkpoint=args.universeg_checkpoint,
-                  icl=args.icl, box_confidence=args.box_confidence, fusion=args.fusion, device=args.device)
+                  icl=args.icl, box_confidence=args.box_confidence, fusion=args.fusion,
+                  sam_steering=sam_steering(args), device=args.device)
 
 
 def demo(args) -> int:
@@ -110,12 +119,13 @@ def evaluate(args) -> int:
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
         models[icl] = ICLSAM(sam=sam, icl=icl, universeg_checkpoint=args.universeg_checkpoint,
-                             box_confidence=args.box_confidence, fusion=args.fusion)
+                             box_confidence=args.box_confidence, fusion=args.fusion, sam_steering=sam_steering(args))
         print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}",
               file=sys.stderr)
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
                                      seed=args.seed, progress=tqdm, annotations=args.annotation)
-    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores))
+    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores,
+                 steering={k: v.steer_sam for k, v in models.items()}))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)
@@ -124,7 +134,8 @@ def evaluate(args) -> int:
                   "queries": args.queries, "seed": args.seed, "icl": list(models),
                   "icl_weights": {k: v.icl_weights for k, v in models.items()},
                   "sam": next(iter(models.values())).sam.backbone.name,
-                  "box_confidence": args.box_confidence, "fusion": args.fusion, "device": str(sam.device),
+                  "box_confidence": args.box_confidence, "fusion": args.fusion,
+                  "sam_steering": {k: v.steer_sam for k, v in models.items()}, "device": str(sam.device),
                   "annotation": args.annotation or ["mask"]}
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)

@@ -39,13 +39,13 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
 
 def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
     """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image), on the
-    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `fusion`; absent:
-    the paper's method)."""
+    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `fusion`,
+    `sam_steering`; absent: every box, the paper's fusion, steering auto)."""
     checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
     predictor = SamPredictor(sam, checkpoint, device=grid.get("device", "auto"), cache_dir=cache_dir)
     return {icl: ICLSAM(sam=predictor, icl=icl, universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
                         seed=grid.get("seed", 0), box_confidence=grid.get("box_confidence"),
-                        fusion=grid.get("fusion", "paper"))
+                        fusion=grid.get("fusion", "paper"), sam_steering=grid.get("sam_steering", "auto"))
             for icl in icls}
 
 

@@ -53,14 +53,22 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
 
 
 def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, box_confidence, fusion: str,
-           scores: pd.DataFrame | None = None) -> str:
+           scores: pd.DataFrame | None = None, steering: dict[str, bool] | None = None) -> str:
     """What `iclsam evaluate` prints: a line saying what was run, then `markdown_table`; for weak
-    context (`scores` with an annotation column), `weak_context_markdown` instead."""
+    context (`scores` with an annotation column), `weak_context_markdown` instead. `steering`: per
+    ICL model, whether the map steers SAM (Eq. 3) in the full method."""
     weak = scores is not None and "annotation" in scores.columns
     table = weak_context_markdown(weak_context_table(scores, ANNOTATION_SECONDS)) if weak else markdown_table(summary)
     what = "full method's Dice by support annotation" if weak else "Dice"
     return (f"Mean {what} over {draws} support draws x up to {queries} queries ({data}); "
-            f"box confidence {box_confidence}, fusion {fusion}:\n\n{table}")
+            f"box confidence {box_confidence}, fusion {fusion}{_steering_words(steering)}:\n\n{table}")
+
+
+def _steering_words(steering: dict[str, bool] | None) -> str:
+    if not steering:
+        return ""
+    return "; SAM in the full method " + ", ".join(
+        f"{'steered by the map' if on else 'without the map'} ({icl})" for icl, on in steering.items())
 
 
 def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,

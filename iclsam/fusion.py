@@ -31,18 +31,18 @@ def fuse(sam_logits: Tensor, icl_probability: Tensor, gamma: float) -> Tensor:
 
 
 def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
-                         margin: float = 0.01) -> tuple[bool, float]:
+                         steer: bool = True, margin: float = 0.01) -> tuple[bool, float]:
     """Not in the paper (fusion="auto"): among SAM steered by the map (Eq. 3) or not, times each
     gamma of `gammas`, the pair whose fused mask has the best mean Dice over the held-out support
-    images, if that beats the paper's setting (steered, `paper`) by more than `margin` (a few
-    held-out images are a noisy judge: without clear evidence the paper's setting stands); else the
-    paper's. Ties go to the steered SAM, then to the gamma nearest the paper's. `held_out`: (inputs,
+    images, if that beats the default setting (`steer`, `paper`: the paper's when steer is True) by
+    more than `margin` (a few held-out images are a noisy judge: without clear evidence the default
+    stands); else the default. Ties go to the default's steering, then to the gamma nearest `paper`. `held_out`: (inputs,
     mask) per support image segmented from the others; inputs hold Eq. 1's "sam_logits" (steered),
     "plain_sam_logits" and "icl_probability", or "pseudo_label" when SAM was not prompted (every
     setting gives it). Returns (steered, gamma)."""
     if not held_out:
         raise ValueError("leave-one-out needs at least one held-out support image")
-    candidates = [(steer, g) for steer in (True, False) for g in gammas] + [(True, paper)]
+    candidates = [(s, g) for s in (steer, not steer) for g in gammas] + [(steer, paper)]
     means = np.zeros(len(candidates))
     for inputs, truth in held_out:
         for j, (steer, gamma) in enumerate(candidates):
@@ -53,5 +53,5 @@ def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Se
                 mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
             means[j] += dice(mask, truth) / len(held_out)
     best = max(range(len(candidates) - 1),
-               key=lambda j: (round(float(means[j]), 9), candidates[j][0], -abs(candidates[j][1] - paper)))
-    return candidates[best] if means[best] > means[-1] + margin else (True, float(paper))
+               key=lambda j: (round(float(means[j]), 9), candidates[j][0] == steer, -abs(candidates[j][1] - paper)))
+    return candidates[best] if means[best] > means[-1] + margin else (steer, float(paper))

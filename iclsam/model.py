@@ -116,6 +116,10 @@ class ICLSAM:
       Dice of the fused mask on the held-out support images, when it beats the paper's setting
       there by more than 0.01, else the paper's; gamma = 1 is the ICL model alone, i.e. no SAM
       refinement; see `leave_one_out_fusion`).
+    sam_steering: whether the map steers SAM's decoder (Eq. 3) in the fused prediction ("iclsam"):
+      True (the paper), False (Eq. 1 fuses the ICL model with stock SAM), or "auto" (default): the
+      ICL model's own default (`steers_sam`: UniverSeg True, as the paper; features False, not in the
+      paper: there the map is the ICL model). The "sam+conf" variant is always the steered SAM.
     batch_queries: whether `predict_many` (and the protocol's loops) send the queries of one support
       set through SAM's encoder and the ICL model in batches of `query_batch` (8); None (default):
       off the CPU only (on this CPU batching measured slower). Results equal the one-at-a-time
@@ -127,7 +131,7 @@ class ICLSAM:
                  tau: float = 0.1, beta: float = 2.0, icl: str | ICLBackend = "auto", solver: str = "auto",
                  confidence_tokens: int | None = 30_000,
                  seed: int = 0, universeg_channel: str = "first", sam_aspect: str = "keep",
-                 box_confidence: float | None = 0.95, fusion: str = "paper",
+                 box_confidence: float | None = 0.95, fusion: str = "paper", sam_steering: bool | str = "auto",
                  device: str = "auto", cache_dir: str | Path | None = None, batch_queries: bool | None = None):
         if not isinstance(icl, ICLBackend) and icl != "auto" and icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be 'auto' or one of {tuple(ICL_BACKENDS)}, got {icl!r}")
@@ -135,6 +139,8 @@ class ICLSAM:
             raise ValueError(f"solver must be 'auto' or one of {SOLVERS}, got {solver!r}")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if sam_steering not in ("auto", True, False):
+            raise ValueError(f"sam_steering must be 'auto', True or False, got {sam_steering!r}")
         if box_confidence is not None and not 0.0 <= box_confidence <= 1.0:
             raise ValueError(f"box_confidence must be in [0, 1] or None, got {box_confidence!r}")
         self.device = sam.device if isinstance(sam, SamPredictor) else resolve_device(device)
@@ -149,6 +155,8 @@ class ICLSAM:
             solver = solver_for(self.device)
         self.solver, self.seed, self.confidence_tokens = solver, seed, confidence_tokens
         self.box_confidence, self.fusion = box_confidence, fusion
+        self.sam_steering = sam_steering
+        self.steer_sam = self.icl_model.steers_sam if sam_steering == "auto" else bool(sam_steering)
         # off the CPU, the queries of a support set go through SAM's encoder and the ICL model in batches
         self.batch_queries = self.device.type != "cpu" if batch_queries is None else bool(batch_queries)
         self.query_batch = 8
@@ -314,22 +322,23 @@ class ICLSAM:
             if self.box_confidence is not None and support.m >= BOX_CONFIDENCE_FROM_M:
                 boxes = confident_boxes(boxes, confidence.numpy(), self.box_confidence)
             if sam_variants and len(boxes):
+                steer = None
+                if "iclsam" in wanted:
+                    steer, gamma = self._fusion_choice(support, notes)
                 plain_logits = steered_logits = None
-                if "sam" in wanted or _fusion_inputs is not None:
+                if "sam" in wanted or _fusion_inputs is not None or steer is False:
                     plain_logits = self.sam.decode(embedding, boxes).amax(0)
                     if "sam" in wanted:
                         masks["sam"] = (plain_logits > 0).numpy()
-                if wanted & {"sam+conf", "iclsam"}:
+                if "sam+conf" in wanted or steer:
                     bias = decoder_confidence_bias(confidence_grid, embedding.valid, self.beta)
                     steered_logits = self.sam.decode(embedding, boxes, bias).amax(0)
-                    masks["sam+conf"] = (steered_logits > 0).numpy()
+                    if "sam+conf" in wanted:
+                        masks["sam+conf"] = (steered_logits > 0).numpy()
                 if _fusion_inputs is not None:
                     _fusion_inputs.update(sam_logits=steered_logits, plain_sam_logits=plain_logits,
                                           icl_probability=icl_out.steered)
                 if "iclsam" in wanted:
-                    steer, gamma = self._fusion_choice(support, notes)
-                    if not steer and plain_logits is None:
-                        plain_logits = self.sam.decode(embedding, boxes).amax(0)
                     sam_logits = steered_logits if steer else plain_logits
                     masks["iclsam"] = (fuse(sam_logits, icl_out.steered, gamma) > 0).numpy()
             elif sam_variants:
@@ -386,13 +395,16 @@ class ICLSAM:
 
     def _fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
         """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's
-        gamma: (True, the paper's schedule), or with fusion="auto" (m >= 2) the pair chosen by
-        `leave_one_out_fusion` on the support images, each segmented from the other m - 1 (once
+        gamma: (`steer_sam`, the paper's schedule), or with fusion="auto" (m >= 2) the pair chosen
+        by `leave_one_out_fusion` on the support images, each segmented from the other m - 1 (once
         per support set and model setting)."""
         paper = fusion_weight(self.a, self.tau, support.m)
         if self.fusion == "paper" or support.m < 2:
-            return True, paper
-        setting = (self.a, self.b, self.tau, self.beta, self.box_confidence)
+            if not self.steer_sam:
+                notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + (
+                    f"; sam_steering auto: the {self.icl} ICL model is the map" if self.sam_steering == "auto" else ""))
+            return self.steer_sam, paper
+        setting = (self.a, self.b, self.tau, self.beta, self.box_confidence, self.steer_sam)
         if setting not in support.fusion_gammas:
             held_out = []
             for k in range(support.m):
@@ -401,9 +413,9 @@ class ICLSAM:
                 self.predict_query(SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], ""),
                                    support.images[k], variants=["sam+conf"], _fusion_inputs=inputs)
                 held_out.append((inputs, support.masks[k]))
-            support.fusion_gammas[setting] = leave_one_out_fusion(held_out, FUSION_GAMMAS, paper)
+            support.fusion_gammas[setting] = leave_one_out_fusion(held_out, FUSION_GAMMAS, paper, self.steer_sam)
         steer, gamma = support.fusion_gammas[setting]
-        notes.append(f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the paper's: {paper:.3g}), "
+        notes.append(f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
                      f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}")
         return steer, gamma
 

@@ -227,7 +227,7 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | N
         write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
         written.append("dice.csv")
     record = {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
-              "box_confidence": model.box_confidence, "fusion": model.fusion, "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "box_confidence": model.box_confidence, "fusion": model.fusion, "sam_steering": model.steer_sam, "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "support_images": str(support_images), "support_masks": None if support_masks is None else str(support_masks),
               "support_boxes": None if support_boxes is None else str(support_boxes),
               "support_points": None if support_points is None else str(support_points), "query": str(queries),

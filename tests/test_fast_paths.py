@@ -60,10 +60,12 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
         peaks = [confidence.numpy()[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes]
         keep = [p >= model.box_confidence for p in peaks]
         boxes = boxes[keep] if any(keep) else boxes[[int(np.argmax(peaks))]]
-    out["sam"] = (sam.decode(query_embedding, boxes).amax(0) > 0).numpy()
+    plain_logits = sam.decode(query_embedding, boxes).amax(0)
+    out["sam"] = (plain_logits > 0).numpy()
     steered = sam.decode(query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, model.beta)).amax(0)
     out["sam+conf"] = (steered > 0).numpy()
-    out["iclsam"] = (fuse(steered, probability, gamma) > 0).numpy()
+    steer = model.icl == "universeg"  # sam_steering auto: the paper's Eq. 3 with UniverSeg, stock SAM with features
+    out["iclsam"] = (fuse(steered if steer else plain_logits, probability, gamma) > 0).numpy()
     out["sam+gt"] = (sam.decode(query_embedding, boxes_from_components(truth)).amax(0) > 0).numpy()
     return out, confidence.numpy()
 

@@ -129,6 +129,11 @@ def test_leave_one_out_fusion_picks_the_source_that_is_right():
     steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2)
     fused = fuse(-right, icl_right[0][0]["icl_probability"], gamma) > 0
     assert steer and gamma > 0.5 and dice(fused.numpy(), truth) == 1.0  # on a tie the steered SAM
+    steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2, steer=False)
+    assert not steer and gamma > 0.5  # ... or the default's steering, when the default is stock SAM
+    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2, steer=False)[0]  # clear evidence moves it
+    assert leave_one_out_fusion(empty := [({"pseudo_label": np.zeros_like(truth)}, truth)], FUSION_GAMMAS, 0.33,
+                                steer=False) == (False, 0.33)
     empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every setting scores 0: the paper's
     assert leave_one_out_fusion(empty, FUSION_GAMMAS, 0.33) == (True, 0.33)
     with pytest.raises(ValueError):

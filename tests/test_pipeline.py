@@ -193,16 +193,49 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     def scale(g, size):
         return g / (1 - np.exp(-tau * size))
 
+    default = auto.steer_sam  # the features ICL model's default: stock SAM in Eq. 1 (sam_steering auto)
+    assert default is False
     means = {}
-    for steer, g in [(s, g) for s in (True, False) for g in FUSION_GAMMAS] + [(True, paper)]:
-        model = ICLSAM(sam=features_model.sam, icl="features", a=scale(g, m - 1), beta=beta if steer else 0.0)
+    for steer, g in [(s, g) for s in (default, not default) for g in FUSION_GAMMAS] + [(default, paper)]:
+        model = ICLSAM(sam=features_model.sam, icl="features", a=scale(g, m - 1), beta=beta if steer else 0.0,
+                       sam_steering=True)
         held_out = [model.predict([x for i, x in enumerate(images) if i != k], [y for i, y in enumerate(masks) if i != k],
                                   images[k], variants=["iclsam"]).masks["iclsam"] for k in range(m)]
         means[steer, g] = np.mean([dice(p, y) for p, y in zip(held_out, masks)])
-    best = max(v for k, v in means.items() if k != (True, paper))
-    ties = [k for k, v in means.items() if k != (True, paper) and v >= best - 1e-9]
-    chosen = max(ties, key=lambda k: (k[0], -abs(k[1] - paper)))
-    expected = chosen if best > means[True, paper] + 0.01 else (True, paper)  # the margin, else the paper's
+    best = max(v for k, v in means.items() if k != (default, paper))
+    ties = [k for k, v in means.items() if k != (default, paper) and v >= best - 1e-9]
+    chosen = max(ties, key=lambda k: (k[0] == default, -abs(k[1] - paper)))
+    expected = chosen if best > means[default, paper] + 0.01 else (default, paper)  # the margin, else the default
     assert prediction.gamma == expected[1] and any("fusion auto" in n for n in prediction.notes)
-    same = ICLSAM(sam=features_model.sam, icl="features", a=scale(expected[1], m), beta=beta if expected[0] else 0.0)
+    same = ICLSAM(sam=features_model.sam, icl="features", a=scale(expected[1], m), beta=beta if expected[0] else 0.0,
+                  sam_steering=True)
     np.testing.assert_array_equal(prediction.masks["iclsam"], same.predict(images, masks, query).masks["iclsam"])
+
+
+def test_sam_steering_in_the_full_method(features_model):
+    """Eq. 1 fuses the ICL model with the steered SAM (Eq. 3) when sam_steering is on (the paper),
+    with stock SAM when off; auto is off for the features ICL model (the map is the ICL model) and
+    on for UniverSeg. Stock SAM is checked against beta = 0, where Eq. 3's steered decoder is
+    bit-identical to stock SAM."""
+    shape = (96, 128)
+    masks = [ellipse(shape, (40 + 5 * i, 55 + 8 * i), (15 + 2 * i, 24)) for i in range(3)]
+    images = [textured_image(m, seed=50 + i) for i, m in enumerate(masks)]
+    query = textured_image(ellipse(shape, (50, 66), (18, 25)), seed=61)
+    sam = features_model.sam
+
+    def full(**kw):
+        model = ICLSAM(sam=sam, icl="features", **kw)
+        return model, model.predict(images, masks, query, variants=["iclsam", "sam", "sam+conf"])
+
+    auto_model, auto = full()
+    _, off = full(sam_steering=False)
+    _, on = full(sam_steering=True)
+    _, zero_beta = full(sam_steering=True, beta=0.0)
+    assert auto_model.steer_sam is False and any("without the map" in n for n in auto.notes)
+    np.testing.assert_array_equal(auto.masks["iclsam"], off.masks["iclsam"])
+    np.testing.assert_array_equal(off.masks["iclsam"], zero_beta.masks["iclsam"])
+    assert not np.array_equal(on.masks["iclsam"], off.masks["iclsam"])  # the steering matters here
+    np.testing.assert_array_equal(on.masks["sam+conf"], off.masks["sam+conf"])  # the variant stays the steered SAM
+    assert ICLSAM(sam=sam, icl="universeg").steer_sam is True
+    with pytest.raises(ValueError, match="sam_steering"):
+        ICLSAM(sam=sam, icl="features", sam_steering="yes")

@@ -24,12 +24,15 @@ class ICLOutput:
 class ICLBackend(ABC):
     """One ICL model. A subclass names its variants: `plain_variant` (the model without the map; None
     when the model is made of the map) and `steered_variant` (with the map). `weights` says in words
-    which weights it runs; `notes` what of the paper does not apply to it."""
+    which weights it runs; `notes` what of the paper does not apply to it; `steers_sam` whether, by
+    default, the map steers SAM's decoder (Eq. 3) in the fused prediction (the paper: yes)."""
 
     name: ClassVar[str]
     plain_variant: ClassVar[str | None]
     steered_variant: ClassVar[str]
     notes: ClassVar[tuple[str, ...]] = ()
+    # whether SAM's decoder in the fused prediction is steered by the map (Eq. 3) by default
+    steers_sam: ClassVar[bool] = True
     weights: str
 
     @property
