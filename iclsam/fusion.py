@@ -34,24 +34,30 @@ def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Se
                          steer: bool = True, margin: float = 0.01) -> tuple[bool, float]:
     """Not in the paper (fusion="auto"): among SAM steered by the map (Eq. 3) or not, times each
     gamma of `gammas`, the pair whose fused mask has the best mean Dice over the held-out support
-    images, if that beats the default setting (`steer`, `paper`: the paper's when steer is True) by
-    more than `margin` (a few held-out images are a noisy judge: without clear evidence the default
-    stands); else the default. Ties go to the default's steering, then to the gamma nearest `paper`. `held_out`: (inputs,
-    mask) per support image segmented from the others; inputs hold Eq. 1's "sam_logits" (steered),
+    images, if it clearly beats the default setting (`steer`, `paper`: the paper's when steer is
+    True); else the default. Clearly: its mean gain over the default, image by image, is more than
+    `margin` and more than the gain's standard error (a few held-out images are a noisy judge:
+    without consistent evidence the default stands; one held-out image: the margin alone). Ties go
+    to the default's steering, then to the gamma nearest `paper`. `held_out`: (inputs, mask) per
+    support image segmented from the others; inputs hold Eq. 1's "sam_logits" (steered),
     "plain_sam_logits" and "icl_probability", or "pseudo_label" when SAM was not prompted (every
     setting gives it). Returns (steered, gamma)."""
     if not held_out:
         raise ValueError("leave-one-out needs at least one held-out support image")
     candidates = [(s, g) for s in (steer, not steer) for g in gammas] + [(steer, paper)]
-    means = np.zeros(len(candidates))
-    for inputs, truth in held_out:
-        for j, (steer, gamma) in enumerate(candidates):
+    scores = np.zeros((len(held_out), len(candidates)))  # Dice per held-out image and candidate
+    for i, (inputs, truth) in enumerate(held_out):
+        for j, (steered, gamma) in enumerate(candidates):
             if "pseudo_label" in inputs:
                 mask = inputs["pseudo_label"]
             else:
-                logits = inputs["sam_logits"] if steer else inputs["plain_sam_logits"]
+                logits = inputs["sam_logits"] if steered else inputs["plain_sam_logits"]
                 mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
-            means[j] += dice(mask, truth) / len(held_out)
+            scores[i, j] = dice(mask, truth)
+    means = scores.mean(axis=0)
     best = max(range(len(candidates) - 1),
                key=lambda j: (round(float(means[j]), 9), candidates[j][0] == steer, -abs(candidates[j][1] - paper)))
-    return candidates[best] if means[best] > means[-1] + margin else (steer, float(paper))
+    gains = scores[:, best] - scores[:, -1]
+    error = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    clear = gains.mean() > margin and gains.mean() > error
+    return candidates[best] if clear else (steer, float(paper))

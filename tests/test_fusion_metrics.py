@@ -129,6 +129,13 @@ def test_leave_one_out_fusion_picks_the_source_that_is_right():
     steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2)
     fused = fuse(-right, icl_right[0][0]["icl_probability"], gamma) > 0
     assert steer and gamma > 0.5 and dice(fused.numpy(), truth) == 1.0  # on a tie the steered SAM
+    # a gain on one held-out image and a loss on another is no clear evidence: the default stands
+    mixed = [sam_right[0], ({"sam_logits": -right, "plain_sam_logits": -right, "icl_probability": wrong_prob}, truth)]
+    gains = [dice((fuse(i["sam_logits"], i["icl_probability"], 0.0) > 0).numpy(), t)
+             - dice((fuse(i["sam_logits"], i["icl_probability"], 0.9) > 0).numpy(), t) for i, t in mixed]
+    assert np.mean(gains) > 0.01 and np.mean(gains) <= np.std(gains, ddof=1) / np.sqrt(2)
+    assert leave_one_out_fusion(mixed, FUSION_GAMMAS, 0.9) == (True, 0.9)
+    assert leave_one_out_fusion(mixed[:1] * 2, FUSION_GAMMAS, 0.9)[1] != 0.9  # the same gain twice is clear
     steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2, steer=False)
     assert not steer and gamma > 0.5  # ... or the default's steering, when the default is stock SAM
     assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2, steer=False)[0]  # clear evidence moves it
