@@ -127,19 +127,34 @@ def click_boxes(x: int, y: int, shape: tuple[int, int]) -> np.ndarray:
                      np.minimum(x + half_w, w - 1), np.minimum(y + half_h, h - 1)], axis=1).round().astype(np.int64)
 
 
+# candidates re-prompted per click: the most promising by SAM's IoU estimate for the first mask
+# (measured on the real-dev support sets at m = 4: every set's densified Dice equals that of
+# re-prompting all of them, at about 27 decoded boxes per click instead of 35-42)
+POINT_RESCORED = 6
+
+
 def point_candidates(sam: SamPredictor, embedding, x: int, y: int) -> tuple[list[np.ndarray], list[float]]:
     """The masks a click may mean, with a score each: the boxes of `click_boxes` prompt SAM in one
-    call; of each mask, the component holding the click is a candidate. Each candidate's tight box
-    prompts SAM again; its score is the Dice of that second mask with the candidate (SAM
-    reproduces it: self-consistency) plus the decoder's own IoU estimate for the second mask.
-    Empty lists when no mask holds the click."""
-    candidates = []
-    for logits in sam.decode(embedding, click_boxes(x, y, embedding.original)):
-        labels, _ = ndimage.label((logits > 0).numpy(), structure=FOUR_CONNECTED)
+    call; of each mask, the component holding the click is a candidate (each distinct one once).
+    The `POINT_RESCORED` candidates with the best IoU estimate from SAM are kept; each one's tight
+    box prompts SAM again, and its score is the Dice of that second mask with the candidate (SAM
+    reproduces it: self-consistency) plus SAM's IoU estimate for the second mask. Empty lists when
+    no mask holds the click."""
+    candidates, first_iou, seen = [], [], set()
+    logits, iou = sam.decode(embedding, click_boxes(x, y, embedding.original), with_iou=True)
+    for mask_logits, estimate in zip(logits, iou):
+        labels, _ = ndimage.label((mask_logits > 0).numpy(), structure=FOUR_CONNECTED)
         if labels[y, x]:
-            candidates.append(labels == labels[y, x])
+            candidate = labels == labels[y, x]
+            key = np.packbits(candidate).tobytes()  # boxes often give the same mask: kept once, the first
+            if key not in seen:
+                seen.add(key)
+                candidates.append(candidate)
+                first_iou.append(float(estimate))
     if not candidates:
         return [], []
+    best = np.argsort(-np.array(first_iou), kind="stable")[:POINT_RESCORED]
+    candidates = [candidates[k] for k in best]
     again, iou = sam.decode(embedding, np.concatenate([boxes_from_mask(c)[:1] for c in candidates]), with_iou=True)
     return candidates, [dice(c, (a > 0).numpy()) + float(q) for c, a, q in zip(candidates, again, iou)]
 

@@ -382,7 +382,12 @@ class ICLSAM:
     def _classifier(self, support: SupportSet) -> ConfidenceClassifier:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set."""
         if support.classifier is None:
-            support.classifier = self._fit_map([self.sam.encode(x) for x in support.images], support.masks)
+            # models sharing this SAM predictor (e.g. one per ICL model in the grid) fit Eq. 2 once per
+            # support set: the fit depends on the support's content, the solver, seed and token cap alone
+            key = None if not support.key else (support.key.split("|", 1)[0], self.solver, self.seed,
+                                                self.confidence_tokens, str(self.device))
+            support.classifier = self.sam.memoised(
+                "confidence_fit", key, lambda: self._fit_map([self.sam.encode(x) for x in support.images], support.masks))
             self.classifier_fits += 1
         return support.classifier
 

@@ -59,7 +59,7 @@ class SamPredictor:
         directory = None if cache_dir is None else Path(cache_dir) / f"{kind}-{aspect}-{weights[:16]}"
         self.cache = EmbeddingCache(identity, (1, 256, GRID, GRID), cache_size, directory)
         self.encoder_passes = 0
-        self._decoded: dict = {}  # `decode_memoised`
+        self._memo: dict = {}  # `memoised` (and `decode_memoised`)
 
     @property
     def input_size(self) -> int:
@@ -165,16 +165,24 @@ class SamPredictor:
         logits = self.postprocess(embedding, low_res).cpu()
         return (logits, iou[:, 0].float().cpu()) if with_iou else logits
 
+    def memoised(self, kind: str, key, compute):
+        """`compute()`, remembered by (kind, key) among the last 64 of that kind, for work derived from
+        this predictor's features that several models sharing it ask for (key None: not remembered)."""
+        if key is None:
+            return compute()
+        memo = self._memo.setdefault(kind, {})
+        if key not in memo:
+            memo[key] = compute()
+            if len(memo) > 64:
+                memo.pop(next(iter(memo)))
+        return memo[key]
+
     def decode_memoised(self, key: str, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
         """`decode` without Eq. 3, remembered by (image key, boxes): the models that share this
         predictor ask for the same ground-truth boxes of a query (the "sam+gt" variant); the result
         is what `decode` gives."""
-        memo_key = (key, np.asarray(boxes, dtype=np.int64).tobytes())
-        if memo_key not in self._decoded:
-            self._decoded[memo_key] = self.decode(embedding, boxes)
-            if len(self._decoded) > 64:
-                self._decoded.pop(next(iter(self._decoded)))
-        return self._decoded[memo_key]
+        return self.memoised("decode", (key, np.asarray(boxes, dtype=np.int64).tobytes()),
+                             lambda: self.decode(embedding, boxes))
 
     def postprocess(self, embedding: ImageEmbedding, low_res: Tensor) -> Tensor:
         """N x 1 x h x w decoder logits -> N x H x W: to the input size, crop the padding, to the image."""
