@@ -56,6 +56,9 @@ def test_confidence_map_auc_at_m8(lite, report, name):
     assert np.mean(aucs) >= 0.85
 
 
+# slow (100 s here): its margin is wide; test_real_dev_regression checks the default model on all five
+# sets within 0.03 of the stored per-query numbers in `make test`
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [1, 8])
 @pytest.mark.parametrize("name", REAL_DEV_SETS)
 def test_features_backend_beats_trivial_predictions(features_model, report, name, m):
