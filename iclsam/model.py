@@ -70,6 +70,7 @@ class SupportSet:
     images: list[np.ndarray]
     masks: list[np.ndarray]
     key: str
+    content: str = ""  # `support_set_key` of its images and masks ("" for the leave-one-out sets: not shared)
     classifier: ConfidenceClassifier | None = None
     icl_support: object | None = None
     fusion_gammas: dict = field(default_factory=dict)  # fusion="auto": (Eq. 3 on, gamma) per model setting
@@ -255,11 +256,12 @@ class ICLSAM:
         `support_set_cache_size` used, with what was computed from it."""
         images, masks = check_support(support_images, support_masks)
         settings = (self.solver, self.seed, self.confidence_tokens, *self.icl_model.settings())
-        key = f"{support_set_key(images, masks)}|{settings}"
+        content = support_set_key(images, masks)
+        key = f"{content}|{settings}"
         if key in self._support_sets:
             self._support_sets.move_to_end(key)
             return self._support_sets[key]
-        support = SupportSet(images, masks, key)
+        support = SupportSet(images, masks, key, content)
         self._support_sets[key] = support
         if len(self._support_sets) > self.support_set_cache_size:
             self._support_sets.popitem(last=False)
@@ -384,8 +386,8 @@ class ICLSAM:
         if support.classifier is None:
             # models sharing this SAM predictor (e.g. one per ICL model in the grid) fit Eq. 2 once per
             # support set: the fit depends on the support's content, the solver, seed and token cap alone
-            key = None if not support.key else (support.key.split("|", 1)[0], self.solver, self.seed,
-                                                self.confidence_tokens, str(self.device))
+            key = None if not support.content else (support.content, self.solver, self.seed,
+                                                    self.confidence_tokens, str(self.device))
             support.classifier = self.sam.memoised(
                 "confidence_fit", key, lambda: self._fit_map([self.sam.encode(x) for x in support.images], support.masks))
             self.classifier_fits += 1
