@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[Path], object], shown_as: str | Path | None = None) -> Path:
     """Calls `write(partial)` on a hidden file in `path`'s folder (created if needed), named with
     this machine, this process and a random token (unique among concurrent writers, on a shared
     file system too) and ending in `path`'s suffixes (writers that read the format from the name
     keep working), then renames it to `path`. On failure the partial file is removed and the error
-    raised."""
+    raised; an OSError names `path` (or `shown_as`, the place the file is meant for)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -23,10 +23,22 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     try:
         write(partial)
         partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise naming(error, shown_as or path, partial) from error
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return path
+
+
+def naming(error: OSError, path: str | Path, partial: Path | None = None) -> OSError:
+    """`error` as one that names `path` ("No space left on device" alone does not say where); an
+    error that already names another file is returned as it is."""
+    if error.filename is not None and Path(error.filename) != partial:
+        return error
+    message = f"could not write {path}: {error.strerror or error}"
+    return OSError(error.errno, message) if error.errno else OSError(message)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

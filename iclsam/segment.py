@@ -6,14 +6,14 @@ mask each (same header), segmented slice by slice along the last axis. Every inp
 checked before anything is written; each output file appears whole (written, then renamed).
 
 The output folder is never an input folder, two queries never share an output name, and
-`<out>/run.json` records what wrote the masks (variant, SAM backbone, ICL weights, time, files). A
-new run into the same folder first removes what the previous run there recorded (its masks and its
-dice.csv), so no stale result survives beside the new ones; files it did not write are left alone.
+`<out>/run.json` records what wrote the masks (variant, SAM backbone, ICL weights, time, files with
+their sha256). A new run into the same folder replaces what the previous run there recorded, so no
+stale result survives beside the new ones; a folder holding anything else is refused
+(`run_folder`), and an interrupted run leaves nothing new.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .atomic import write_atomic, write_text_atomic
 from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_volume
 from .inputs import check_image
 from .metrics import dice
 from .model import ICLSAM
+from .run_folder import StagedRun, previous_outputs
 
 
 def stem_of(path: Path) -> str:
@@ -73,27 +73,28 @@ def check_outputs(out: Path, inputs: dict[str, Path], queries: list[Path]) -> No
                          "rename them so that their names without extension differ")
 
 
-def remove_previous_run(out: Path) -> None:
-    """Deletes what the run recorded in `<out>/run.json` wrote (masks, dice.csv), then the record."""
-    record = out / "run.json"
-    if not record.is_file():
-        return
-    try:
-        written = json.loads(record.read_text()).get("outputs", [])
-    except (ValueError, AttributeError):
-        written = []
-    for name in written:
-        if isinstance(name, str) and "/" not in name and name not in ("", ".", ".."):
-            (out / name).unlink(missing_ok=True)
-    record.unlink()
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".nii.gz", ".nii")
+
+
+def unique_stems(files: list[Path], what: str) -> None:
+    """Two files whose names differ only in their extension cannot be paired by stem: an error naming both."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        stem = stem_of(path)
+        if stem in seen:
+            raise ValueError(f"{what} {seen[stem]} and {path} have the same name without extension, so which one a "
+                             "mask belongs to is ambiguous; rename one of them")
+        seen[stem] = path
 
 
 def find_mask(folder: Path, stem: str, for_file: Path) -> Path:
-    for suffix in (".png", ".tif", ".tiff", ".bmp", ".nii.gz", ".nii"):
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no mask for {for_file} in {folder} (looked for {stem}.png, .tif, .bmp, .nii.gz)")
+    """The one mask named `stem` (any mask extension) in `folder`; none or several is an error."""
+    found = [folder / f"{stem}{suffix}" for suffix in MASK_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:
+        raise ValueError(f"{for_file} has several masks in {folder}: {', '.join(p.name for p in found)}; keep one")
+    if not found:
+        raise FileNotFoundError(f"no mask for {for_file} in {folder} (looked for {stem}.png, .tif, .bmp, .nii.gz)")
+    return found[0]
 
 
 @dataclass
@@ -174,63 +175,84 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | N
     """Segments every query; returns the Dice table when query masks are given (also written to
     `<out>/dice.csv`). The support masks come from `support_masks`, or from weak annotations
     (`support_boxes` / `support_points` CSVs), densified by SAM and written to
-    `<out>/densified_<support stem>.png` for inspection."""
+    `<out>/densified_<support stem>.png` for inspection. Every input and `out` are checked before
+    anything is computed; the files appear together with their record (`run_folder.StagedRun`)."""
     support_files = list_images(support_images, "support images")
+    unique_stems(support_files, "support images")
     query_files = list_images(queries, "query", allow_nifti=True)
     check_outputs(out, {"support images": support_images, "support masks": support_masks, "query": queries,
                         "query masks": query_masks}, query_files)
+    previous_outputs(out)  # refuses a folder holding files we did not write, before any work
+    if variant not in model.variants() or variant == "sam+gt":
+        raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
     support = [read_image(p) for p in support_files]
     items = [read_query(p, query_masks) for p in query_files]
     labels = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
-    if variant not in model.variants() or variant == "sam+gt":
-        raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
     prepared = model.support_set(support, labels)  # features and Eq. 2 fit once for every query
-    out.mkdir(parents=True, exist_ok=True)
-    remove_previous_run(out)
-    written, rows = [], []
-    if support_masks is None:  # the densified support masks, for inspection
-        for path, label in zip(support_files, labels):
-            name = f"densified_{path.stem}.png"
-            write_atomic(out / name, lambda p: Image.fromarray(label.astype(np.uint8) * 255).save(p, format="PNG"))
-            written.append(name)
-    for query in (progress(items, desc="queries") if progress else items):
-        per_slice = []
-        for k, image in enumerate(query.slices):
-            truth = None if query.truth is None else query.truth[k]
-            truth = truth if truth is not None and truth.any() else None
-            # without a query mask only the variant written out is computed; with one, every
-            # variant (the Dice table compares them)
-            wanted = [variant] if query.truth is None else [v for v in model.variants() if v != "sam+gt"]
-            per_slice.append(model.predict_query(prepared, image, truth, wanted))
-        masks = [p.masks[variant] for p in per_slice]
-        name = output_name(query.path)
-        if query.header is not None:
-            import nibabel as nib
-
-            volume = np.stack(masks, axis=-1).astype(np.uint8)
-            result = nib.Nifti1Image(volume, query.header.affine, query.header.header)
-            result.set_data_dtype(np.uint8)
-            write_atomic(out / name, lambda p: nib.save(result, str(p)))
-        else:
-            write_atomic(out / name, lambda p: Image.fromarray(masks[0].astype(np.uint8) * 255).save(p, format="PNG"))
-        written.append(name)
-        if query.truth is not None:
-            truth = np.stack(query.truth)
-            row = {"query": query.path.name}
-            for variant_name in per_slice[0].masks:
-                if variant_name == "sam+gt":
-                    continue
-                row[variant_name] = dice(np.stack([p.masks[variant_name] for p in per_slice]), truth)
-            rows.append(row)
-    table = pd.DataFrame(rows) if rows else None
-    if table is not None:
-        write_atomic(out / "dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
-        written.append("dice.csv")
-    record = {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
-              "box_confidence": model.box_confidence, "fusion": model.fusion, "sam_steering": model.steer_sam, "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "support_images": str(support_images), "support_masks": None if support_masks is None else str(support_masks),
-              "support_boxes": None if support_boxes is None else str(support_boxes),
-              "support_points": None if support_points is None else str(support_points), "query": str(queries),
-              "query_masks": None if query_masks is None else str(query_masks), "outputs": written}
-    write_text_atomic(out / "run.json", json.dumps(record, indent=1) + "\n")
+    rows = []
+    with StagedRun(out) as run:
+        if support_masks is None:  # the densified support masks, for inspection
+            for path, label in zip(support_files, labels):
+                run.write(f"densified_{path.stem}.png", png_writer(label))
+        for query in (progress(items, desc="queries") if progress else items):
+            per_slice = segment_query(model, prepared, query, variant)
+            run.write(output_name(query.path), mask_writer(query, [p.masks[variant] for p in per_slice]))
+            if query.truth is not None:
+                rows.append(dice_row(query, per_slice))
+        table = pd.DataFrame(rows) if rows else None
+        if table is not None:
+            run.write("dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+        run.commit(run_record(model, variant, support_images, support_masks, support_boxes, support_points, queries,
+                              query_masks))
     return table
+
+
+def segment_query(model: ICLSAM, prepared, query: Query, variant: str) -> list:
+    """Every slice of a query through the model: only `variant` without a query mask; with one, every
+    variant (the Dice table compares them)."""
+    wanted = [variant] if query.truth is None else [v for v in model.variants() if v != "sam+gt"]
+    per_slice = []
+    for k, image in enumerate(query.slices):
+        truth = None if query.truth is None else query.truth[k]
+        per_slice.append(model.predict_query(prepared, image, truth if truth is not None and truth.any() else None,
+                                             wanted))
+    return per_slice
+
+
+def png_writer(mask: np.ndarray):
+    return lambda p: Image.fromarray(mask.astype(np.uint8) * 255).save(p, format="PNG")
+
+
+def mask_writer(query: Query, masks: list[np.ndarray]):
+    """Writes a query's mask: PNG (0 / 255) for an image, NIfTI with the query's header for a volume."""
+    if query.header is None:
+        return png_writer(masks[0])
+    import nibabel as nib
+
+    result = nib.Nifti1Image(np.stack(masks, axis=-1).astype(np.uint8), query.header.affine, query.header.header)
+    result.set_data_dtype(np.uint8)
+    return lambda p: nib.save(result, str(p))
+
+
+def dice_row(query: Query, per_slice: list) -> dict:
+    truth = np.stack(query.truth)
+    row = {"query": query.path.name}
+    for name in per_slice[0].masks:
+        if name != "sam+gt":
+            row[name] = dice(np.stack([p.masks[name] for p in per_slice]), truth)
+    return row
+
+
+def run_record(model: ICLSAM, variant: str, support_images: Path, support_masks: Path | None,
+               support_boxes: Path | None, support_points: Path | None, queries: Path,
+               query_masks: Path | None) -> dict:
+    """What wrote the masks: the model's settings, the inputs, the time (`run.json`)."""
+    def text(path):
+        return None if path is None else str(path)
+
+    return {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
+            "box_confidence": model.box_confidence, "fusion": model.fusion, "sam_steering": model.steer_sam,
+            "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "support_images": str(support_images), "support_masks": text(support_masks),
+            "support_boxes": text(support_boxes), "support_points": text(support_points), "query": str(queries),
+            "query_masks": text(query_masks)}

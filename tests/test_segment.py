@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import nibabel as nib
@@ -95,18 +96,92 @@ def test_queries_with_one_output_name_are_an_error(folders, capsys):
 
 
 def test_a_new_run_records_itself_and_leaves_nothing_stale(folders):
-    import json
-
     assert run(folders, "--query-masks", str(folders / "query_masks")) == 0
-    assert (folders / "out" / "dice.csv").is_file()
-    (folders / "out" / "mine.txt").write_text("not written by iclsam")
+    first = json.loads((folders / "out" / "run.json").read_text())["outputs"]
+    assert sorted(first) == ["dice.csv", "q0.png", "vol.nii.gz"]
+    for name, digest in first.items():  # the record verifies what it lists
+        assert hashlib.sha256((folders / "out" / name).read_bytes()).hexdigest() == digest
     (folders / "query" / "vol.nii.gz").unlink()
     assert run(folders, "--variant", "sam") == 0
     record = json.loads((folders / "out" / "run.json").read_text())
     assert record["variant"] == "sam" and record["sam"] == "LiteMedSAM" and "training-free" in record["icl_weights"]
     assert record["box_confidence"] == 0.95 and record["fusion"] == "paper"
-    assert record["outputs"] == ["q0.png"] and record["time"]
-    assert sorted(p.name for p in (folders / "out").iterdir()) == ["mine.txt", "q0.png", "run.json"]
+    assert list(record["outputs"]) == ["q0.png"] and record["time"]
+    assert sorted(p.name for p in (folders / "out").iterdir()) == ["q0.png", "run.json"]
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else None
+
+
+def test_a_folder_holding_the_users_files_is_refused_and_kept(folders, capsys):
+    out = folders / "out"
+    out.mkdir()
+    (out / "q0.png").write_bytes(b"the user's own picture")  # the name a mask would take
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "q0.png" in error and "no iclsam run recorded" in error
+    assert snapshot(out) == {"q0.png": b"the user's own picture"}
+    (out / "q0.png").unlink()
+    (out / "notes.txt").write_text("mine")
+    (out / "run.json").write_text(json.dumps({"tool": "other", "outputs": ["notes.txt"]}))  # another tool's record
+    before = snapshot(out)
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert "run.json is not a run record written by iclsam" in error
+    assert snapshot(out) == before
+
+
+def test_a_mask_changed_since_our_run_is_not_replaced(folders, capsys):
+    (folders / "query" / "vol.nii.gz").unlink()
+    assert run(folders) == 0
+    (folders / "out" / "q0.png").write_bytes(b"edited by hand")
+    before = snapshot(folders / "out")
+    assert run(folders) == 2
+    assert "q0.png changed since iclsam wrote it" in capsys.readouterr().err
+    assert snapshot(folders / "out") == before
+
+
+def test_a_failed_run_leaves_nothing_and_a_rerun_mixes_no_runs(folders, monkeypatch, capsys):
+    """A run that fails after its first mask (here: the disk fills) writes nothing new; the next
+    run, with other queries, leaves only its own masks."""
+    import errno
+
+    from iclsam import atomic
+
+    (folders / "query" / "vol.nii.gz").unlink()
+    write_png(folders / "query" / "c.png", np.asarray(Image.open(folders / "query" / "q0.png")))
+    real, calls = atomic.write_atomic, []
+
+    def fills_the_disk(path, write, shown_as=None):
+        calls.append(path)
+        if len(calls) == 2:  # the second mask: the disk is full
+            write = lambda p: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))  # noqa: E731
+        return real(path, write, shown_as)
+
+    monkeypatch.setattr("iclsam.run_folder.write_atomic", fills_the_disk)
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    last = error.strip().splitlines()[-1]
+    assert "No space left on device" in last and str(folders / "out" / "q0.png") in last
+    assert not (folders / "out").exists()
+    monkeypatch.undo()
+    (folders / "query" / "c.png").unlink()
+    assert run(folders) == 0
+    assert sorted(p.name for p in (folders / "out").iterdir()) == ["q0.png", "run.json"]
+
+
+def test_support_images_differing_only_in_extension_are_ambiguous(folders, capsys):
+    image = np.asarray(Image.open(folders / "support" / "s0.png"))
+    Image.fromarray(image).save(folders / "support" / "s0.tif")
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert "s0.png" in error and "s0.tif" in error and "ambiguous" in error and not (folders / "out").exists()
+    (folders / "support" / "s0.tif").unlink()
+    Image.open(folders / "support_masks" / "s0.png").save(folders / "support_masks" / "s0.tif")
+    assert run(folders) == 2
+    error = capsys.readouterr().err
+    assert "several masks" in error and "s0.png" in error and "s0.tif" in error
 
 
 def test_an_unwritable_output_is_one_line_exit_2(folders, capsys):
@@ -152,7 +227,7 @@ def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
-    while not (out.is_dir() and any(p.suffix == ".png" for p in out.iterdir())):
+    while not any(out.glob(".iclsam-staging.*/*.png")):  # a mask written (into the run's staging folder)
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no mask written within 300 s"
         time.sleep(0.05)
@@ -160,12 +235,7 @@ def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
     _, error = process.communicate(timeout=120)
     assert process.returncode == 130, error
     assert "Traceback" not in error and error.strip().splitlines()[-1].startswith("iclsam: interrupted"), error
-    written = sorted(out.iterdir())
-    assert 0 < len(written) < 61, "interrupted before the first or after the last mask"
-    assert not [p.name for p in written if p.name.startswith(".")], "a partial file survived"
-    for path in written:
-        if path.suffix == ".png":
-            assert np.asarray(Image.open(path)).shape == SHAPE
+    assert not out.exists(), "an interrupted run left files behind"
 
 
 def test_segment_with_boxes_or_points_instead_of_masks(folders, capsys):
