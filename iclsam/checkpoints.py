@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,10 +20,31 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{what} checkpoint {path} could not be read: {error}") from error
+        raise ValueError(f"{what} checkpoint {path} could not be read: {unreadable_reason(error)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{what} checkpoint {path} is not a raw state_dict of tensors")
     return state
+
+
+def unreadable_reason(error: Exception) -> str:
+    """Why torch could not load a file, in one line of our own (torch's text spans many lines and,
+    for a file holding code, proposes loading it unsafely: never repeat that)."""
+    text = str(error).lower()
+    if isinstance(error, pickle.UnpicklingError) and "global" in text:  # a class or function to import and call
+        return ("it holds Python objects other than tensors and was refused, since loading them could run code; "
+                "a checkpoint is a raw state_dict of tensors")
+    if isinstance(error, EOFError):
+        return "the file ends early (truncated)"
+    return f"not a PyTorch checkpoint file (damaged, or another format; {type(error).__name__})"
+
+
+def check_finite(state: dict[str, Tensor], path: str | Path, what: str) -> None:
+    """A checkpoint with NaN or infinite weights gives empty or NaN predictions: refused, naming a key."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{what} checkpoint {path} holds {count} non-finite values (NaN or infinity) in {key}; "
+                             "the file is damaged or came from a diverged training")
 
 
 def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, what: str) -> nn.Module:
@@ -37,6 +59,7 @@ def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, w
             f"{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
             f"{len(wrong)} keys with other shapes {wrong[:3]}"
         )
+    check_finite(state, path, what)
     module.load_state_dict(state, strict=True)
     return module
 

@@ -105,11 +105,14 @@ def fetch(kind: str, dest: str | Path = DEFAULT_DEST, url: str | None = None, pr
             download(url, partial, progress, timeout)
         except ConnectionError as error:
             raise ConnectionError(f"{published.what}: {error}; nothing written to {target}") from None
+        except OSError as error:  # e.g. a full disk: say where, and that nothing was left
+            raise OSError(error.errno, f"could not write {target}: {error.strerror or error}; nothing written") from None
         try:
             verify_checkpoint(kind, partial)
         except (ValueError, FileNotFoundError) as error:
+            reason = str(error).replace(f"checkpoint {partial} ", "download ")
             raise ValueError(f"{published.what} from {url} is not the expected checkpoint, nothing written to "
-                             f"{target}: {error}") from None
+                             f"{target}: {reason}") from None
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

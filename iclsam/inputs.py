@@ -21,7 +21,22 @@ def check_image(image, name: str) -> np.ndarray:
         raise ValueError(f"{name}: image has dtype {x.dtype}, expected numbers")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise ValueError(f"{name}: image contains NaN or infinite values")
+    check_float32_range(x, name)
     return x
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(x: np.ndarray, name: str) -> None:
+    """The models compute in float32: values (and their range, which normalisation divides by)
+    beyond float32's largest number would become infinite there and NaN after."""
+    if not np.issubdtype(x.dtype, np.floating) or x.size == 0:
+        return  # integers of any width fit float32's range
+    low, high = float(x.min()), float(x.max())
+    if max(abs(low), abs(high), high - low) > FLOAT32_MAX:
+        raise ValueError(f"{name}: image values span {low:.3g} to {high:.3g}, beyond float32's range "
+                         f"(+-{FLOAT32_MAX:.3g}) in which the models compute; rescale the image")
 
 
 def check_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:

@@ -105,8 +105,13 @@ def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int
     """The paper's protocol on one prepared task: its meta-support / query split (kept when meta.csv
     has one, else drawn by case), `draws` support sets per size from the meta-support pool, and the
     query images (a seeded subset of `max_queries`)."""
-    meta = with_splits(task.meta, support_fraction, seed, key=task.name)
-    sets = draw_supports(task.name, meta.loc[meta["split"] == "support", "id"], sizes, draws, seed)
+    try:
+        meta = with_splits(task.meta, support_fraction, seed, key=task.name)
+        if not (meta["split"] == "query").any():
+            raise ValueError("no image is in the query split")
+        sets = draw_supports(task.name, meta.loc[meta["split"] == "support", "id"], sizes, draws, seed)
+    except ValueError as error:  # name the task and its file, whichever step refused it
+        raise ValueError(f"task {task.name} ({task.root / 'meta.csv'}): {error}") from None
     return sets, select_queries(meta.loc[meta["split"] == "query", "id"], max_queries, seed)
 
 
@@ -122,9 +127,9 @@ def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence
         if unknown:
             raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
         found = [t for t in found if t.name in set(tasks)]
+    plans = [(task, *task_protocol(task, sizes, draws, max_queries, seed)) for task in found]  # every check first
     frames = []
-    for task in found:
-        sets, queries = task_protocol(task, sizes, draws, max_queries, seed)
+    for task, sets, queries in plans:
         for label, model in models.items():
             if annotations is None:
                 scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress).drop(columns="assd")

@@ -17,6 +17,12 @@ def is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
+def _too_large(path: Path, error: Exception) -> ValueError:
+    """PIL refuses pictures whose header claims more pixels than it allows (a decompression bomb)."""
+    return ValueError(f"{path}: unreadable image: its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                      f"(PIL's limit against decompression bombs; {error.__class__.__name__})")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as an array (H x W or H x W x 3), or an error naming the file."""
     path = Path(path)
@@ -29,6 +35,8 @@ def read_image(path: str | Path) -> np.ndarray:
             with Image.open(path) as image:
                 image = image.convert("RGB") if image.mode in ("P", "RGBA", "LA", "CMYK", "YCbCr") else image
                 array = np.asarray(image)
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ValueError(f"{path}: unreadable image ({error})") from error
     return check_image(array, str(path))
@@ -52,6 +60,8 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
                 array = np.asarray(image)
             else:
                 array = np.asarray(image.convert("L"))
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: unreadable mask ({error})") from error
     return check_mask(array, shape, str(path))
@@ -63,6 +73,8 @@ def read_picture(path: Path, mode: str | None = None) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert(mode) if mode else image)
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: unreadable image ({error})") from error
 

@@ -99,6 +99,27 @@ def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
     assert "column ours differs by up to 0.01" in compare_tables(ours, reference)[0]
     table.assign(dataset=["brats", "fundus"]).to_csv(ours / "table1_dice.csv", index=False)
     assert "column dataset differs in text" in compare_tables(ours, reference)[0]
+    table.to_csv(ours / "extra.csv", index=False)  # a table the reference lacks
+    assert any("extra.csv: not in the reference" in line for line in compare_tables(ours, reference))
+
+
+def test_check_tables_against_nothing_or_a_non_csv_is_an_error(tmp_path, capsys):
+    import pandas as pd
+
+    from iclsam.cli import main
+
+    ours, empty = tmp_path / "ours", tmp_path / "empty"
+    ours.mkdir()
+    empty.mkdir()
+    pd.DataFrame({"m": [1], "ours": [0.5]}).to_csv(ours / "table1_dice.csv", index=False)
+    for reference, words in ((tmp_path / "missing", "not found"), (empty, "holds no CSV table")):
+        assert main(["check-tables", str(ours), "--reference", str(reference)]) == 2
+        error = capsys.readouterr().err
+        assert str(reference) in error and words in error and error.count("\n") == 1
+    (empty / "table1_dice.csv").write_bytes(bytes(range(256)) * 4)  # not a CSV
+    assert main(["check-tables", str(ours), "--reference", str(empty)]) == 2
+    error = capsys.readouterr().err
+    assert str(empty / "table1_dice.csv") in error and "not a readable CSV" in error and error.count("\n") == 1
 
 
 def test_leave_one_out_fusion_picks_the_source_that_is_right():

@@ -48,7 +48,12 @@ def open_task(root: str | Path) -> Task:
     meta_path = root / "meta.csv"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: a task folder has images/, masks/ and meta.csv")
-    meta = pd.read_csv(meta_path, dtype={"id": str})
+    try:
+        meta = pd.read_csv(meta_path, dtype={"id": str})
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{meta_path} is empty: it needs a header line with at least an 'id' column") from None
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{meta_path}: not a readable CSV ({str(error).strip().splitlines()[0]})") from None
     if "id" not in meta.columns:
         raise ValueError(f"{meta_path} has no 'id' column (columns: {', '.join(meta.columns)})")
     if meta["id"].duplicated().any():

@@ -4,7 +4,8 @@ A disk entry `<dir>/<image key>.pt` records what it was computed from: the image
 the backbone, its checkpoint's sha256, the resizing mode and the version of the pre-processing
 code. An entry is used only when all of these match the request and its features have the
 expected shape and are finite; any other entry (damaged, truncated, from another image or
-another pre-processing) is reported with a warning naming the file and replaced."""
+another pre-processing) is reported with a warning naming the file and replaced. A cache folder
+that cannot be written (a full disk) is reported once and skipped: never fatal."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class EmbeddingCache:
         self._memory: OrderedDict[str, ImageEmbedding] = OrderedDict()
         self.disk_hits = 0
         self.replaced: list[Path] = []
+        self.unwritable = False  # set, with one warning, when a disk write fails: the run goes on
 
     def get(self, key: str, image_size: tuple[int, int], device: torch.device) -> ImageEmbedding | None:
         """The embedding of the image with this key and size, from memory or disk, or None."""
@@ -58,11 +60,17 @@ class EmbeddingCache:
 
     def put(self, key: str, embedding: ImageEmbedding) -> None:
         self._remember(key, embedding)
-        if self.directory is not None:
+        if self.directory is not None and not self.unwritable:
             stored = {"format": ENTRY_FORMAT, "image": key, **self.identity,
                       "features": embedding.features.detach().cpu(), "original": list(embedding.original),
                       "resized": list(embedding.resized), "valid": list(embedding.valid)}
-            write_atomic(self.directory / f"{key}.pt", lambda p: torch.save(stored, p))
+            try:
+                write_atomic(self.directory / f"{key}.pt", lambda p: torch.save(stored, p))
+            except (OSError, RuntimeError) as error:  # a full disk, a read-only folder; torch's writer: RuntimeError
+                self.unwritable = True
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                warnings.warn(f"embedding cache {self.directory} cannot be written ({reason}); embeddings are kept in "
+                              "memory only for the rest of this run", RuntimeWarning, stacklevel=2)
 
     def _remember(self, key: str, embedding: ImageEmbedding) -> None:
         self._memory[key] = embedding
