@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ICLSAM": "iclsam.model", "Prediction": "iclsam.model",
+    "ICLSAM": "iclsam.model", "ICLSAMConfig": "iclsam.config", "Prediction": "iclsam.model",
     "ICL_BACKENDS": "iclsam.icl", "ICLBackend": "iclsam.icl", "build_icl": "iclsam.icl",
     "SAM_BACKBONES": "iclsam.sam", "SamPredictor": "iclsam.sam", "build_sam": "iclsam.sam",
     "UniverSeg": "iclsam.universeg", "load_universeg": "iclsam.universeg",

@@ -125,7 +125,7 @@ def evaluate(args) -> int:
     scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
                                      seed=args.seed, progress=tqdm, annotations=args.annotation)
     print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores,
-                 steering={k: v.steer_sam for k, v in models.items()}))
+                 steering={k: v.sam_steering for k, v in models.items()}))
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)
@@ -135,7 +135,7 @@ def evaluate(args) -> int:
                   "icl_weights": {k: v.icl_weights for k, v in models.items()},
                   "sam": next(iter(models.values())).sam.backbone.name,
                   "box_confidence": args.box_confidence, "fusion": args.fusion,
-                  "sam_steering": {k: v.steer_sam for k, v in models.items()}, "device": str(sam.device),
+                  "sam_steering": {k: v.sam_steering for k, v in models.items()}, "device": str(sam.device),
                   "annotation": args.annotation or ["mask"]}
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)

@@ -82,6 +82,28 @@ POINT_BOX_ASPECTS = (1.0, 2.5, 0.4)
 
 
 @torch.inference_mode()
+def densify_support(sam: SamPredictor, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
+                    points: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Support masks from weak annotations: boxes[i] K x 4 XYXY pixel boxes of image i, or points[i]
+    K x 2 (x, y) positive clicks, one per object (give one of the two); each checked, then
+    `densify_boxes` / `densify_points`."""
+    from .inputs import check_image
+
+    if (boxes is None) == (points is None):
+        raise ValueError("densify needs either boxes or points (one of the two)")
+    images = [check_image(x, f"support image {i}") for i, x in enumerate(images)]
+    annotations = list(boxes if boxes is not None else points)
+    if not images:
+        raise ValueError("densify needs at least one support image")
+    if len(annotations) != len(images):
+        raise ValueError(f"{len(images)} support images but {len(annotations)} annotation lists")
+    check = check_boxes if boxes is not None else check_points
+    checked = [check(a, x.shape[:2], f"support image {i}") for i, (x, a) in enumerate(zip(images, annotations))]
+    if boxes is not None:
+        return [densify_boxes(sam, x, a) for x, a in zip(images, checked)]
+    return densify_points(sam, images, checked)
+
+
 def densify_boxes(sam: SamPredictor, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """One support mask from checked boxes: the union of SAM's masks, one per box; where SAM gives
     nothing for a box, the box itself stands in, so every annotated object is in the mask."""

@@ -6,6 +6,7 @@ call `run_grid` and render."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -150,19 +151,17 @@ def run_sensitivity(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Seq
     unknown = sorted(set(values) - set(SENSITIVITY_CONSTANTS))
     if unknown:
         raise ValueError(f"sensitivity constants must be among {SENSITIVITY_CONSTANTS}, got {unknown}")
-    base = {name: getattr(model, name) for name in SENSITIVITY_CONSTANTS}
+    base = model.config
     frames = []
     try:
         for name, settings in values.items():
             for value in settings:
-                for constant, default in base.items():
-                    setattr(model, constant, value if constant == name else default)
+                model.config = dataclasses.replace(base, **{name: value})
                 scores = run_grid(model, task, draws, queries, with_assd=False, progress=progress)
                 scores = scores[scores["variant"] == "iclsam"]
                 frames.append(scores.drop(columns=["variant", "assd"]).assign(constant=name, value=float(value)))
     finally:
-        for constant, default in base.items():
-            setattr(model, constant, default)
+        model.config = base
     return pd.concat(frames, ignore_index=True)
 
 

@@ -251,7 +251,7 @@ def run_record(model: ICLSAM, variant: str, support_images: Path, support_masks:
         return None if path is None else str(path)
 
     return {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
-            "box_confidence": model.box_confidence, "fusion": model.fusion, "sam_steering": model.steer_sam,
+            "box_confidence": model.config.box_confidence, "fusion": model.config.fusion, "sam_steering": model.sam_steering,
             "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "support_images": str(support_images), "support_masks": text(support_masks),
             "support_boxes": text(support_boxes), "support_points": text(support_points), "query": str(queries),

@@ -41,16 +41,12 @@ def test_encode_many_in_batches_equals_encode_one_at_a_time(task, lite, fresh):
     assert batched.encoder_passes == 3 and all(a is b for a, b in zip(again, embeddings[:3]))
 
 
-def test_the_cpu_keeps_one_query_at_a_time(features_model):
-    assert features_model.batch_queries is False
-
-
 @pytest.mark.parametrize("icl", ["universeg", "features"])
 def test_batched_queries_equal_one_at_a_time(task, features_model, fresh, icl):
     images, masks, queries, query_masks = task
     one = ICLSAM(sam=features_model.sam, icl=icl)
-    batched = ICLSAM(sam=fresh, icl=icl, batch_queries=True)  # the queries' embeddings from encode_many
-    batched.query_batch = 2  # two batches for three queries
+    # the queries' embeddings from encode_many, two batches for three queries
+    batched = ICLSAM(sam=fresh, icl=icl, batch_queries=True, query_batch=2)
     expected = one.predict_many(images, masks, queries, query_masks)
     got = batched.predict_many(images, masks, queries, query_masks)
     for e, g in zip(expected, got):
@@ -66,11 +62,11 @@ def test_universeg_batch_equals_single_queries(task, features_model):
     images, masks, queries, _ = task
     model = ICLSAM(sam=features_model.sam, icl="universeg")
     support = model.support_set(images, masks)
-    prepared, classifier = model._icl_support(support), model._classifier(support)
+    prepared, classifier = model.icl_support(support), model.classifier(support)
     grids = [features_model.sam.encode(q) for q in queries]
     grids = [e.crop_valid(classifier.confidence_grid(e.features)) for e in grids]
     batch = model.icl_model.predict_batch(prepared, queries, grids, alpha=0.3)
     for query, grid, out in zip(queries, grids, batch):
         single = model.icl_model.predict(prepared, query, grid, alpha=0.3)
         torch.testing.assert_close(out.plain, single.plain, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(out.steered, single.steered, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out.with_map, single.with_map, rtol=1e-4, atol=1e-5)

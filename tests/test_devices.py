@@ -26,7 +26,7 @@ def test_the_model_puts_every_part_on_its_device(lite):
     model = ICLSAM(sam=lite, icl="universeg", device="cpu")
     assert model.device == lite.device == model.icl_model.device == torch.device("cpu")
     assert next(model.icl_model.network.parameters()).device == model.device
-    assert model.solver == "lbfgs"  # auto: sklearn's lbfgs (the public code) on the CPU
+    assert model.config.solver == "lbfgs"  # auto: sklearn's lbfgs (the public code) on the CPU
     assert solver_for("cpu") == "lbfgs" and solver_for("cuda:1") == "torch"
     assert ICLSAM(sam=lite, solver="torch").solver == "torch"
 

@@ -14,6 +14,7 @@ import torch
 from iclsam import ICLSAM
 from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.folder import open_task
+from iclsam.figure1 import BOX_CONFIDENCE_FROM_M
 from iclsam.protocol import run_grid
 from iclsam.fusion import fuse, fusion_weight
 from iclsam.resampling import to_image_size
@@ -33,10 +34,11 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
     query_embedding = sam.encode(query)
     support_embeddings = [sam.encode(x) for x in images]
     classifier = fit_confidence_classifier(
-        *support_tokens(support_embeddings, [y != 0 for y in masks], sam.input_size), solver=model.solver, seed=model.seed)
+        *support_tokens(support_embeddings, [y != 0 for y in masks], sam.input_size), solver=model.config.solver, seed=model.config.seed)
     grid = classifier.confidence_grid(query_embedding.features)
     confidence = query_embedding.grid_to_image(grid)
-    gamma = fusion_weight(model.a, model.tau, m)
+    config = model.config
+    gamma = fusion_weight(config.a, config.tau, m)
     out = {}
     if model.icl == "universeg":
         network, size, channel = model.icl_model.network, model.icl_model.size, model.icl_model.channel
@@ -44,7 +46,7 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
         labels = torch.stack([universeg_label(y, size) for y in masks])[None]
         target = universeg_image(query, "query", channel, size)[None]
         map_at_size = to_image_size(query_embedding.crop_valid(grid), (size, size))[None, None]
-        alpha = universeg_confidence_weight(model.b, model.tau, m)
+        alpha = universeg_confidence_weight(config.b, config.tau, m)
         with torch.inference_mode():
             plain = torch.sigmoid(network(target, support, labels))[0, 0]
             probability = torch.sigmoid(network(target, support, labels, map_at_size, alpha))[0, 0]
@@ -56,15 +58,15 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
         out["features"] = pseudo_label = (confidence > 0.5).numpy()
     boxes = boxes_from_pseudo_label(pseudo_label)
     assert len(boxes), "the test needs a non-empty pseudo-label"
-    if model.box_confidence is not None and m >= 2:  # our refinement: the confident boxes only
+    if config.box_confidence is not None and m >= BOX_CONFIDENCE_FROM_M:  # our refinement: the confident boxes only
         peaks = [confidence.numpy()[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes]
-        keep = [p >= model.box_confidence for p in peaks]
+        keep = [p >= config.box_confidence for p in peaks]
         boxes = boxes[keep] if any(keep) else boxes[[int(np.argmax(peaks))]]
     plain_logits = sam.decode(query_embedding, boxes).amax(0)
     out["sam"] = (plain_logits > 0).numpy()
-    steered = sam.decode(query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, model.beta)).amax(0)
+    steered = sam.decode(query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, config.beta)).amax(0)
     out["sam+conf"] = (steered > 0).numpy()
-    steer = model.icl == "universeg"  # sam_steering auto: the paper's Eq. 3 with UniverSeg, stock SAM with features
+    steer = model.sam_steering  # the model's setting: steered SAM (Eq. 3) or stock SAM in Eq. 1
     out["iclsam"] = (fuse(steered if steer else plain_logits, probability, gamma) > 0).numpy()
     out["sam+gt"] = (sam.decode(query_embedding, boxes_from_components(truth)).amax(0) > 0).numpy()
     return out, confidence.numpy()

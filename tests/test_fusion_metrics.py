@@ -125,7 +125,7 @@ def test_check_tables_against_nothing_or_a_non_csv_is_an_error(tmp_path, capsys)
 def test_leave_one_out_fusion_picks_the_source_that_is_right():
     import torch
 
-    from iclsam.fusion import FUSION_GAMMAS, leave_one_out_fusion
+    from iclsam.fusion_auto import FUSION_GAMMAS, leave_one_out_fusion
 
     truth = np.zeros((32, 32), bool)
     truth[8:20, 8:20] = True
@@ -157,11 +157,11 @@ def test_leave_one_out_fusion_picks_the_source_that_is_right():
     assert np.mean(gains) > 0.01 and np.mean(gains) <= np.std(gains, ddof=1) / np.sqrt(2)
     assert leave_one_out_fusion(mixed, FUSION_GAMMAS, 0.9) == (True, 0.9)
     assert leave_one_out_fusion(mixed[:1] * 2, FUSION_GAMMAS, 0.9)[1] != 0.9  # the same gain twice is clear
-    steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2, steer=False)
+    steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2, sam_steering=False)
     assert not steer and gamma > 0.5  # ... or the default's steering, when the default is stock SAM
-    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2, steer=False)[0]  # clear evidence moves it
+    assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2, sam_steering=False)[0]  # clear evidence moves it
     assert leave_one_out_fusion(empty := [({"pseudo_label": np.zeros_like(truth)}, truth)], FUSION_GAMMAS, 0.33,
-                                steer=False) == (False, 0.33)
+                                sam_steering=False) == (False, 0.33)
     empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every setting scores 0: the paper's
     assert leave_one_out_fusion(empty, FUSION_GAMMAS, 0.33) == (True, 0.33)
     with pytest.raises(ValueError):
@@ -186,3 +186,21 @@ def test_assd_on_the_surfaces_box_equals_the_whole_image():
         t = ndimage.gaussian_filter(rng.random((160, 200)), 8) > 0.5
         if p.any() and t.any():
             assert assd(p, t) == whole_image(p, t)
+
+
+def test_z_norm_against_numpy_on_each_of_its_uses():
+    import torch
+
+    from iclsam.znorm import z_norm
+
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 1, 6, 5))
+    per_map = z_norm(torch.as_tensor(x), dims=(-2, -1)).numpy()  # Eq. 4: each query's map, its own mean
+    for b in range(2):
+        c = x[b, 0]
+        np.testing.assert_allclose(per_map[b, 0], (c - c.mean()) / c.std(ddof=1), rtol=1e-12)
+    grid = rng.random((8, 8))  # Eq. 3: centre 0.5, std over the valid 5 x 6 tokens, times beta
+    got = z_norm(torch.as_tensor(grid), centre=0.5, spread=torch.as_tensor(grid[:5, :6]), scale=2.0).numpy()
+    np.testing.assert_allclose(got, 2.0 * (grid - 0.5) / grid[:5, :6].std(ddof=1), rtol=1e-12)
+    flat = torch.full((4, 4), 0.7, dtype=torch.float64)  # a flat map: divided by the floor, not by zero
+    assert torch.isfinite(z_norm(flat, centre=0.5)).all()

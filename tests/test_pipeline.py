@@ -88,10 +88,9 @@ def test_features_backend_needs_no_icl_weights(features_model, task):
     assert "training-free" in features_model.icl_weights
 
 
-def test_the_default_icl_model_is_the_measured_one_and_a_checkpoint_selects_universeg(features_model):
+def test_auto_takes_the_default_icl_model_and_a_checkpoint_selects_universeg(features_model):
     from iclsam.icl import DEFAULT_ICL
 
-    assert DEFAULT_ICL == "features"  # README "Real images": best on all five real-dev sets
     default = ICLSAM(sam=features_model.sam)
     assert default.icl == DEFAULT_ICL and "training-free" in default.icl_weights
     shipped = ICLSAM(sam=features_model.sam, universeg_checkpoint="shipped")
@@ -177,7 +176,8 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     """An independent leave-one-out: for each candidate (Eq. 3 on or off, gamma), paper-schedule
     models whose `a` gives exactly that gamma at m - 1 (and beta = 0 for SAM without the map: stock
     SAM, bit for bit) segment each support image from the others."""
-    from iclsam.fusion import FUSION_GAMMAS, fusion_weight
+    from iclsam.fusion import fusion_weight
+    from iclsam.fusion_auto import FUSION_GAMMAS
     from iclsam.metrics import dice
 
     shape = (96, 128)
@@ -187,13 +187,13 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     query = textured_image(query_mask, seed=41)
     auto = ICLSAM(sam=features_model.sam, icl="features", fusion="auto")
     prediction = auto.predict(images, masks, query, query_mask)
-    m, tau, beta = len(images), auto.tau, auto.beta
-    paper = fusion_weight(auto.a, tau, m)
+    m, tau, beta = len(images), auto.config.tau, auto.config.beta
+    paper = fusion_weight(auto.config.a, tau, m)
 
     def scale(g, size):
         return g / (1 - np.exp(-tau * size))
 
-    default = auto.steer_sam  # the features ICL model's default: stock SAM in Eq. 1 (sam_steering auto)
+    default = auto.sam_steering  # the features ICL model's default: stock SAM in Eq. 1 (sam_steering auto)
     assert default is False
     per_image = {}
     for steer, g in [(s, g) for s in (default, not default) for g in FUSION_GAMMAS] + [(default, paper)]:
@@ -234,11 +234,11 @@ def test_sam_steering_in_the_full_method(features_model):
     _, off = full(sam_steering=False)
     _, on = full(sam_steering=True)
     _, zero_beta = full(sam_steering=True, beta=0.0)
-    assert auto_model.steer_sam is False and any("without the map" in n for n in auto.notes)
+    assert auto_model.sam_steering is False and any("without the map" in n for n in auto.notes)
     np.testing.assert_array_equal(auto.masks["iclsam"], off.masks["iclsam"])
     np.testing.assert_array_equal(off.masks["iclsam"], zero_beta.masks["iclsam"])
     assert not np.array_equal(on.masks["iclsam"], off.masks["iclsam"])  # the steering matters here
     np.testing.assert_array_equal(on.masks["sam+conf"], off.masks["sam+conf"])  # the variant stays the steered SAM
-    assert ICLSAM(sam=sam, icl="universeg").steer_sam is True
+    assert ICLSAM(sam=sam, icl="universeg").sam_steering is True
     with pytest.raises(ValueError, match="sam_steering"):
         ICLSAM(sam=sam, icl="features", sam_steering="yes")

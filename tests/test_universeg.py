@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from iclsam.universeg import (UniverSeg, init_universeg_weights, load_universeg, modulate_support_stream,
-                              standardise, universeg_confidence_weight, universeg_image, universeg_label)
+                              universeg_confidence_weight, universeg_image, universeg_label)
+from iclsam.znorm import z_norm
 
 
 def official_layout() -> dict[str, tuple[int, ...]]:
@@ -109,7 +110,7 @@ def test_eq4_modulation_matches_an_independent_computation():
     confidence = rng.random((2, 1, 8, 8))
     alpha = 0.7
     z = torch.as_tensor(confidence)
-    result = modulate_support_stream(torch.as_tensor(support), standardise(z), alpha).numpy()
+    result = modulate_support_stream(torch.as_tensor(support), z_norm(z, dims=(-2, -1)), alpha).numpy()
     for b in range(2):
         c = confidence[b, 0]
         a = (c - c.mean()) / c.std(ddof=1)

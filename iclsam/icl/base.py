@@ -18,27 +18,27 @@ class ICLOutput:
     """Probabilities in [0, 1] on the ICL model's own grid (None when not asked for)."""
 
     plain: Tensor | None = None  # without the confidence map
-    steered: Tensor | None = None  # with it
+    with_map: Tensor | None = None  # with it
 
 
 class ICLBackend(ABC):
     """One ICL model. A subclass names its variants: `plain_variant` (the model without the map; None
-    when the model is made of the map) and `steered_variant` (with the map). `weights` says in words
-    which weights it runs; `notes` what of the paper does not apply to it; `steers_sam` whether, by
+    when the model is made of the map) and `map_variant` (with the map). `weights` says in words
+    which weights it runs; `notes` what of the paper does not apply to it; `default_sam_steering` whether, by
     default, the map steers SAM's decoder (Eq. 3) in the fused prediction (the paper: yes)."""
 
     name: ClassVar[str]
     plain_variant: ClassVar[str | None]
-    steered_variant: ClassVar[str]
+    map_variant: ClassVar[str]
     notes: ClassVar[tuple[str, ...]] = ()
     # whether SAM's decoder in the fused prediction is steered by the map (Eq. 3) by default
-    steers_sam: ClassVar[bool] = True
+    default_sam_steering: ClassVar[bool] = True
     weights: str
 
     @property
     def variants(self) -> tuple[str, ...]:
         """Its variants in the order of the paper's ablation rows."""
-        return tuple(v for v in (self.plain_variant, self.steered_variant) if v is not None)
+        return tuple(v for v in (self.plain_variant, self.map_variant) if v is not None)
 
     def settings(self) -> tuple:
         """What, besides the support set's content, its prepared support state depends on."""
@@ -50,12 +50,12 @@ class ICLBackend(ABC):
 
     @abstractmethod
     def predict(self, prepared: object, query: np.ndarray, confidence: Tensor | None, alpha: float,
-                plain: bool = True, steered: bool = True) -> ICLOutput:
+                plain: bool = True, with_map: bool = True) -> ICLOutput:
         """The query's probabilities. `confidence`: the query's confidence map on SAM's valid token grid
-        (needed for `steered`); `alpha`: Eq. 4's weight at this support size."""
+        (needed for `with_map`); `alpha`: Eq. 4's weight at this support size."""
 
     def predict_batch(self, prepared: object, queries: Sequence[np.ndarray], confidences: Sequence[Tensor | None],
-                      alpha: float, plain: bool = True, steered: bool = True) -> list[ICLOutput]:
+                      alpha: float, plain: bool = True, with_map: bool = True) -> list[ICLOutput]:
         """`predict` for several queries of one support set (a model may run them as one batch; the
         default runs them one at a time)."""
-        return [self.predict(prepared, q, c, alpha, plain, steered) for q, c in zip(queries, confidences)]
+        return [self.predict(prepared, q, c, alpha, plain, with_map) for q, c in zip(queries, confidences)]

@@ -31,7 +31,7 @@ class UniverSegICL(ICLBackend):
 
     name = "universeg"
     plain_variant = "universeg"
-    steered_variant = "universeg+conf"
+    map_variant = "universeg+conf"
 
     def __init__(self, weights: str | Path = "shipped", channel: str = "first", device: str = "auto"):
         if channel not in CHANNELS:
@@ -51,24 +51,24 @@ class UniverSegICL(ICLBackend):
 
     @torch.inference_mode()
     def predict(self, prepared: UniverSegSupport, query: np.ndarray, confidence: Tensor | None, alpha: float,
-                plain: bool = True, steered: bool = True) -> ICLOutput:
+                plain: bool = True, with_map: bool = True) -> ICLOutput:
         """Plain UniverSeg and UniverSeg with Eq. 4, sharing one encoder pass."""
         target = universeg_image(query, "query", self.channel, self.size)[None].to(self.device)
         encoded = self.network.encode(target, prepared.images, prepared.labels)
         out = ICLOutput()
         if plain:
             out.plain = torch.sigmoid(self.network.decode(*encoded))[0, 0].cpu()
-        if steered:
+        if with_map:
             if confidence is None:
                 raise ValueError("UniverSeg with the confidence map (Eq. 4) needs the query's confidence map")
             grid = to_image_size(confidence, (self.size, self.size))[None, None].to(self.device)
-            out.steered = torch.sigmoid(self.network.decode(*encoded, confidence=grid, alpha=alpha))[0, 0].cpu()
+            out.with_map = torch.sigmoid(self.network.decode(*encoded, confidence=grid, alpha=alpha))[0, 0].cpu()
         return out
 
     @torch.inference_mode()
     def predict_batch(self, prepared: UniverSegSupport, queries: Sequence[np.ndarray],
                       confidences: Sequence[Tensor | None], alpha: float, plain: bool = True,
-                      steered: bool = True) -> list[ICLOutput]:
+                      with_map: bool = True) -> list[ICLOutput]:
         """`predict` for several queries in one batch through the network (the support set repeated
         along the batch); equal to one at a time to float tolerance."""
         if not len(queries):
@@ -81,10 +81,10 @@ class UniverSegICL(ICLBackend):
         if plain:
             for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded))[:, 0].cpu()):
                 out.plain = p
-        if steered:
+        if with_map:
             if any(c is None for c in confidences):
                 raise ValueError("UniverSeg with the confidence map (Eq. 4) needs every query's confidence map")
             grids = torch.stack([to_image_size(c, (self.size, self.size)) for c in confidences])[:, None].to(self.device)
             for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded, confidence=grids, alpha=alpha))[:, 0].cpu()):
-                out.steered = p
+                out.with_map = p
         return outs

@@ -1,7 +1,7 @@
 """SAM's part of ICL-SAM: the backbones (`build`), Eq. 3 in the mask decoder (`attention`) and the
 predictor that owns pre- and post-processing (`predictor`)."""
 
-from .attention import MASK_TOKEN, biased_attention, decoder_confidence_bias, predict_masks
+from .confidence_attention import MASK_TOKEN, biased_attention, decoder_confidence_bias, predict_masks
 from .build import SAM_BACKBONES, Backbone, SamModel, build_sam
 from .predictor import ImageEmbedding, SamPredictor
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..checkpoints import file_sha256
 from ..devices import resolve_device
-from .attention import predict_masks
+from .confidence_attention import predict_masks
 from .build import GRID, build_sam, checkpoint_path, backbone as backbone_entry
 from .cache import EmbeddingCache, image_key
 from .embedding import ImageEmbedding

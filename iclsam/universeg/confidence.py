@@ -10,22 +10,17 @@ import math
 import torch
 from torch import Tensor
 
+from ..znorm import z_norm
+
 
 def universeg_confidence_weight(b: float, tau: float, m: int) -> float:
     """alpha = b * exp(-tau * m): how strongly the confidence map steers UniverSeg (Eq. 4)."""
     return b * math.exp(-tau * m)
 
 
-def standardise(x: Tensor) -> Tensor:
-    """Z-Norm over the spatial map of each query: (x - mean) / std. x: B x 1 x H x W."""
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
-    return (x - mean) / std
-
-
 def modulate_support_stream(support: Tensor, z: Tensor, alpha: float) -> Tensor:
     """Eq. 4 on one decoder level: support (B x S x C x H x W) times exp(alpha * z), z the query's
-    standardised confidence map (B x 1 x H x W, brought to this level), rescaled so that each
+    Z-normed confidence map (`z_norm` over each query's map: B x 1 x H x W, brought to this level), rescaled so that each
     query's whole tensor keeps its Frobenius norm (Norm(B|A) = B * |A|_2 / |B|_2).
     alpha = 0 returns `support` unchanged to the bit."""
     weight = torch.exp(alpha * z)[:, :, None]  # B x 1 x 1 x H x W, shared by support and channels

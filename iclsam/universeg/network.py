@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .confidence import modulate_support_stream, standardise
+from ..znorm import z_norm
+from .confidence import modulate_support_stream
 
 OFFICIAL_WIDTHS = (64, 64, 64, 64)
 
@@ -147,7 +148,7 @@ class UniverSeg(nn.Module):
         """Decoder pass; returns logits B x 1 x H x W. With `confidence` (B x 1 x H x W, the query's
         semantic confidence map at the input resolution) the support stream of every decoder level
         is modulated by Eq. 4 with weight `alpha`."""
-        z = None if confidence is None else standardise(confidence)
+        z = None if confidence is None else z_norm(confidence, dims=(-2, -1))
         skips = list(skips)
         for block in self.dec_blocks:
             target_skip, support_skip = skips.pop()

@@ -17,6 +17,8 @@ from segment_anything.modeling.mask_decoder import MaskDecoder
 from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
 from torch import Tensor
 
+from ..znorm import z_norm
+
 MASK_TOKEN = 1  # decoder tokens are [IoU, mask_0 .. mask_3, prompts]: mask_0 is the single-mask output
 
 
@@ -24,8 +26,7 @@ def decoder_confidence_bias(confidence_grid: Tensor, valid: tuple[int, int], bet
     """beta * z with z = (C - 0.5) / std(C) on the 64 x 64 token grid (std over the valid, unpadded
     tokens), flattened to the decoder's 4096 image positions (row-major)."""
     vh, vw = valid
-    std = confidence_grid[:vh, :vw].std().clamp_min(1e-6)
-    return (beta * (confidence_grid - 0.5) / std).flatten()
+    return z_norm(confidence_grid, centre=0.5, spread=confidence_grid[:vh, :vw], scale=beta).flatten()
 
 
 def biased_attention(attention: Attention, q: Tensor, k: Tensor, v: Tensor, logit_bias: Tensor, side: str) -> Tensor:

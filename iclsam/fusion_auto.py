@@ -1,0 +1,79 @@
+"""fusion="auto" (not in the paper): Eq. 1's gamma, and whether SAM's decoder is steered by the map
+(Eq. 3), chosen per support set by leave-one-out on the support itself: each support image is
+segmented from the other m - 1 through Figure 1's steps, and the setting whose fused mask is best
+on them replaces the default only on consistent evidence (`leave_one_out_fusion`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from .figure1 import box_prompts, in_context_prediction, sam_logits, semantic_confidence
+from .fusion import fuse
+from .metrics import dice
+from .support import FusionChoice, SupportSet
+
+if TYPE_CHECKING:
+    from .model import ICLSAM
+
+FUSION_GAMMAS = tuple(round(0.1 * k, 1) for k in range(11))  # fusion="auto" chooses among these
+
+
+def held_out_inputs(model: ICLSAM, support: SupportSet, k: int) -> dict:
+    """Eq. 1's inputs for support image k segmented from the others: "sam_logits" (steered by the
+    map), "plain_sam_logits" and "icl_probability"; or "pseudo_label" when it has no box (SAM is
+    then not prompted, whatever the setting)."""
+    rest = [i for i in range(support.m) if i != k]
+    subset = SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], "")
+    state = model.query_state(subset, support.images[k], None, {"sam+conf"})
+    semantic_confidence(model, subset, state)
+    in_context_prediction(model, subset, state)
+    box_prompts(model, subset, state)
+    if not len(state.boxes):
+        return {"pseudo_label": state.masks[model.icl_model.map_variant]}
+    plain, steered = sam_logits(model, state, plain=True, steered=True)
+    return {"sam_logits": steered, "plain_sam_logits": plain, "icl_probability": state.icl_probability}
+
+
+def auto_fusion_choice(model: ICLSAM, support: SupportSet, paper: float) -> FusionChoice:
+    """fusion="auto"'s choice for this support set and model setting, computed once and kept on it."""
+    config = model.config
+    setting = (config.a, config.b, config.tau, config.beta, config.box_confidence, model.sam_steering)
+    if setting not in support.fusion_choices:
+        held_out = [(held_out_inputs(model, support, k), support.masks[k]) for k in range(support.m)]
+        support.fusion_choices[setting] = leave_one_out_fusion(held_out, FUSION_GAMMAS, paper, model.sam_steering)
+    return support.fusion_choices[setting]
+
+
+def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
+                         sam_steering: bool = True, margin: float = 0.01) -> FusionChoice:
+    """Not in the paper (fusion="auto"): among SAM steered by the map (Eq. 3) or not, times each
+    gamma of `gammas`, the pair whose fused mask has the best mean Dice over the held-out support
+    images, if it clearly beats the default setting (`sam_steering`, `paper`: the paper's when
+    sam_steering is True); else the default. Clearly: its mean gain over the default, image by image, is more than
+    `margin` and more than the gain's standard error (a few held-out images are a noisy judge:
+    without consistent evidence the default stands; one held-out image: the margin alone). Ties go
+    to the default's steering, then to the gamma nearest `paper`. `held_out`: (inputs, mask) per
+    support image segmented from the others; inputs hold Eq. 1's "sam_logits" (steered),
+    "plain_sam_logits" and "icl_probability", or "pseudo_label" when SAM was not prompted (every
+    setting gives it)."""
+    if not held_out:
+        raise ValueError("leave-one-out needs at least one held-out support image")
+    candidates = [(s, g) for s in (sam_steering, not sam_steering) for g in gammas] + [(sam_steering, paper)]
+    scores = np.zeros((len(held_out), len(candidates)))  # Dice per held-out image and candidate
+    for i, (inputs, truth) in enumerate(held_out):
+        for j, (steered, gamma) in enumerate(candidates):
+            if "pseudo_label" in inputs:
+                mask = inputs["pseudo_label"]
+            else:
+                logits = inputs["sam_logits"] if steered else inputs["plain_sam_logits"]
+                mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
+            scores[i, j] = dice(mask, truth)
+    means = scores.mean(axis=0)
+    best = max(range(len(candidates) - 1),
+               key=lambda j: (round(float(means[j]), 9), candidates[j][0] == sam_steering, -abs(candidates[j][1] - paper)))
+    gains = scores[:, best] - scores[:, -1]
+    error = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    clear = gains.mean() > margin and gains.mean() > error
+    return FusionChoice(*candidates[best]) if clear else FusionChoice(sam_steering, float(paper))
