@@ -1,6 +1,6 @@
 # `make run`: set up .venv and reproduce every table and figure (dvc repro, the active params.yaml).
 # `make test`: set up .venv and run the tests (`make test-slow`: the long checks it leaves out).  `make demo`: a quick ICL-SAM demo.
-# `make real-dev`: `iclsam evaluate` on REAL_DATA into benchmarks/real_dev/ (the README's real-image table).
+# `make real-dev`: `iclsam evaluate` on REAL_DATA into benchmarks/real_dev/ (docs/real-images.md's tables).
 # `make example`: execute notebooks/ICL-SAM_example.py into ICL-SAM_example.ipynb (commit it with its outputs).
 PYTHON ?= python3.11
 # a prepared folder of real images for `make demo` / `make example` (empty: synthetic only)

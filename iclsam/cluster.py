@@ -19,10 +19,8 @@ import pandas as pd
 import torch
 
 from .data.folder import Task, open_task
-from .dvc_stages import ENCODER_CACHE, build_models
-from .dvc_stages import grid_for_task as sequential_grid_for_task
-from .protocol import example_query, run_grid
-from .sam.cache import image_key
+from .grid import ENCODER_CACHE, build_models, close_record, new_record, used_images
+from .protocol import example_query, example_support, run_grid
 
 _MODELS: dict = {}  # per worker process: the models of a grid setting, built once
 
@@ -115,19 +113,10 @@ def connect(grid: dict):
     return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
 
 
-def grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
-               ) -> tuple[pd.DataFrame, dict, dict]:
-    """The grid stage's work on one task: on a Dask cluster when `is_distributed(grid)`, else in this
-    process (`dvc_stages.grid_for_task`)."""
-    if is_distributed(grid):
-        return grid_for_task(grid, task, draws, queries)
-    return sequential_grid_for_task(grid, task, draws, queries, progress=progress)
-
-
-def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], client=None,
-                  cache_dir: str | Path | None = ENCODER_CACHE) -> tuple[pd.DataFrame, dict, dict]:
-    """`dvc_stages.grid_for_task` on a Dask cluster (`client`, else `connect(grid)`): the same
-    scores in the same order, the run record, Figs. 4/5's example of each ICL model."""
+def distributed_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], client=None,
+                           cache_dir: str | Path | None = ENCODER_CACHE) -> tuple[pd.DataFrame, dict, dict]:
+    """`grid.run_grid_stage` on a Dask cluster (`client`, else `connect(grid)`): the same scores in
+    the same order, the run record, Figs. 4/5's example of each ICL model."""
     start = time.perf_counter()
     own = client is None
     threads = None
@@ -136,9 +125,9 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
     root = str(Path(task.root).resolve())
     cache = None if cache_dir is None else str(Path(cache_dir).resolve())
     task_draws = draws[draws["task"] == task.name]
-    record = {"task": task.name, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
+    record = new_record(task)
+    used = used_images(task, draws, queries)
     try:
-        used = sorted(set(task_draws["id"]) | set(queries))
         workers = max(1, len(client.scheduler_info()["workers"]))
         for sam in grid["sam"]:  # every image encoded once, by one worker, before any prediction
             shares = [used[k::workers] for k in range(workers)]
@@ -146,13 +135,12 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
                                                for share in shares if share]):
                 record["encoder_passes"] += passes
                 record["encoder_cache_hits"] += hits
-        sizes = sorted(task_draws["m"].unique())
-        middle = sizes[len(sizes) // 2]
+        example_m, example_draw = example_support(draws, task.name)
         jobs, futures = [], []
         for sam in grid["sam"]:
             for icl in grid["icl"]:
                 for (m, draw), rows in task_draws.groupby(["m", "draw"], sort=True):
-                    example = sam == grid["sam"][0] and m == middle and draw == 0  # as example_query picks it
+                    example = sam == grid["sam"][0] and (m, draw) == (example_m, example_draw)
                     jobs.append((sam, icl))
                     futures.append(client.submit(_grid_job, grid, sam, icl, root, rows, queries, cache, threads,
                                                  example, pure=False))
@@ -170,7 +158,6 @@ def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str
             client.close()
             if cluster is not None:
                 cluster.close()
-    record["images"] = sorted(image_key(task.load(i)[0]) for i in used)
-    record["seconds"] = round(time.perf_counter() - start, 1)
+    record = close_record(record, task, used, start)
     record["workers"] = workers
     return pd.concat(frames, ignore_index=True), record, examples

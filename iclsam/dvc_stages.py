@@ -1,26 +1,22 @@
-"""What the pipeline's notebooks share: building the models of a run, the grid stage's work on one
-task, reading the grid's results, saying what produced a result, running a notebook. (Reading
+"""What the pipeline's notebooks share and the stages' work that needs the models: reading a task's
+inputs and the grid's results, saying what produced a result, the weak-context and sensitivity
+stages, running a notebook. (The grid stage: `grid`; prepare, split and draws: `data`; reading
 params.yaml and checking a profile's inputs: `profiles`.)"""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from .data.folder import Task, open_task
+from .grid import build_models
 from .icl import resolve_icl
-from .protocol import example_query, run_grid, select_queries
-from .model import ICLSAM
 from .profiles import data_description, load_params
+from .protocol import run_sensitivity, run_weak_context, select_queries
 from .report import Provenance
-from .sam import SAM_BACKBONES, SamPredictor
-from .sam.cache import image_key
-
-ENCODER_CACHE = Path(".cache/embeddings")
-
+from .sam import SAM_BACKBONES
 
 def run_notebook(source: str | Path, output: str | Path, parameters: dict | None = None,
                  cwd: str | Path | None = None) -> Path:
@@ -35,18 +31,6 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
     papermill.execute_notebook(notebook, str(output), parameters=parameters or {}, kernel_name="python3",
                                language="python", progress_bar=False, cwd=None if cwd is None else str(cwd))
     return output
-
-
-def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
-    """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image), on the
-    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `fusion`,
-    `sam_steering`; absent: every box, the paper's fusion, steering auto)."""
-    checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
-    predictor = SamPredictor(sam, checkpoint, device=grid.get("device", "auto"), cache_dir=cache_dir)
-    return {icl: ICLSAM(sam=predictor, icl=icl, universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
-                        seed=grid.get("seed", 0), box_confidence=grid.get("box_confidence"),
-                        fusion=grid.get("fusion", "paper"), sam_steering=grid.get("sam_steering", "auto"))
-            for icl in icls}
 
 
 def default_icl(grid: dict) -> str:
@@ -81,35 +65,50 @@ def task_inputs(params: dict, data: str | Path, task: str, splits_file: str | Pa
     return open_task(Path(data) / task), draws, task_queries(splits_file, task, max_queries, params["grid"]["seed"])
 
 
-def grid_for_task(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
-                  ) -> tuple[pd.DataFrame, dict, dict]:
-    """The grid stage on one task: the scores of every backbone and ICL model (`protocol.run_grid`),
-    the run record (ICL weights, encoder passes and cache hits, the keys of the images used, seconds)
-    and Figs. 4/5's example query of each ICL model (first backbone), by ICL model. (On a Dask
-    cluster: `cluster.grid_for_task`, the same scores in the same order.)"""
-    start = time.perf_counter()
-    frames, examples = [], {}
-    record = {"task": task.name, "icl_weights": {}, "encoder_passes": 0, "encoder_cache_hits": 0}
-    for sam in grid["sam"]:
-        models = build_models(grid, sam, grid["icl"])
-        for icl, model in models.items():
-            scores = run_grid(model, task, draws, queries, with_assd=grid["assd"], progress=progress)
-            frames.append(scores.assign(sam=sam, icl=icl))
-            record["icl_weights"][f"{sam}/{icl}"] = model.icl_weights
-            if sam == grid["sam"][0]:
-                examples[icl] = example_query(model, task, draws, queries)
-        predictor = next(iter(models.values())).sam
-        record["encoder_passes"] += predictor.encoder_passes
-        record["encoder_cache_hits"] += predictor.disk_hits
-    used = sorted(set(draws.loc[draws["task"] == task.name, "id"]) | set(queries))
-    record["images"] = sorted(image_key(task.load(i)[0]) for i in used)
-    record["seconds"] = round(time.perf_counter() - start, 1)
-    return pd.concat(frames, ignore_index=True), record, examples
-
-
 def grid_results(params_file: str | Path, grid_dir: str | Path) -> tuple[dict, pd.DataFrame, list[dict], dict]:
     """What the rendering stages read: the parameters, the grid's scores of every task, its run
     records, and the ICL weights in words per "<sam>/<icl>"."""
     params = load_params(params_file)
     scores, records = load_grid(grid_dir, params["tasks"])
     return params, scores, records, records[0]["icl_weights"]
+
+
+def stage_draws(draws: pd.DataFrame, task: str, max_draws: int, sizes=None) -> pd.DataFrame:
+    """The support draws a stage runs on one task: the first `max_draws` draws of each m (of
+    `sizes` only, when given)."""
+    chosen = draws[(draws["task"] == task) & (draws["draw"] < max_draws)]
+    return chosen[chosen["m"].isin(sizes)] if sizes else chosen
+
+
+def weak_context_stage(params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path,
+                       progress=None) -> tuple[pd.DataFrame, str]:
+    """The weak_context stage: `run_weak_context` on each task of `weak_context.tasks` (all when
+    empty). Returns the per-query scores and the ICL weights in words."""
+    p = params["weak_context"]
+    model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
+    frames = []
+    for name in p["tasks"] or params["tasks"]:
+        task, draws, queries = task_inputs(params, data, name, splits_file, draws_file, p["max_queries"])
+        chosen = stage_draws(draws, name, p["draws"], p["sizes"])
+        frames.append(run_weak_context(model, task, chosen, queries, p["annotations"], progress=progress)
+                      .assign(icl=p["icl"]))
+    return pd.concat(frames, ignore_index=True), model.icl_weights
+
+
+def sensitivity_stage(params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path,
+                      progress=None) -> tuple[pd.DataFrame, str]:
+    """Fig. 6's stage: `run_sensitivity` on `sensitivity.task` at its m. Returns the scores and the
+    ICL weights in words."""
+    p = params["sensitivity"]
+    task, draws, queries = task_inputs(params, data, p["task"], splits_file, draws_file, p["max_queries"])
+    chosen = stage_draws(draws, p["task"], p["draws"], [p["m"]])
+    if chosen.empty:
+        raise ValueError(f"no support draws of m = {p['m']} for {p['task']}: add m to sample_support.sizes")
+    model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
+    return run_sensitivity(model, task, chosen, queries, p["values"], progress=progress), model.icl_weights
+
+
+def example_tasks(params: dict) -> list[str]:
+    """Figs. 4/5's tasks: `report.examples` of them, evenly spread over the profile's tasks."""
+    tasks, count = params["tasks"], params["report"]["examples"]
+    return tasks[:: max(1, len(tasks) // count)][:count]

@@ -12,35 +12,31 @@ import pandas as pd
 from .densify import ANNOTATION_KINDS, ANNOTATION_SECONDS
 from .model import ICLSAM
 from .protocol import evaluate_folder
-from .report import VARIANT_ORDER, weak_context_markdown, weak_context_table
+from .report import in_paper_order, weak_context_markdown, weak_context_table
 
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
 
 
-def in_paper_order(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows by task, ICL model (as first met), variant in the paper's order (the ICL model's own,
-    then SAM's; `VARIANT_ORDER`), support annotation (mask, box, point; weak context only), m."""
-    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    keys = (summary["m"].to_numpy(), summary["variant"].map(lambda v: rank.get(v, len(rank))).to_numpy(),
-            pd.factorize(summary["icl"])[0], summary["task"].to_numpy(dtype=str))
-    if "annotation" in summary.columns:
-        keys = (keys[0], summary["annotation"].map(ANNOTATION_KINDS.index).to_numpy(), *keys[1:])
-    return summary.iloc[np.lexsort(keys)].reset_index(drop=True)
-
-
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean Dice over draws and queries of each (task, m, icl, variant[, annotation]), with its count
-    n, in the paper's order (`in_paper_order`)."""
+    n, in the paper's order (`in_evaluation_order`)."""
     keys = ["task", "m", "icl", "variant", *(["annotation"] if "annotation" in scores.columns else [])]
     summary = scores.groupby(keys, sort=False)["dice"].agg(dice="mean", n="count").reset_index()
-    return in_paper_order(summary[SUMMARY_COLUMNS + keys[4:]])
+    return in_evaluation_order(summary[SUMMARY_COLUMNS + keys[4:]])
+
+
+def in_evaluation_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """`report.in_paper_order` with the first ICL model met first and support annotations in
+    `ANNOTATION_KINDS`' order."""
+    return in_paper_order(summary, icl_first=summary["icl"].iloc[0] if len(summary) else None,
+                          annotation_order=ANNOTATION_KINDS)
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
-    """Rows task / ICL model / variant [/ support annotation] (`in_paper_order`), one column per m
+    """Rows task / ICL model / variant [/ support annotation] (`in_evaluation_order`), one column per m
     (mean Dice)."""
     sizes = sorted(summary["m"].unique())
-    summary = in_paper_order(summary)
+    summary = in_evaluation_order(summary)
     keys = ["task", "icl", "variant", *(["annotation"] if "annotation" in summary.columns else [])]
     names = ["task", "ICL model", "variant", "support annotation"][:len(keys)]
     lines = ["| " + " | ".join(names) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",

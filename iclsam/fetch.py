@@ -37,15 +37,15 @@ PUBLISHED = {
                         "(the shared folder linked from https://github.com/bowang-lab/MedSAM)"),
 }
 DEFAULT_DEST = Path("checkpoints")
-UNIVERSEG_WIDTHS = (64, 64, 64, 64)  # the official v1 network
 
 
 def verify_checkpoint(kind: str, path: str | Path) -> None:
     """Raises ValueError unless `path` loads key for key into our network of `kind`."""
     if kind == "universeg":
+        from .universeg.network import OFFICIAL_WIDTHS
         from .universeg.weights import load_universeg
 
-        load_universeg(path, UNIVERSEG_WIDTHS)
+        load_universeg(path, OFFICIAL_WIDTHS)
     else:
         from .sam.build import build_sam
 

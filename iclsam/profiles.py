@@ -31,7 +31,7 @@ def missing_inputs(params: dict) -> list[str]:
     for dataset in params["prepare"]["datasets"]:
         if dataset != "synthetic" and not (raw / dataset).is_dir():
             missing.append(f"data set {dataset}: put the official download, unpacked, in {raw / dataset}/ "
-                           "(README: expected layout)")
+                           "(docs/data.md: expected layout)")
     grid = params["grid"]
     for sam in grid["sam"]:
         checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)

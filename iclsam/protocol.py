@@ -165,13 +165,18 @@ def run_sensitivity(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Seq
     return pd.concat(frames, ignore_index=True)
 
 
+def example_support(draws: pd.DataFrame, task: str) -> tuple[int, int]:
+    """Figs. 4/5's support set of a task, as (m, draw): the first draw of the middle support size."""
+    sizes = sorted(draws.loc[draws["task"] == task, "m"].unique())
+    return sizes[len(sizes) // 2], 0
+
+
 def example_query(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str]) -> dict:
-    """Figs. 4/5's example of a task: the first support draw of the middle support size on the first
-    query, every variant. Returns task (a label), image, truth and prediction."""
+    """Figs. 4/5's example of a task: its `example_support` on the first query, every variant.
+    Returns task (a label), image, truth and prediction."""
+    m, draw = example_support(draws, task.name)
     draws = draws[draws["task"] == task.name]
-    sizes = sorted(draws["m"].unique())
-    m = sizes[len(sizes) // 2]
-    chosen = draws[(draws["m"] == m) & (draws["draw"] == 0)].sort_values("rank")["id"]
+    chosen = draws[(draws["m"] == m) & (draws["draw"] == draw)].sort_values("rank")["id"]
     support = [task.load(i) for i in chosen]
     image, truth = task.load(sorted(queries)[0])
     prediction = model.predict([x for x, _ in support], [y for _, y in support], image, truth)

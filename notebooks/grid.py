@@ -22,8 +22,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.cluster import grid_stage
-from iclsam.dvc_stages import load_params, task_inputs
+from iclsam.grid import grid_stage
+from iclsam.dvc_stages import task_inputs
+from iclsam.profiles import load_params
 from iclsam.protocol import save_examples
 
 params = load_params(params_file)

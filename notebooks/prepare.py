@@ -16,30 +16,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from iclsam.data.folder import open_tasks
-from iclsam.data.prepare import prepare_source, prepare_synthetic
+from iclsam.data.prepare import prepare_profile
 from iclsam.figures import examples_figure
-from iclsam.profiles import data_description, load_params, missing_inputs
+from iclsam.profiles import data_description, load_params
 
-params = load_params(params_file)
-p = params["prepare"]
-missing = missing_inputs(params)
-if missing:
-    raise SystemExit("The '{}' profile cannot run; missing:\n- {}".format(params["profile"], "\n- ".join(missing)))
+params = load_params(params_file)  # the check_inputs stage has checked the profile's inputs
 
 # %%
-for dataset in p["datasets"]:
-    if dataset == "synthetic":
-        prepare_synthetic(out, seed=p["seed"], n_support=p["n_support"], n_query=p["n_query"], progress=tqdm)
-    else:
-        prepare_source(dataset, Path(p["raw"]) / dataset, out, seed=p["seed"], max_side=p["max_side"], progress=tqdm)
-
-# %%
-tasks = open_tasks(out)
-expected = set(params["tasks"])
-found = {t.name for t in tasks}
-if not expected <= found:
-    raise SystemExit(f"tasks in params.yaml but not prepared: {sorted(expected - found)}")
-examples_figure([t for t in tasks if t.name in expected], data_description(params), Path(figures) / "data_examples.png")
+tasks = prepare_profile(params, out, progress=tqdm)
+examples_figure(tasks, data_description(params), Path(figures) / "data_examples.png")
 pd.DataFrame([{"task": t.name, "images": len(t.meta), "cases": t.meta["case"].nunique() if "case" in t.meta else None}
               for t in tasks])

@@ -19,11 +19,11 @@ import json
 from pathlib import Path
 
 from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.dvc_stages import default_icl, grid_results, provenance
+from iclsam.dvc_stages import default_icl, example_tasks, grid_results, provenance
 from iclsam.figures import dice_vs_m_figure, refinement_figure
 from iclsam.protocol import load_examples
 from iclsam.report import (assd_table, dice_by_m, dice_metrics, gt_box_table, paper_shaped_markdown, per_backbone,
-                           run_summary, table1, write_table)
+                           run_summary, sam_gt_once, table1, write_table)
 
 params, scores, records, weights = grid_results(params_file, grid_dir)
 
@@ -36,8 +36,7 @@ shape = [("dataset", "data set"), ("icl", "ICL model"), ("variant", "model"), ("
 t1 = per_backbone(scores, table1)
 write_table(t1, Path(tables) / "table1_dice", "Table 1: Dice per data set vs support size", source,
             paper_shaped_markdown(t1, shape, icl_first=first_icl))
-t6 = per_backbone(scores, assd_table)
-t6 = t6[(t6["variant"] != "sam+gt") | (t6["icl"] == first_icl)]  # SAM + GT boxes is the same for every ICL model
+t6 = sam_gt_once(per_backbone(scores, assd_table), first_icl)  # SAM + GT boxes: the same for every ICL model
 write_table(t6, Path(tables) / "table6_assd", "Table 6: ASSD (pixels, masks at 512 x 512)", source,
             paper_shaped_markdown(t6, shape, digits=2, icl_first=first_icl))
 gt = per_backbone(scores[scores["icl"] == icls[0]], gt_box_table)
@@ -56,9 +55,8 @@ dice_vs_m_figure(first, provenance(params, [sams[0]], [weights[f"{sams[0]}/{icl}
 
 # %%
 sam = sams[0]
-tasks = params["tasks"][:: max(1, len(params["tasks"]) // params["report"]["examples"])][: params["report"]["examples"]]
 order = [first_icl] + [icl for icl in icls if icl != first_icl]
-examples = [example for name in tasks
+examples = [example for name in example_tasks(params)
             for example in load_examples(Path(grid_dir) / f"{name}.example.npz", order)]
 refinement_figure(examples, provenance(params, [sam], [weights[f"{sam}/{icl}"] for icl in order]),
                   Path(figures) / "figure4_5_refinement.png")

@@ -13,13 +13,11 @@ out = "data/draws.csv"
 import pandas as pd
 
 from iclsam.atomic import write_csv_atomic
-from iclsam.data.splits import draw_supports
+from iclsam.data.splits import draws_from_splits
 from iclsam.profiles import load_params
 
 params = load_params(params_file)
 p = params["sample_support"]
-splits = pd.read_csv(splits_file, dtype={"id": str})
-draws = pd.concat([draw_supports(task, group.loc[group["split"] == "support", "id"], p["sizes"], p["draws"], p["seed"])
-                   for task, group in splits.groupby("task", sort=True)], ignore_index=True)
+draws = draws_from_splits(pd.read_csv(splits_file, dtype={"id": str}), p["sizes"], p["draws"], p["seed"])
 write_csv_atomic(draws, out)
 draws.groupby(["task", "m"])["draw"].nunique().unstack()

@@ -10,21 +10,13 @@ data = "data/prepared"
 out = "data/splits.csv"
 
 # %%
-import pandas as pd
-
-from iclsam.data.folder import open_task
 from iclsam.atomic import write_csv_atomic
-from iclsam.data.splits import case_column, with_splits
+from iclsam.data.folder import open_task
+from iclsam.data.splits import split_table
 from iclsam.profiles import load_params
 
 params = load_params(params_file)
-p = params["split"]
-frames = []
-for name in params["tasks"]:
-    task = open_task(f"{data}/{name}")
-    meta = with_splits(task.meta, p["support_fraction"], p["seed"], key=name)
-    frames.append(pd.DataFrame({"task": name, "id": meta["id"], "case": meta[case_column(meta)].astype(str),
-                                "split": meta["split"]}))
-splits = pd.concat(frames, ignore_index=True)
+splits = split_table([open_task(f"{data}/{name}") for name in params["tasks"]], params["split"]["support_fraction"],
+                     params["split"]["seed"])
 write_csv_atomic(splits, out)
 splits.groupby(["task", "split"]).size().unstack()

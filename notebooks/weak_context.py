@@ -18,32 +18,23 @@ figure = "figures/weak_context.png"
 # %%
 from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from iclsam.atomic import write_csv_atomic
 from iclsam.densify import ANNOTATION_SECONDS
-from iclsam.dvc_stages import build_models, load_params, provenance, task_inputs
+from iclsam.dvc_stages import provenance, weak_context_stage
 from iclsam.figures import weak_context_figure
-from iclsam.protocol import run_weak_context
+from iclsam.profiles import load_params
 from iclsam.report import weak_context_markdown, weak_context_table, write_table
 
 params = load_params(params_file)
 p = params["weak_context"]
-model = build_models(params["grid"], p["sam"], [p["icl"]])[p["icl"]]
-frames = []
-for name in p["tasks"] or params["tasks"]:
-    task, draws, queries = task_inputs(params, data, name, splits_file, draws_file, p["max_queries"])
-    draws = draws[(draws["task"] == name) & (draws["draw"] < p["draws"])]
-    if p["sizes"]:
-        draws = draws[draws["m"].isin(p["sizes"])]
-    frames.append(run_weak_context(model, task, draws, queries, p["annotations"], progress=tqdm).assign(icl=p["icl"]))
-results = pd.concat(frames, ignore_index=True)
+results, icl_weights = weak_context_stage(params, data, splits_file, draws_file, progress=tqdm)
 write_csv_atomic(results, out)
 
 # %%
 table = weak_context_table(results, ANNOTATION_SECONDS)
-source = provenance(params, [p["sam"]], [model.icl_weights])
+source = provenance(params, [p["sam"]], [icl_weights])
 write_table(table, Path(tables) / "weak_context",
             "Weak context (not in the paper): the full method with support masks, boxes or clicks", source,
             markdown=weak_context_markdown(table))

@@ -1,5 +1,5 @@
-"""Copies produced results into README.md between their markers, so the README shows what was
-produced, not typed numbers:
+"""Copies produced results into README.md and docs/*.md between their markers, so the pages show
+what was produced, not typed numbers:
 - `results`: the pipeline's Table 1 (tables/table1_dice.md, as `dvc repro` wrote it);
 - `speed`: the speed benchmark's report (benchmarks/speed.md, as `python benchmarks/speed.py` wrote it);
 - `real-dev*`: `iclsam evaluate` on the real-dev sets (benchmarks/real_dev/*.md, as `make real-dev` wrote them);
@@ -29,18 +29,24 @@ BLOCKS = {  # marker name -> (source file, drop its first line: the table's own 
 def replace_block(readme: str, name: str, body: str) -> str:
     start, end = f"<!-- {name}:start (scripts/readme_results.py) -->", f"<!-- {name}:end -->"
     if start not in readme or end not in readme:
-        raise ValueError(f"README.md lacks the markers {start} ... {end}")
+        raise ValueError(f"the page lacks the markers {start} ... {end}")
     head, rest = readme.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
 def main() -> None:
-    readme = (ROOT / "README.md").read_text()
+    pages = {path: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
     for name, (source, drop_title) in BLOCKS.items():
         text = (ROOT / source).read_text().strip()
-        readme = replace_block(readme, name, text.split("\n", 1)[1].strip() if drop_title else text)
-    write_text_atomic(ROOT / "README.md", readme)
+        holders = [path for path, page in pages.items() if f"<!-- {name}:start" in page]
+        if not holders:
+            raise ValueError(f"no page holds the markers of {name!r} (README.md, docs/*.md)")
+        for path in holders:
+            pages[path] = replace_block(pages[path], name, text.split("\n", 1)[1].strip() if drop_title else text)
+    for path, page in pages.items():
+        if page != path.read_text():
+            write_text_atomic(path, page)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ import yaml
 from iclsam.data.folder import open_task
 from iclsam.data.prepare import prepare_synthetic
 from iclsam.data.splits import draw_supports
-from iclsam.cluster import grid_stage
-from iclsam.dvc_stages import grid_for_task
+from iclsam.grid import grid_stage, run_grid_stage
 from iclsam.sam.cache import image_key
 
 pytest.importorskip("distributed")
@@ -33,7 +32,7 @@ def toy(tmp_path_factory):
 def test_two_workers_give_the_sequential_scores_and_one_encoding_per_image(toy, monkeypatch):
     root, task, draws, queries, grid = toy
     monkeypatch.chdir(root)  # each run's encoder cache in its own folder: .cache/embeddings here
-    sequential, seq_record, seq_examples = grid_for_task({**grid, "workers": 1}, task, draws, queries)
+    sequential, seq_record, seq_examples = run_grid_stage({**grid, "workers": 1}, task, draws, queries)
     cache = root / ".cache" / "embeddings"
     for entry in cache.rglob("*.pt"):
         entry.unlink()  # the parallel run starts from an empty cache too

@@ -44,18 +44,7 @@ def imported_modules(path: Path, package: str | None) -> set[str]:
 
 def closure(notebook: Path) -> set[Path]:
     """Every iclsam file the notebook runs: its imports, their packages' __init__s and theirs."""
-    todo, files = list(imported_modules(notebook, None)), set()
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__, ...
-            path = module_file(".".join(parts[:i]))
-            if path is None or path in files:
-                continue
-            files.add(path)
-            package = ".".join(parts[:i]) if path.name == "__init__.py" else ".".join(parts[: i - 1])
-            todo += imported_modules(path, package)
-    return files
+    return closure_of(imported_modules(notebook, None))
 
 
 def stages() -> list[tuple[str, dict]]:
@@ -76,12 +65,52 @@ def notebook_parameters(notebook: Path) -> dict:
             for t in node.targets if isinstance(node.value, ast.Constant)}
 
 
+def closure_of(names: set[str]) -> set[Path]:
+    """Every iclsam file that importing these modules runs: theirs, their packages' __init__s and
+    what those import, transitively."""
+    todo, files = list(names), set()
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__, ...
+            path = module_file(".".join(parts[:i]))
+            if path is None or path in files:
+                continue
+            files.add(path)
+            package = ".".join(parts[:i]) if path.name == "__init__.py" else ".".join(parts[: i - 1])
+            todo += imported_modules(path, package)
+    return files
+
+
+def command_closure(cmd: str) -> set[Path]:
+    """The iclsam files an `iclsam <command>` stage runs: the CLI package's own modules, and what
+    the command's function imports when it runs."""
+    command = cmd.split()[1]
+    cli = PACKAGE / "cli"
+    for module in ("user", "pipeline"):
+        tree = ast.parse((cli / f"{module}.py").read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == command.replace("-", "_"):
+                names = set()
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and inner.level:
+                        stem = "iclsam" + ("." + inner.module if inner.module else "")
+                        names |= {stem} | {f"{stem}.{a.name}" for a in inner.names}
+                found = {m for m in names if module_file(m) is not None}
+                # the CLI's modules import one another at the top and everything else inside functions
+                return closure_of(found) | set(cli.glob("*.py")) | {PACKAGE / "__init__.py"}
+    raise AssertionError(f"no function for the command {command!r} in {cli}")
+
+
 @pytest.mark.parametrize("name, stage", stages(), ids=[n for n, _ in stages()])
 def test_each_stage_depends_on_the_code_and_data_it_reads(name, stage):
     body = stage.get("do", stage)
     deps = [str(d).replace("${item}", "TASK") for d in body.get("deps", [])]
     notebook = ROOT / "notebooks" / f"{name}.py"
-    if not notebook.is_file():  # a stage that runs a command, not a notebook
+    if not notebook.is_file():  # a stage that runs an iclsam command, not a notebook
+        assert body["cmd"].startswith("iclsam "), f"{name}: neither a notebook nor an iclsam command"
+        missing = sorted(p.relative_to(ROOT).as_posix() for p in command_closure(body["cmd"]) if not covered(p, deps))
+        assert not missing, f"{name} runs these modules without depending on them: {missing}"
         return
     assert covered(notebook, deps), f"{name}: its notebook {notebook.name} is not among its deps"
     missing = sorted(p.relative_to(ROOT).as_posix() for p in closure(notebook) if not covered(p, deps))
@@ -96,7 +125,7 @@ def test_each_stage_depends_on_the_code_and_data_it_reads(name, stage):
 def test_the_module_closure_finds_transitive_imports():
     """The check above can fail: the grid notebook reaches the SAM decoder through two packages."""
     files = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / "notebooks" / "grid.py")}
-    assert {"iclsam/sam/attention.py", "iclsam/universeg/network.py", "iclsam/confidence.py"} <= files
+    assert {"iclsam/sam/confidence_attention.py", "iclsam/universeg/network.py", "iclsam/confidence.py"} <= files
 
 
 def test_missing_inputs_stop_the_pipeline_before_any_result_is_touched(tmp_path, monkeypatch, capsys):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from iclsam.cli import main
-from iclsam.fetch import PUBLISHED, UNIVERSEG_WIDTHS, fetch
-from iclsam.universeg.network import UniverSeg
+from iclsam.fetch import PUBLISHED, fetch
+from iclsam.universeg.network import OFFICIAL_WIDTHS, UniverSeg
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -40,7 +40,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     torch.manual_seed(0)
-    torch.save(UniverSeg(list(UNIVERSEG_WIDTHS)).state_dict(), root / "universeg.pt")
+    torch.save(UniverSeg(list(OFFICIAL_WIDTHS)).state_dict(), root / "universeg.pt")
     torch.save({"not": torch.zeros(3)}, root / "other.pt")
     Handler.files = {f"/{p.name}": p.read_bytes() for p in root.iterdir()}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

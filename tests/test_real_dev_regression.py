@@ -1,4 +1,4 @@
-"""The real-dev numbers the README shows (benchmarks/real_dev/, made by `make real-dev`) cannot fall
+"""The real-dev numbers docs/real-images.md shows (benchmarks/real_dev/, made by `make real-dev`) cannot fall
 unnoticed: a slice of them (m = 1 and 4, 3 draws, the first queries of each set) is re-run with the
 default model and through `iclsam segment`, and every variant must stay within 0.03 of the stored
 per-query Dice on the same rows."""

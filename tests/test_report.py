@@ -68,3 +68,21 @@ def test_assd_table_leaves_a_cell_blank_where_the_paper_has_none():
                                           digits=2))
     gt_rows = [r for r in rows if r[2] == "SAM + GT boxes"]
     assert gt_rows and all(re.fullmatch(r"[\d.]+", c) for r in gt_rows for c in r[3:])  # the paper gives GT only at m = 8
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor of the page itself
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(root)} -> {target}")
+    assert not broken, broken
+    assert len((root / "README.md").read_text().splitlines()) < 250

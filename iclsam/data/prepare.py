@@ -60,3 +60,23 @@ def prepare_synthetic(out: str | Path, seed: int = 0, n_support: int = 24, n_que
                     image, mask = case[task]
                     writer.add(case_id, case_id, split, image, mask, f"synthetic {family} case {case_id}")
     return [Path(out) / task for task in tasks]
+
+
+def prepare_profile(params: dict, out: str | Path, progress=None) -> list:
+    """The prepare stage: every data set of the profile's `prepare.datasets` into `out`, then the
+    profile's tasks opened (`data.folder.Task`s, by name); a task of `params["tasks"]` that was not
+    prepared is an error naming it."""
+    from .folder import open_tasks
+
+    p = params["prepare"]
+    for dataset in p["datasets"]:
+        if dataset == "synthetic":
+            prepare_synthetic(out, seed=p["seed"], n_support=p["n_support"], n_query=p["n_query"], progress=progress)
+        else:
+            prepare_source(dataset, Path(p["raw"]) / dataset, out, seed=p["seed"], max_side=p["max_side"],
+                           progress=progress)
+    tasks = [t for t in open_tasks(out) if t.name in set(params["tasks"])]
+    missing = sorted(set(params["tasks"]) - {t.name for t in tasks})
+    if missing:
+        raise ValueError(f"tasks in params.yaml but not prepared into {out}: {missing}")
+    return tasks

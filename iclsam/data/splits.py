@@ -65,3 +65,21 @@ def draw_supports(task: str, pool: Sequence[str], sizes: Sequence[int] = PAPER_S
             chosen = sorted(pool[i] for i in rng.choice(len(pool), m, replace=False))
             rows += [(task, m, draw, rank, image_id) for rank, image_id in enumerate(chosen)]
     return pd.DataFrame(rows, columns=["task", "m", "draw", "rank", "id"])
+
+
+def split_table(tasks, support_fraction: float = 0.5, seed: int = 0) -> pd.DataFrame:
+    """The meta-support / query split of every task (`data.folder.Task`s), by case (`with_splits`):
+    rows task, id, case, split."""
+    frames = []
+    for task in tasks:
+        meta = with_splits(task.meta, support_fraction, seed, key=task.name)
+        frames.append(pd.DataFrame({"task": task.name, "id": meta["id"], "case": meta[case_column(meta)].astype(str),
+                                    "split": meta["split"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def draws_from_splits(splits: pd.DataFrame, sizes: Sequence[int] = PAPER_SUPPORT_SIZES, draws: int = PAPER_DRAWS,
+                      seed: int = 0) -> pd.DataFrame:
+    """`draw_supports` of every task of a split table (tasks by name), from its meta-support ids."""
+    return pd.concat([draw_supports(task, group.loc[group["split"] == "support", "id"], sizes, draws, seed)
+                      for task, group in splits.groupby("task", sort=True)], ignore_index=True)

@@ -10,7 +10,7 @@ from .universeg import UniverSegICL
 
 ICL_BACKENDS = {"universeg": UniverSegICL, "features": FeaturesICL}
 # The ICL model without a UniverSeg checkpoint: the best on real images, by `iclsam evaluate` on the
-# five real-dev sets (README, "Real images"); the weights shipped with iclsam stay reachable as
+# five real-dev sets (docs/real-images.md); the weights shipped with iclsam stay reachable as
 # universeg_checkpoint="shipped" (or icl="universeg").
 DEFAULT_ICL = "features"
 

@@ -1,0 +1,45 @@
+"""The `iclsam` command: user commands (`user`) and the pipeline's (`pipeline`), sharing the model
+options (`options`). Every error is one line (exit 2; Ctrl-C: 130)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .pipeline import PIPELINE_COMMANDS
+from .user import USER_COMMANDS
+
+DESCRIPTION = """ICL-SAM (MIDL 2024): segment medical images from a few labelled examples. An in-context model
+turns the examples into a coarse mask, boxes from it prompt SAM, a confidence map from SAM's own
+features steers both, and the two predictions are fused.
+
+  iclsam segment --support-images S --support-masks M --query Q --out OUT   your own images
+  iclsam evaluate --data PREPARED                                           Dice on a prepared folder
+  iclsam demo                                                               a quick look
+
+`iclsam COMMAND --help` for a command's options; the README for the rest."""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="iclsam", description=DESCRIPTION,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (*USER_COMMANDS, *PIPELINE_COMMANDS):
+        add(commands)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("iclsam: interrupted; every output file is either whole or absent", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: missing, unwritable or misplaced paths
+        print(f"iclsam: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

