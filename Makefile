@@ -1,5 +1,5 @@
 # `make run`: set up .venv and reproduce every table and figure (dvc repro, the active params.yaml).
-# `make test`: set up .venv and run the tests (`make test-slow`: the long checks it leaves out).  `make demo`: a quick ICL-SAM demo.
+# `make test`: set up .venv and run the tests (`make test-slow`: the long checks it leaves out). `make lint`: ruff.  `make demo`: a quick ICL-SAM demo.
 # `make real-dev`: `iclsam evaluate` on REAL_DATA into benchmarks/real_dev/ (docs/real-images.md's tables).
 # `make example`: execute notebooks/ICL-SAM_example.py into ICL-SAM_example.ipynb (commit it with its outputs).
 PYTHON ?= python3.11
@@ -8,7 +8,7 @@ REAL_DATA ?= $(wildcard ../shared/data/real-dev)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow setup demo example real-dev
+.PHONY: run test test-slow lint setup demo example real-dev
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -28,6 +28,11 @@ example: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# ruff: the lint rules and the format of pyproject.toml ([tool.ruff])
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # the long checks `make test` leaves out (marked slow)
 test-slow: setup

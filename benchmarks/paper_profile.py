@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from timing import best_of
 
 from iclsam.confidence import fit_confidence_classifier, solver_for, support_tokens
 from iclsam.data.synthetic import synthetic_cases
@@ -27,7 +28,6 @@ from iclsam.resampling import resized_mask
 from iclsam.sam import SamPredictor
 from iclsam.sam.build import _vit_b
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
-from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 # Table 3's query images per task of the paper profile (fundus: disc and cup share each image)
@@ -47,10 +47,12 @@ def paper_counts(params: dict) -> dict:
     backbones = len(params["grid"]["sam"])
     s = params["sensitivity"]
     sweeps = sum(len(v) for v in s["values"].values()) * s["draws"] * QUERIES[dataset[s["task"]]]
-    counts = {"encoder passes (ViT-B)": sum(IMAGES.values()) * backbones,
-              "Eq. 2 fits": len(tasks) * len(sizes) * draws * backbones,
-              "SAM decoder calls": (queries * len(sizes) * draws * backbones + sweeps) * DECODER_CALLS_PER_QUERY,
-              "ASSD evaluations (512 x 512)": queries * len(sizes) * draws * backbones * VARIANTS_SCORED}
+    counts = {
+        "encoder passes (ViT-B)": sum(IMAGES.values()) * backbones,
+        "Eq. 2 fits": len(tasks) * len(sizes) * draws * backbones,
+        "SAM decoder calls": (queries * len(sizes) * draws * backbones + sweeps) * DECODER_CALLS_PER_QUERY,
+        "ASSD evaluations (512 x 512)": queries * len(sizes) * draws * backbones * VARIANTS_SCORED,
+    }
     for m in sizes:
         counts[f"UniverSeg calls, m = {m}"] = queries * draws * backbones * UNIVERSEG_CALLS_PER_QUERY
     counts[f"UniverSeg calls, m = {s['m']}"] += sweeps * UNIVERSEG_CALLS_PER_QUERY
@@ -62,6 +64,7 @@ def synchronised(device: torch.device, fn):
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
     return run
 
 
@@ -74,13 +77,15 @@ def seconds_per_operation(device: torch.device, sizes: list[int], repeats: int) 
     batch = torch.randn(1, 3, 1024, 1024, device=device)
     with torch.inference_mode():
         timings["encoder passes (ViT-B)"] = best_of(repeats, synchronised(device, lambda: vit_b(batch)))
-    del vit_b
+    vit_b = None  # the ViT-B encoder is only timed: free it
     sam = SamPredictor("lite", device=str(device))  # its decoder is SAM's (the same architecture as ViT-B's)
     embeddings = [sam.encode(x) for x in images[:8]]
     boxes = np.array([[30, 40, 100, 120]])
     timings["SAM decoder calls"] = best_of(repeats, synchronised(device, lambda: sam.decode(embeddings[0], boxes)))
     x, y = support_tokens(embeddings, masks[:8], sam.input_size)  # >= 24,000 tokens, the cap of every m >= 6
-    timings["Eq. 2 fits"] = best_of(repeats, lambda: fit_confidence_classifier(x, y, solver=solver_for(device), device=device))
+    timings["Eq. 2 fits"] = best_of(
+        repeats, lambda: fit_confidence_classifier(x, y, solver=solver_for(device), device=device)
+    )
     truth = resized_mask(masks[0])
     timings["ASSD evaluations (512 x 512)"] = best_of(repeats, lambda: assd(np.roll(truth, 3, axis=1), truth))
     net = init_universeg_weights(UniverSeg()).to(device).eval()
@@ -89,7 +94,9 @@ def seconds_per_operation(device: torch.device, sizes: list[int], repeats: int) 
         support = torch.stack([universeg_image(x, "support") for x in images[:m]])[None].to(device)
         labels = torch.stack([universeg_label(y) for y in masks[:m]])[None].to(device)
         with torch.inference_mode():
-            timings[f"UniverSeg calls, m = {m}"] = best_of(repeats, synchronised(device, lambda: net(query, support, labels)))
+            timings[f"UniverSeg calls, m = {m}"] = best_of(
+                repeats, synchronised(device, lambda: net(query, support, labels))
+            )
     return timings
 
 
@@ -103,8 +110,9 @@ def main():
     params = yaml.safe_load(Path(args.profile).read_text())
     counts = paper_counts(params)
     timings = seconds_per_operation(device, params["sample_support"]["sizes"], args.repeats)
-    table = pd.DataFrame({"operation": list(counts), "count": list(counts.values()),
-                          "seconds each": [timings[k] for k in counts]})
+    table = pd.DataFrame(
+        {"operation": list(counts), "count": list(counts.values()), "seconds each": [timings[k] for k in counts]}
+    )
     table["hours"] = table["count"] * table["seconds each"] / 3600
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"The paper profile's work on {device} ({name}); best of {args.repeats}, random weights\n")

@@ -37,15 +37,18 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
-        "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+AVX2 = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
 SETTINGS = {
     "default": ({}, []),
     "threads=1": ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, []),
     "deterministic": ({}, ["--deterministic"]),
     "isa=avx2": (AVX2, []),
-    "isa=avx2+threads=1+deterministic": ({**AVX2, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-                                         ["--deterministic"]),
+    "isa=avx2+threads=1+deterministic": ({**AVX2, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, ["--deterministic"]),
 }
 
 
@@ -111,8 +114,10 @@ def main() -> None:
     for name in SETTINGS:
         other = scores[name].set_index(key)["dice"].reindex(base.index)
         diff = (other - base).abs().max()
-        lines.append(f"| {name} | {timings[name]:.1f} | {timings[name] / timings['default']:.2f} | "
-                     f"{len(scores[name])} | {diff:.2e} |")
+        lines.append(
+            f"| {name} | {timings[name]:.1f} | {timings[name] / timings['default']:.2f} | "
+            f"{len(scores[name])} | {diff:.2e} |"
+        )
     lines += ["", "Environment of each setting: " + json.dumps({k: v[0] for k, v in SETTINGS.items()}), ""]
     report = "\n".join(lines)
     write_text_atomic(args.out, report)

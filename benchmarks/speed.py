@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_of
 
 from iclsam import ICLSAM
 from iclsam.atomic import write_text_atomic
@@ -44,7 +45,6 @@ from iclsam.confidence import fit_confidence_classifier, token_labels
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.sam import SamPredictor
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
-from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "benchmark"
@@ -58,7 +58,9 @@ def all_tokens(sam: SamPredictor, images, masks) -> tuple[np.ndarray, np.ndarray
         embedding = sam.encode(x)
         features.append(embedding.features[0].flatten(1).T.numpy())
         fraction = torch.zeros(embedding.features.shape[-2:])
-        fraction[: embedding.valid[0], : embedding.valid[1]] = torch.as_tensor(token_labels(y, embedding, sam.input_size))
+        fraction[: embedding.valid[0], : embedding.valid[1]] = torch.as_tensor(
+            token_labels(y, embedding, sam.input_size)
+        )
         labels.append(fraction.flatten().numpy() >= 0.5)
     return np.concatenate(features), np.concatenate(labels)
 
@@ -84,23 +86,41 @@ def part_confidence_fit(sam: SamPredictor, repeats: int) -> list[str]:
     w, b, iterations = sklearn_fit("saga")  # once: about a minute
     saga_s = time.perf_counter() - start
     saga_auc = roc_auc_score(y_test, x_test @ w + b)
-    rows.append(("sklearn SAGA, every token (the plain way)", saga_s, saga_auc,
-                 f"{iterations} epochs{' (its limit: NOT converged)' if iterations >= 100 else ''}"))
+    rows.append(
+        (
+            "sklearn SAGA, every token (the plain way)",
+            saga_s,
+            saga_auc,
+            f"{iterations} epochs{' (its limit: NOT converged)' if iterations >= 100 else ''}",
+        )
+    )
     result = {}
     s = best_of(repeats, lambda: result.update(fit=sklearn_fit("lbfgs")))
     w, b, iterations = result["fit"]
     rows.append(("sklearn lbfgs, every token", s, roc_auc_score(y_test, x_test @ w + b), f"{iterations} iterations"))
-    for name, kwargs in (("ours: L-BFGS in torch, every token", dict(solver="torch", train_fraction=1.0, max_tokens=None)),
-                         ("the ICL-SAM code's protocol: sklearn lbfgs on a seeded subsample, 30,000 tokens then 80 % (our default)", {}),
-                         ("ours on the code's protocol: L-BFGS in torch, the same subsample", dict(solver="torch"))):
+    for name, kwargs in (
+        ("ours: L-BFGS in torch, every token", dict(solver="torch", train_fraction=1.0, max_tokens=None)),
+        ("the ICL-SAM code's protocol: sklearn lbfgs on a seeded subsample, 30,000 tokens then 80 % (our default)", {}),
+        ("ours on the code's protocol: L-BFGS in torch, the same subsample", dict(solver="torch")),
+    ):
         s = best_of(repeats, lambda: result.update(fit=fit_confidence_classifier(x, y, **kwargs)))
         fit = result["fit"]
         tokens = "every token" if "max_tokens" in kwargs else "24,000 tokens"
-        rows.append((name, s, roc_auc_score(y_test, x_test @ fit.weight + fit.bias),
-                     f"{tokens}, {'converged' if fit.converged else 'NOT converged'}"))
-    lines = [f"### 1. Confidence-map fit (Eq. 2) at m = 64: {len(y):,} x {x.shape[1]} tokens (SYNTHETIC CT kidney, "
-             f"{y.mean():.1%} target); held-out AUC on {len(y_test):,} tokens of 16 other images",
-             "", "| fit | seconds | x faster than SAGA | held-out AUC | AUC - SAGA's | note |", "|---|---|---|---|---|---|"]
+        rows.append(
+            (
+                name,
+                s,
+                roc_auc_score(y_test, x_test @ fit.weight + fit.bias),
+                f"{tokens}, {'converged' if fit.converged else 'NOT converged'}",
+            )
+        )
+    lines = [
+        f"### 1. Confidence-map fit (Eq. 2) at m = 64: {len(y):,} x {x.shape[1]} tokens (SYNTHETIC CT kidney, "
+        f"{y.mean():.1%} target); held-out AUC on {len(y_test):,} tokens of 16 other images",
+        "",
+        "| fit | seconds | x faster than SAGA | held-out AUC | AUC - SAGA's | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, s, auc, note in rows:
         lines.append(f"| {name} | {s:.3f} | {saga_s / s:.1f} | {auc:.4f} | {auc - saga_auc:+.4f} | {note} |")
     return lines
@@ -118,12 +138,18 @@ def part_per_query(sam: SamPredictor, repeats: int) -> list[str]:
     if not official.is_file():
         official.parent.mkdir(parents=True, exist_ok=True)
         torch.save(init_universeg_weights(UniverSeg()).state_dict(), official)
-    lines = ["### 2. Per query, SAM features cached (SYNTHETIC brain FLAIR, m = 8, 8 queries; LiteMedSAM)", "",
-             "| UniverSeg weights | boxes per query | UniverSeg alone s/query | ICL-SAM (full method) s/query | ratio (goal <= 2) "
-             "| every variant, one predict s/query | each variant in its own call s/query | ratio "
-             "| shared support set s/query | support work redone per query s/query | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for label, checkpoint in (("ours (shipped, 32 wide, 64 px)", None), ("official architecture, random (128 px)", official)):
+    lines = [
+        "### 2. Per query, SAM features cached (SYNTHETIC brain FLAIR, m = 8, 8 queries; LiteMedSAM)",
+        "",
+        "| UniverSeg weights | boxes per query | UniverSeg alone s/query | ICL-SAM (full method) s/query | ratio (goal <= 2) "
+        "| every variant, one predict s/query | each variant in its own call s/query | ratio "
+        "| shared support set s/query | support work redone per query s/query | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, checkpoint in (
+        ("ours (shipped, 32 wide, 64 px)", None),
+        ("official architecture, random (128 px)", official),
+    ):
         model = ICLSAM(sam=sam, universeg_checkpoint=checkpoint)
         for x in images + queries:
             sam.encode(x)  # the query's (and support's) SAM features are cached
@@ -146,21 +172,29 @@ def part_per_query(sam: SamPredictor, repeats: int) -> list[str]:
         every = best_of(repeats, lambda: per_query(None)) / n
         separately = best_of(repeats, one_call_per_variant) / n
         unshared = best_of(repeats, lambda: per_query(None, shared=False)) / n
-        lines.append(f"| {label} | {boxes:.1f} | {alone:.3f} | {full_method:.3f} | {full_method / alone:.2f} | {every:.3f} "
-                     f"| {separately:.3f} | {separately / every:.2f} | {every:.3f} | {unshared:.3f} | {unshared / every:.2f} |")
+        lines.append(
+            f"| {label} | {boxes:.1f} | {alone:.3f} | {full_method:.3f} | {full_method / alone:.2f} | {every:.3f} "
+            f"| {separately:.3f} | {separately / every:.2f} | {every:.3f} | {unshared:.3f} | {unshared / every:.2f} |"
+        )
     lines += ["", "Batching on this machine (each against one at a time; < 1 means batching is slower):", ""]
-    for label, net, size in (("ours", ICLSAM(sam=sam).icl_model.network, 64), ("official architecture", init_universeg_weights(UniverSeg()).eval(), 128)):
+    for label, net, size in (
+        ("ours", ICLSAM(sam=sam).icl_model.network, 64),
+        ("official architecture", init_universeg_weights(UniverSeg()).eval(), 128),
+    ):
         support = torch.stack([universeg_image(x, "support", size=size) for x in images])[None]
         labels = torch.stack([universeg_label(y, size) for y in masks])[None]
         targets = torch.stack([universeg_image(q, "query", size=size) for q in queries])
         batch = len(queries)
         with torch.inference_mode():
-            single = best_of(repeats, lambda: [net(targets[i:i + 1], support, labels) for i in range(batch)])
-            batched = best_of(repeats, lambda: net(targets, support.expand(batch, -1, -1, -1, -1), labels.expand(batch, -1, -1, -1, -1)))
+            single = best_of(repeats, lambda: [net(targets[i : i + 1], support, labels) for i in range(batch)])
+            batched = best_of(
+                repeats,
+                lambda: net(targets, support.expand(batch, -1, -1, -1, -1), labels.expand(batch, -1, -1, -1, -1)),
+            )
         lines.append(f"- UniverSeg ({label}), {batch} queries in one batch: x {single / batched:.2f}")
     embedding = sam.encode(queries[0])
     three = np.array([[20, 30, 90, 110], [40, 50, 120, 140], [10, 10, 60, 70]])
-    single = best_of(repeats, lambda: [sam.decode(embedding, three[i:i + 1]) for i in range(3)])
+    single = best_of(repeats, lambda: [sam.decode(embedding, three[i : i + 1]) for i in range(3)])
     batched = best_of(repeats, lambda: sam.decode(embedding, three))
     lines.append(f"- SAM decoder (LiteMedSAM), 3 boxes in one batch: x {single / batched:.2f}")
     return lines
@@ -172,8 +206,16 @@ def part_pipeline() -> list[str]:
     dvc = Path(sys.executable).with_name("dvc")
     with tempfile.TemporaryDirectory(prefix="iclsam-bench-") as tmp:
         copy = Path(tmp) / "repo"
-        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                               check=True, capture_output=True).stdout.decode().split("\0")
+        files = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
         for name in filter(None, files):
             if (ROOT / name).is_file():
                 (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -189,12 +231,21 @@ def part_pipeline() -> list[str]:
         for notebook in sorted((copy / "build" / "notebooks").glob("*.ipynb")):
             stages[notebook.stem] = json.loads(notebook.read_text())["metadata"]["papermill"]["duration"]
         metrics = json.loads((copy / "metrics.json").read_text())
-    order = ["prepare", "split", "sample_support"] + sorted(s for s in stages if s.startswith("grid-")) + ["ablation", "sensitivity", "report"]
-    lines = ["### 3. The default `dvc repro` from nothing (SYNTHETIC benchmark, empty encoder cache)", "",
-             f"Encoder passes {metrics['encoder_passes']} for {metrics['unique_images']} unique images and "
-             f"{metrics['backbones']} backbone: **{metrics['encoder_passes_per_image_and_backbone']:.2f} passes per image** "
-             f"(goal 1.0); {metrics['encoder_cache_hits']} reads from the on-disk cache.", "",
-             "| stage | seconds |", "|---|---|"]
+    order = (
+        ["prepare", "split", "sample_support"]
+        + sorted(s for s in stages if s.startswith("grid-"))
+        + ["ablation", "sensitivity", "report"]
+    )
+    lines = [
+        "### 3. The default `dvc repro` from nothing (SYNTHETIC benchmark, empty encoder cache)",
+        "",
+        f"Encoder passes {metrics['encoder_passes']} for {metrics['unique_images']} unique images and "
+        f"{metrics['backbones']} backbone: **{metrics['encoder_passes_per_image_and_backbone']:.2f} passes per image** "
+        f"(goal 1.0); {metrics['encoder_cache_hits']} reads from the on-disk cache.",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {stages[name]:.1f} |" for name in order if name in stages]
     lines += [f"| sum of stages | {sum(stages.values()):.1f} |", f"| `dvc repro` wall (stages + DVC) | {wall:.1f} |"]
     return lines
@@ -207,9 +258,13 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "speed.md"))
     args = parser.parse_args()
     sam = SamPredictor("lite", cache_dir=CACHE / "embeddings")
-    header = [f"## Speed benchmark (`python benchmarks/speed.py`), {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, best of {args.repeats}",
-              "", "All images are from our SYNTHETIC benchmark; the ratios are what matters (same run, same machine).", ""]
+    header = [
+        f"## Speed benchmark (`python benchmarks/speed.py`), {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, best of {args.repeats}",
+        "",
+        "All images are from our SYNTHETIC benchmark; the ratios are what matters (same run, same machine).",
+        "",
+    ]
     lines = header + part_confidence_fit(sam, args.repeats) + [""] + part_per_query(sam, args.repeats)
     if not args.skip_pipeline:
         lines += [""] + part_pipeline()

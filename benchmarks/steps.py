@@ -12,12 +12,12 @@ import time
 
 import numpy as np
 import torch
+from timing import best_of
 
 from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.synthetic import synthetic_cases
 from iclsam.sam import SamPredictor
 from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
-from timing import best_of
 
 
 def main():
@@ -37,7 +37,9 @@ def main():
     boxes = np.array([[30, 40, 100, 120]])
     print(f"decode, 1 box        {best_of(args.repeats, lambda: sam.decode(embeddings[0], boxes)):7.3f} s")
     eight = np.repeat(boxes, 8, axis=0)
-    print(f"decode, 8 boxes      {best_of(args.repeats, lambda: sam.decode(embeddings[0], eight)) / 8:7.3f} s per box (one batch)")
+    print(
+        f"decode, 8 boxes      {best_of(args.repeats, lambda: sam.decode(embeddings[0], eight)) / 8:7.3f} s per box (one batch)"
+    )
     for m in (1, 8, 64):
         x, y = support_tokens(embeddings[:m], masks[:m], sam.input_size)
         seconds = best_of(args.repeats, lambda: fit_confidence_classifier(x, y))

@@ -9,10 +9,17 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ICLSAM": "iclsam.model", "ICLSAMConfig": "iclsam.config", "Prediction": "iclsam.model",
-    "ICL_BACKENDS": "iclsam.icl", "ICLBackend": "iclsam.icl", "build_icl": "iclsam.icl",
-    "SAM_BACKBONES": "iclsam.sam", "SamPredictor": "iclsam.sam", "build_sam": "iclsam.sam",
-    "UniverSeg": "iclsam.universeg", "load_universeg": "iclsam.universeg",
+    "ICLSAM": "iclsam.model",
+    "ICLSAMConfig": "iclsam.config",
+    "Prediction": "iclsam.model",
+    "ICL_BACKENDS": "iclsam.icl",
+    "ICLBackend": "iclsam.icl",
+    "build_icl": "iclsam.icl",
+    "SAM_BACKBONES": "iclsam.sam",
+    "SamPredictor": "iclsam.sam",
+    "build_sam": "iclsam.sam",
+    "UniverSeg": "iclsam.universeg",
+    "load_universeg": "iclsam.universeg",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

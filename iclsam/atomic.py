@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object], shown_as: str | Path | None = None) -> Path:

@@ -31,8 +31,10 @@ def unreadable_reason(error: Exception) -> str:
     for a file holding code, proposes loading it unsafely: never repeat that)."""
     text = str(error).lower()
     if isinstance(error, pickle.UnpicklingError) and "global" in text:  # a class or function to import and call
-        return ("it holds Python objects other than tensors and was refused, since loading them could run code; "
-                "a checkpoint is a raw state_dict of tensors")
+        return (
+            "it holds Python objects other than tensors and was refused, since loading them could run code; "
+            "a checkpoint is a raw state_dict of tensors"
+        )
     if isinstance(error, EOFError):
         return "the file ends early (truncated)"
     return f"not a PyTorch checkpoint file (damaged, or another format; {type(error).__name__})"
@@ -43,8 +45,10 @@ def check_finite(state: dict[str, Tensor], path: str | Path, what: str) -> None:
     for key, value in state.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             count = int((~torch.isfinite(value)).sum())
-            raise ValueError(f"{what} checkpoint {path} holds {count} non-finite values (NaN or infinity) in {key}; "
-                             "the file is damaged or came from a diverged training")
+            raise ValueError(
+                f"{what} checkpoint {path} holds {count} non-finite values (NaN or infinity) in {key}; "
+                "the file is damaged or came from a diverged training"
+            )
 
 
 def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, what: str) -> nn.Module:

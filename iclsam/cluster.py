@@ -61,8 +61,9 @@ def _models(grid: dict, sam: str, cache_dir: str | None, threads: int | None):
         if threads:
             torch.set_num_threads(threads)
         device = worker_device(grid.get("device", "auto"))
-        _MODELS[key] = build_models({**grid, "device": device}, sam, grid["icl"],
-                                    None if cache_dir is None else Path(cache_dir))
+        _MODELS[key] = build_models(
+            {**grid, "device": device}, sam, grid["icl"], None if cache_dir is None else Path(cache_dir)
+        )
     return _MODELS[key]
 
 
@@ -113,8 +114,14 @@ def connect(grid: dict):
     return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
 
 
-def distributed_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], client=None,
-                           cache_dir: str | Path | None = ENCODER_CACHE) -> tuple[pd.DataFrame, dict, dict]:
+def distributed_grid_stage(
+    grid: dict,
+    task: Task,
+    draws: pd.DataFrame,
+    queries: list[str],
+    client=None,
+    cache_dir: str | Path | None = ENCODER_CACHE,
+) -> tuple[pd.DataFrame, dict, dict]:
     """`grid.run_grid_stage` on a Dask cluster (`client`, else `connect(grid)`): the same scores in
     the same order, the run record, Figs. 4/5's example of each ICL model."""
     start = time.perf_counter()
@@ -131,8 +138,13 @@ def distributed_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries:
         workers = max(1, len(client.scheduler_info()["workers"]))
         for sam in grid["sam"]:  # every image encoded once, by one worker, before any prediction
             shares = [used[k::workers] for k in range(workers)]
-            for passes, hits in client.gather([client.submit(_encode_job, grid, sam, root, share, cache, threads, pure=False)
-                                               for share in shares if share]):
+            for passes, hits in client.gather(
+                [
+                    client.submit(_encode_job, grid, sam, root, share, cache, threads, pure=False)
+                    for share in shares
+                    if share
+                ]
+            ):
                 record["encoder_passes"] += passes
                 record["encoder_cache_hits"] += hits
         example_m, example_draw = example_support(draws, task.name)
@@ -142,8 +154,11 @@ def distributed_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries:
                 for (m, draw), rows in task_draws.groupby(["m", "draw"], sort=True):
                     example = sam == grid["sam"][0] and (m, draw) == (example_m, example_draw)
                     jobs.append((sam, icl))
-                    futures.append(client.submit(_grid_job, grid, sam, icl, root, rows, queries, cache, threads,
-                                                 example, pure=False))
+                    futures.append(
+                        client.submit(
+                            _grid_job, grid, sam, icl, root, rows, queries, cache, threads, example, pure=False
+                        )
+                    )
         frames, examples = [], {}
         for (sam, icl), (scores, example, weights, passes, hits) in zip(jobs, client.gather(futures)):
             frames.append(scores)

@@ -4,8 +4,8 @@ support set, applied to the query's features as a 1x1 convolution + sigmoid."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,9 @@ def token_labels(mask: np.ndarray, embedding: ImageEmbedding, input_size: int) -
     return embedding.crop_valid(fraction).numpy()
 
 
-def support_tokens(embeddings: Sequence[ImageEmbedding], masks: Sequence[np.ndarray],
-                   input_size: int) -> tuple[np.ndarray, np.ndarray]:
+def support_tokens(
+    embeddings: Sequence[ImageEmbedding], masks: Sequence[np.ndarray], input_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Training data for Eq. 2: every valid token of every support image (n x 256 features) and its
     label (target where at least half the token is target). When no token of the whole set reaches
     half (a target smaller than a token), tokens with any target count as target."""
@@ -91,10 +92,19 @@ def balanced_logistic_loss(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, C
     return loss + (weight @ weight) / (2 * C * n)
 
 
-def _lbfgs(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, max_iter: int, tol: float) -> tuple[Tensor, Tensor, bool]:
+def _lbfgs(
+    x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, max_iter: int, tol: float
+) -> tuple[Tensor, Tensor, bool]:
     weight, bias = weight.clone().requires_grad_(True), bias.clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-9,
-                                  history_size=10, line_search_fn="strong_wolfe")
+    optimiser = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=1e-9,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         optimiser.zero_grad()
@@ -111,8 +121,15 @@ def _lbfgs(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, max_iter: int, to
     return weight.detach(), bias.detach(), converged and bool(torch.isfinite(loss))
 
 
-def fit_logistic_torch(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: int = 100, tol: float = 1e-4,
-                       warm_start_tokens: int = 30_000, device: str | torch.device = "cpu") -> tuple[np.ndarray, float, bool]:
+def fit_logistic_torch(
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    warm_start_tokens: int = 30_000,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, float, bool]:
     """Our solver for Eq. 2's objective (`balanced_logistic_loss`, C = 1): full-batch L-BFGS in
     torch (float32, strong-Wolfe line search; stops when every gradient entry is <= tol, as sklearn's
     lbfgs), warm-started from the same solver on a seeded subsample of `warm_start_tokens` tokens
@@ -122,17 +139,24 @@ def fit_logistic_torch(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: in
     weight, bias = torch.zeros(features.shape[1], device=features.device), torch.zeros((), device=features.device)
     with torch.enable_grad():
         if len(labels) > 2 * warm_start_tokens:
-            subset = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels))[:warm_start_tokens],
-                                     device=features.device)
+            subset = torch.as_tensor(
+                np.random.default_rng(seed).permutation(len(labels))[:warm_start_tokens], device=features.device
+            )
             if 0 < labels[subset].sum() < len(subset):
                 weight, bias, _ = _lbfgs(features[subset], labels[subset], weight, bias, max_iter, tol)
         weight, bias, converged = _lbfgs(features, labels, weight, bias, max_iter, tol)
     return weight.cpu().numpy(), float(bias), converged
 
 
-def fit_confidence_classifier(x: np.ndarray, y: np.ndarray, solver: str = "lbfgs", seed: int = 0,
-                              train_fraction: float = 0.8, max_tokens: int | None = 30_000,
-                              device: str | torch.device = "cpu") -> ConfidenceClassifier:
+def fit_confidence_classifier(
+    x: np.ndarray,
+    y: np.ndarray,
+    solver: str = "lbfgs",
+    seed: int = 0,
+    train_fraction: float = 0.8,
+    max_tokens: int | None = 30_000,
+    device: str | torch.device = "cpu",
+) -> ConfidenceClassifier:
     """Eq. 2's logistic regression (binary cross-entropy, balanced classes, C = 1, 100 iterations) on
     a seeded random `train_fraction` of at most `max_tokens` tokens (the ICL-SAM code's protocol:
     30,000 tokens, then its 80 % split, so at most 24,000 are fitted; `train_fraction=1,
@@ -149,7 +173,10 @@ def fit_confidence_classifier(x: np.ndarray, y: np.ndarray, solver: str = "lbfgs
         x_fit, y_fit = x[keep], y[keep]
     if y_fit.all() or not y_fit.any():  # the subsample lost a class: keep one token of it
         missing = np.flatnonzero(y != y_fit[0])[0]
-        x_fit, y_fit = np.concatenate([x_fit, x[missing:missing + 1]]), np.concatenate([y_fit, y[missing:missing + 1]])
+        x_fit, y_fit = (
+            np.concatenate([x_fit, x[missing : missing + 1]]),
+            np.concatenate([y_fit, y[missing : missing + 1]]),
+        )
     if solver == "torch":
         weight, bias, converged = fit_logistic_torch(x_fit, y_fit, seed, device=device)
         return ConfidenceClassifier(weight.astype(np.float32), bias, converged)

@@ -30,25 +30,32 @@ def _demo_tasks(args):
     for task in open_tasks(data):
         ids = task.ids
         chosen = [ids[i] for i in rng.choice(len(ids), args.m + args.queries, replace=False)]
-        yield (task.name, f"real:{data.name}", [task.load(i) for i in chosen[: args.m]],
-               [task.load(i) for i in chosen[args.m:]])
+        yield (
+            task.name,
+            f"real:{data.name}",
+            [task.load(i) for i in chosen[: args.m]],
+            [task.load(i) for i in chosen[args.m :]],
+        )
 
 
 def run_demo(model: ICLSAM, args) -> int:
-    print(f"ICL-SAM demo: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; "
-          f"m = {args.m} support images, {args.queries} queries per task, seed {args.seed}")
+    print(
+        f"ICL-SAM demo: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; "
+        f"m = {args.m} support images, {args.queries} queries per task, seed {args.seed}"
+    )
     rows = []
     start = time.perf_counter()
     for task, label, support, queries in _demo_tasks(args):
         images, masks = [x for x, _ in support], [y for _, y in support]
         scores = [model.predict(images, masks, x, y).dice for x, y in queries]
         rows.append({"data": label, "task": task, **pd.DataFrame(scores).mean().round(3).to_dict()})
-        print(f"  {label:>9} {task:<12} " + "  ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
-                                                      if k not in ("data", "task")), flush=True)
+        print(
+            f"  {label:>9} {task:<12} "
+            + "  ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if k not in ("data", "task")),
+            flush=True,
+        )
     table = pd.DataFrame(rows)
     print("\nMean Dice per variant (synthetic rows are SYNTHETIC data, not the paper's):")
     print(table.to_string(index=False))
     print(f"{len(rows)} tasks in {time.perf_counter() - start:.0f} s")
     return 0
-
-

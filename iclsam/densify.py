@@ -6,7 +6,7 @@ its distance transform (the point deepest inside it)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -42,8 +42,10 @@ def check_boxes(boxes, shape: tuple[int, int], name: str) -> np.ndarray:
     h, w = shape
     bad = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] >= w) | (b[:, 3] >= h) | (b[:, 0] > b[:, 2]) | (b[:, 1] > b[:, 3])
     if bad.any():
-        raise ValueError(f"{name}: box {b[bad][0].tolist()} is not inside the {h} x {w} image "
-                         "(need 0 <= x0 <= x1 < W and 0 <= y0 <= y1 < H)")
+        raise ValueError(
+            f"{name}: box {b[bad][0].tolist()} is not inside the {h} x {w} image "
+            "(need 0 <= x0 <= x1 < W and 0 <= y0 <= y1 < H)"
+        )
     return b.round().astype(np.int64)
 
 
@@ -82,8 +84,12 @@ POINT_BOX_ASPECTS = (1.0, 2.5, 0.4)
 
 
 @torch.inference_mode()
-def densify_support(sam: SamPredictor, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
-                    points: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+def densify_support(
+    sam: SamPredictor,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray] | None = None,
+    points: Sequence[np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """Support masks from weak annotations: boxes[i] K x 4 XYXY pixel boxes of image i, or points[i]
     K x 2 (x, y) positive clicks, one per object (give one of the two); each checked, then
     `densify_boxes` / `densify_points`."""
@@ -145,8 +151,19 @@ def click_boxes(x: int, y: int, shape: tuple[int, int]) -> np.ndarray:
     side = np.repeat(np.array(POINT_BOX_SCALES) * min(h, w), len(POINT_BOX_ASPECTS))
     aspect = np.tile(np.array(POINT_BOX_ASPECTS), len(POINT_BOX_SCALES))
     half_w, half_h = side * np.sqrt(aspect) / 2, side / np.sqrt(aspect) / 2
-    return np.stack([np.maximum(x - half_w, 0), np.maximum(y - half_h, 0),
-                     np.minimum(x + half_w, w - 1), np.minimum(y + half_h, h - 1)], axis=1).round().astype(np.int64)
+    return (
+        np.stack(
+            [
+                np.maximum(x - half_w, 0),
+                np.maximum(y - half_h, 0),
+                np.minimum(x + half_w, w - 1),
+                np.minimum(y + half_h, h - 1),
+            ],
+            axis=1,
+        )
+        .round()
+        .astype(np.int64)
+    )
 
 
 # candidates re-prompted per click: the most promising by SAM's IoU estimate for the first mask
@@ -183,5 +200,5 @@ def point_candidates(sam: SamPredictor, embedding, x: int, y: int) -> tuple[list
 
 def _region(h: int, w: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     region = np.zeros((h, w), dtype=bool)
-    region[max(y0, 0): min(y1, h - 1) + 1, max(x0, 0): min(x1, w - 1) + 1] = True
+    region[max(y0, 0) : min(y1, h - 1) + 1, max(x0, 0) : min(x1, w - 1) + 1] = True
     return region

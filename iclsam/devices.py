@@ -15,7 +15,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be 'auto' or a torch device such as cpu, cuda, cuda:1, got {device!r}") from error
+        raise ValueError(
+            f"device must be 'auto' or a torch device such as cpu, cuda, cuda:1, got {device!r}"
+        ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: torch finds no CUDA GPU on this machine (use 'auto' or 'cpu')")
     return resolved

@@ -18,8 +18,10 @@ from .protocol import run_sensitivity, run_weak_context, select_queries
 from .report import Provenance
 from .sam import SAM_BACKBONES
 
-def run_notebook(source: str | Path, output: str | Path, parameters: dict | None = None,
-                 cwd: str | Path | None = None) -> Path:
+
+def run_notebook(
+    source: str | Path, output: str | Path, parameters: dict | None = None, cwd: str | Path | None = None
+) -> Path:
     """Executes a jupytext notebook (`.py`, percent format) with papermill, injecting `parameters`,
     and writes the executed `.ipynb` to `output` (its folder is created)."""
     import jupytext
@@ -28,8 +30,15 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(source)
-    papermill.execute_notebook(notebook, str(output), parameters=parameters or {}, kernel_name="python3",
-                               language="python", progress_bar=False, cwd=None if cwd is None else str(cwd))
+    papermill.execute_notebook(
+        notebook,
+        str(output),
+        parameters=parameters or {},
+        kernel_name="python3",
+        language="python",
+        progress_bar=False,
+        cwd=None if cwd is None else str(cwd),
+    )
     return output
 
 
@@ -41,8 +50,12 @@ def default_icl(grid: dict) -> str:
 
 def provenance(params: dict, sams: list[str], icl_weights: list[str]) -> Provenance:
     """What produced a result: data, SAM backbone(s), ICL weights, profile."""
-    return Provenance(data=data_description(params), sam=", ".join(SAM_BACKBONES[s].name for s in sams),
-                      icl_weights="; ".join(dict.fromkeys(icl_weights)), profile=params.get("profile", "custom"))
+    return Provenance(
+        data=data_description(params),
+        sam=", ".join(SAM_BACKBONES[s].name for s in sams),
+        icl_weights="; ".join(dict.fromkeys(icl_weights)),
+        profile=params.get("profile", "custom"),
+    )
 
 
 def load_grid(grid_dir: str | Path, tasks: list[str]) -> tuple[pd.DataFrame, list[dict]]:
@@ -58,8 +71,9 @@ def task_queries(splits_file: str | Path, task: str, max_queries: int | None, se
     return select_queries(splits.loc[(splits["task"] == task) & (splits["split"] == "query"), "id"], max_queries, seed)
 
 
-def task_inputs(params: dict, data: str | Path, task: str, splits_file: str | Path, draws_file: str | Path,
-                max_queries: int | None) -> tuple[Task, pd.DataFrame, list[str]]:
+def task_inputs(
+    params: dict, data: str | Path, task: str, splits_file: str | Path, draws_file: str | Path, max_queries: int | None
+) -> tuple[Task, pd.DataFrame, list[str]]:
     """A stage's view of one task: the prepared task, the support draws and its query images."""
     draws = pd.read_csv(draws_file, dtype={"id": str})
     return open_task(Path(data) / task), draws, task_queries(splits_file, task, max_queries, params["grid"]["seed"])
@@ -80,8 +94,9 @@ def stage_draws(draws: pd.DataFrame, task: str, max_draws: int, sizes=None) -> p
     return chosen[chosen["m"].isin(sizes)] if sizes else chosen
 
 
-def weak_context_stage(params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path,
-                       progress=None) -> tuple[pd.DataFrame, str]:
+def weak_context_stage(
+    params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path, progress=None
+) -> tuple[pd.DataFrame, str]:
     """The weak_context stage: `run_weak_context` on each task of `weak_context.tasks` (all when
     empty). Returns the per-query scores and the ICL weights in words."""
     p = params["weak_context"]
@@ -90,13 +105,15 @@ def weak_context_stage(params: dict, data: str | Path, splits_file: str | Path, 
     for name in p["tasks"] or params["tasks"]:
         task, draws, queries = task_inputs(params, data, name, splits_file, draws_file, p["max_queries"])
         chosen = stage_draws(draws, name, p["draws"], p["sizes"])
-        frames.append(run_weak_context(model, task, chosen, queries, p["annotations"], progress=progress)
-                      .assign(icl=p["icl"]))
+        frames.append(
+            run_weak_context(model, task, chosen, queries, p["annotations"], progress=progress).assign(icl=p["icl"])
+        )
     return pd.concat(frames, ignore_index=True), model.icl_weights
 
 
-def sensitivity_stage(params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path,
-                      progress=None) -> tuple[pd.DataFrame, str]:
+def sensitivity_stage(
+    params: dict, data: str | Path, splits_file: str | Path, draws_file: str | Path, progress=None
+) -> tuple[pd.DataFrame, str]:
     """Fig. 6's stage: `run_sensitivity` on `sensitivity.task` at its m. Returns the scores and the
     ICL weights in words."""
     p = params["sensitivity"]

@@ -3,8 +3,8 @@ per task, support size m and ICL model, as a tidy table (CSV) and a Markdown tab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,9 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
 def in_evaluation_order(summary: pd.DataFrame) -> pd.DataFrame:
     """`report.in_paper_order` with the first ICL model met first and support annotations in
     `ANNOTATION_KINDS`' order."""
-    return in_paper_order(summary, icl_first=summary["icl"].iloc[0] if len(summary) else None,
-                          annotation_order=ANNOTATION_KINDS)
+    return in_paper_order(
+        summary, icl_first=summary["icl"].iloc[0] if len(summary) else None, annotation_order=ANNOTATION_KINDS
+    )
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
@@ -38,9 +39,11 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
     sizes = sorted(summary["m"].unique())
     summary = in_evaluation_order(summary)
     keys = ["task", "icl", "variant", *(["annotation"] if "annotation" in summary.columns else [])]
-    names = ["task", "ICL model", "variant", "support annotation"][:len(keys)]
-    lines = ["| " + " | ".join(names) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
-             "|" + "---|" * (len(keys) + len(sizes))]
+    names = ["task", "ICL model", "variant", "support annotation"][: len(keys)]
+    lines = [
+        "| " + " | ".join(names) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+        "|" + "---|" * (len(keys) + len(sizes)),
+    ]
     for key, rows in summary.groupby(keys, sort=False):
         by_m = dict(zip(rows["m"], rows["dice"]))
         cells = [f"{by_m[m]:.{digits}f}" if m in by_m and np.isfinite(by_m[m]) else "" for m in sizes]
@@ -48,30 +51,50 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def report(summary: pd.DataFrame, draws: int, queries: int | None, data: str, box_confidence, fusion: str,
-           scores: pd.DataFrame | None = None, steering: dict[str, bool] | None = None) -> str:
+def report(
+    summary: pd.DataFrame,
+    draws: int,
+    queries: int | None,
+    data: str,
+    box_confidence,
+    fusion: str,
+    scores: pd.DataFrame | None = None,
+    steering: dict[str, bool] | None = None,
+) -> str:
     """What `iclsam evaluate` prints: a line saying what was run, then `markdown_table`; for weak
     context (`scores` with an annotation column), `weak_context_markdown` instead. `steering`: per
     ICL model, whether the map steers SAM (Eq. 3) in the full method."""
     weak = scores is not None and "annotation" in scores.columns
     table = weak_context_markdown(weak_context_table(scores, ANNOTATION_SECONDS)) if weak else markdown_table(summary)
     what = "full method's Dice by support annotation" if weak else "Dice"
-    return (f"Mean {what} over {draws} support draws x up to {queries} queries ({data}); "
-            f"box confidence {box_confidence}, fusion {fusion}{_steering_words(steering)}:\n\n{table}")
+    return (
+        f"Mean {what} over {draws} support draws x up to {queries} queries ({data}); "
+        f"box confidence {box_confidence}, fusion {fusion}{_steering_words(steering)}:\n\n{table}"
+    )
 
 
 def _steering_words(steering: dict[str, bool] | None) -> str:
     if not steering:
         return ""
     return "; SAM in the full method " + ", ".join(
-        f"{'steered by the map' if on else 'without the map'} ({icl})" for icl, on in steering.items())
+        f"{'steered by the map' if on else 'without the map'} ({icl})" for icl, on in steering.items()
+    )
 
 
-def evaluate(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
-             queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
-             progress=None, annotations: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate(
+    models: dict[str, ICLSAM],
+    data: str | Path,
+    sizes: Sequence[int],
+    draws: int,
+    queries: int | None,
+    tasks: Sequence[str] | None = None,
+    seed: int = 0,
+    progress=None,
+    annotations: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-query scores (task, m, draw, query, variant, dice, icl[, annotation, support_dice]) and
     their `summarise`. `annotations`: weak context (`protocol.run_weak_context`)."""
-    scores = evaluate_folder(models, data, sizes, draws, queries, tasks=tasks, seed=seed, progress=progress,
-                             annotations=annotations)
+    scores = evaluate_folder(
+        models, data, sizes, draws, queries, tasks=tasks, seed=seed, progress=progress, annotations=annotations
+    )
     return scores, summarise(scores)

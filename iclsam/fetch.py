@@ -26,15 +26,25 @@ class Published:
 
 
 PUBLISHED = {
-    "universeg": Published("UniverSeg v1 (the paper's ICL model)", "universeg_v1_nf64_ss64_STA.pt",
-                           "https://github.com/JJGO/UniverSeg/releases/download/weights/universeg_v1_nf64_ss64_STA.pt",
-                           "https://github.com/JJGO/UniverSeg (release 'weights')"),
-    "sam": Published("SAM ViT-B", "sam_vit_b_01ec64.pth",
-                     "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-                     "https://github.com/facebookresearch/segment-anything#model-checkpoints"),
-    "medsam": Published("MedSAM ViT-B", "medsam_vit_b.pth", None,
-                        "https://drive.google.com/drive/folders/1ETWmi4AiniJeWOt6HAsYgTjYv_fkgzoN "
-                        "(the shared folder linked from https://github.com/bowang-lab/MedSAM)"),
+    "universeg": Published(
+        "UniverSeg v1 (the paper's ICL model)",
+        "universeg_v1_nf64_ss64_STA.pt",
+        "https://github.com/JJGO/UniverSeg/releases/download/weights/universeg_v1_nf64_ss64_STA.pt",
+        "https://github.com/JJGO/UniverSeg (release 'weights')",
+    ),
+    "sam": Published(
+        "SAM ViT-B",
+        "sam_vit_b_01ec64.pth",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        "https://github.com/facebookresearch/segment-anything#model-checkpoints",
+    ),
+    "medsam": Published(
+        "MedSAM ViT-B",
+        "medsam_vit_b.pth",
+        None,
+        "https://drive.google.com/drive/folders/1ETWmi4AiniJeWOt6HAsYgTjYv_fkgzoN "
+        "(the shared folder linked from https://github.com/bowang-lab/MedSAM)",
+    ),
 }
 DEFAULT_DEST = Path("checkpoints")
 
@@ -60,8 +70,17 @@ def download(url: str, partial: Path, progress=None, timeout: float = 60.0, chun
         with urllib.request.urlopen(url, timeout=timeout) as response:
             total = response.headers.get("Content-Length")
             total = int(total) if total is not None else None
-            bar = progress(total=total, unit="B", unit_scale=True, desc=partial.name.removeprefix(".").removesuffix(".partial"),
-                           leave=False) if progress else None
+            bar = (
+                progress(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=partial.name.removeprefix(".").removesuffix(".partial"),
+                    leave=False,
+                )
+                if progress
+                else None
+            )
             try:
                 with open(partial, "wb") as handle:
                     while block := response.read(chunk):
@@ -74,14 +93,17 @@ def download(url: str, partial: Path, progress=None, timeout: float = 60.0, chun
                     bar.close()
     except (urllib.error.URLError, HTTPException, TimeoutError, ConnectionError) as error:
         reason = getattr(error, "reason", None) or error
-        raise ConnectionError(f"the download from {url} failed after {written} bytes ({type(error).__name__}: {reason})") from error
+        raise ConnectionError(
+            f"the download from {url} failed after {written} bytes ({type(error).__name__}: {reason})"
+        ) from error
     if total is not None and written != total:
         raise ConnectionError(f"the download from {url} ended after {written} of {total} bytes")
     return written
 
 
-def fetch(kind: str, dest: str | Path = DEFAULT_DEST, url: str | None = None, progress=None,
-          timeout: float = 60.0) -> Path:
+def fetch(
+    kind: str, dest: str | Path = DEFAULT_DEST, url: str | None = None, progress=None, timeout: float = 60.0
+) -> Path:
     """Downloads the official checkpoint of `kind` (universeg, sam, medsam) into `dest` under its
     published file name, from its publisher (or `url`, e.g. a mirror), and checks it by a strict
     load. Returns its path. An existing checkpoint that loads is kept as it is."""
@@ -95,8 +117,10 @@ def fetch(kind: str, dest: str | Path = DEFAULT_DEST, url: str | None = None, pr
         return target
     url = url or published.url
     if url is None:
-        raise ValueError(f"{published.what} has no direct download address: get {published.file} from "
-                         f"{published.page} and put it at {target} (or pass --url)")
+        raise ValueError(
+            f"{published.what} has no direct download address: get {published.file} from "
+            f"{published.page} and put it at {target} (or pass --url)"
+        )
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     partial = dest / f".{published.file}.partial"
@@ -106,13 +130,16 @@ def fetch(kind: str, dest: str | Path = DEFAULT_DEST, url: str | None = None, pr
         except ConnectionError as error:
             raise ConnectionError(f"{published.what}: {error}; nothing written to {target}") from None
         except OSError as error:  # e.g. a full disk: say where, and that nothing was left
-            raise OSError(error.errno, f"could not write {target}: {error.strerror or error}; nothing written") from None
+            raise OSError(
+                error.errno, f"could not write {target}: {error.strerror or error}; nothing written"
+            ) from None
         try:
             verify_checkpoint(kind, partial)
         except (ValueError, FileNotFoundError) as error:
             reason = str(error).replace(f"checkpoint {partial} ", "download ")
-            raise ValueError(f"{published.what} from {url} is not the expected checkpoint, nothing written to "
-                             f"{target}: {reason}") from None
+            raise ValueError(
+                f"{published.what} from {url} is not the expected checkpoint, nothing written to {target}: {reason}"
+            ) from None
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -81,8 +81,14 @@ def in_context_prediction(model: ICLSAM, support: SupportSet, state: QueryState,
         return
     if icl_output is None:
         grid = None if state.confidence_grid is None else state.embedding.crop_valid(state.confidence_grid)
-        icl_output = icl.predict(model.icl_support(support), state.query, grid, state.alpha,
-                                 plain=icl.plain_variant in state.wanted, with_map=state.needs_map)
+        icl_output = icl.predict(
+            model.icl_support(support),
+            state.query,
+            grid,
+            state.alpha,
+            plain=icl.plain_variant in state.wanted,
+            with_map=state.needs_map,
+        )
     state.icl_probability = icl_output.with_map
     for name, probability in ((icl.plain_variant, icl_output.plain), (icl.map_variant, icl_output.with_map)):
         if probability is not None:
@@ -105,8 +111,14 @@ def batched_in_context_outputs(model: ICLSAM, support: SupportSet, queries: list
     alpha = universeg_confidence_weight(model.config.b, model.config.tau, support.m)
     out = []
     for start in range(0, len(queries), batch):
-        out += icl.predict_batch(model.icl_support(support), queries[start:start + batch], grids[start:start + batch],
-                                 alpha, plain=icl.plain_variant in wanted, with_map=needs_map)
+        out += icl.predict_batch(
+            model.icl_support(support),
+            queries[start : start + batch],
+            grids[start : start + batch],
+            alpha,
+            plain=icl.plain_variant in wanted,
+            with_map=needs_map,
+        )
     return out
 
 
@@ -147,8 +159,9 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
     steer = None
     if "iclsam" in state.wanted:
         steer, state.gamma = model.fusion_choice(support, state.notes)
-    plain, steered = sam_logits(model, state, plain="sam" in state.wanted or steer is False,
-                                steered="sam+conf" in state.wanted or bool(steer))
+    plain, steered = sam_logits(
+        model, state, plain="sam" in state.wanted or steer is False, steered="sam+conf" in state.wanted or bool(steer)
+    )
     if "sam" in state.wanted:
         state.masks["sam"] = (plain > 0).numpy()
     if "sam+conf" in state.wanted:

@@ -20,8 +20,11 @@ from .report import ICL_NAME, PAPER_TASK, Provenance, paper_long, paper_table, p
 # Fig. 3: one colour per ICL model, one line style (and marker) per variant; the paper's curves dotted
 ICL_COLOUR = {"universeg": "#1f77b4", "features": "#d62728"}
 PAPER_COLOUR = "black"
-VARIANT_LINE = {"alone": ("ICL model alone", "--", "o"), "iclsam": ("ICL-SAM (full method)", "-", "s"),
-                "sam+gt": ("SAM + GT boxes", "-.", None)}
+VARIANT_LINE = {
+    "alone": ("ICL model alone", "--", "o"),
+    "iclsam": ("ICL-SAM (full method)", "-", "s"),
+    "sam+gt": ("SAM + GT boxes", "-.", None),
+}
 PAPER_LINES = (("UniverSeg", "alone"), ("MedSAM+UniverSeg", "iclsam"))  # the paper's rows, as our variants
 
 
@@ -59,8 +62,9 @@ def _dice_panel(ax, title: str, xlabel: str, ylabel: str, log_base: int) -> None
     ax.tick_params(labelsize=7)
 
 
-def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | Path,
-                     icl_first: str | None = None) -> Path:
+def dice_vs_m_figure(
+    scores: pd.DataFrame, provenance: Provenance, path: str | Path, icl_first: str | None = None
+) -> Path:
     """Fig. 3: per task, Dice vs support size (mean over draws of the per-query mean; band = std
     over draws): for each ICL model (one colour) the model alone (dashed) and the full method
     (solid); SAM with ground-truth boxes once (grey, dash-dot); the paper's UniverSeg and
@@ -88,17 +92,31 @@ def dice_vs_m_figure(scores: pd.DataFrame, provenance: Provenance, path: str | P
         for model, kind in PAPER_LINES:  # over our range of m
             ref = paper[(paper["task"] == PAPER_TASK.get(task)) & (paper["model"] == model) & (paper["m"] <= sizes[-1])]
             if len(ref):
-                ax.plot(ref["m"], ref["dice"], ":", color=PAPER_COLOUR, marker=VARIANT_LINE[kind][2], ms=2.5,
-                        mfc="none", lw=1)
+                ax.plot(
+                    ref["m"],
+                    ref["dice"],
+                    ":",
+                    color=PAPER_COLOUR,
+                    marker=VARIANT_LINE[kind][2],
+                    ms=2.5,
+                    mfc="none",
+                    lw=1,
+                )
         _dice_panel(ax, task, "support size m", "Dice", log_base=2)
         ax.set_xticks(sizes, [str(m) for m in sizes])
     legend = axes.flat[len(tasks)]
     legend.axis("off")
-    handles = [Line2D([], [], color=ICL_COLOUR.get(icl, "#2ca02c"), lw=2, label=f"ours, ICL model: {ICL_NAME.get(icl, icl)}")
-               for icl in icls]
+    handles = [
+        Line2D([], [], color=ICL_COLOUR.get(icl, "#2ca02c"), lw=2, label=f"ours, ICL model: {ICL_NAME.get(icl, icl)}")
+        for icl in icls
+    ]
     handles.append(Line2D([], [], color=PAPER_COLOUR, ls=":", lw=1, label="the paper (UniverSeg, MedSAM)"))
-    handles += [Line2D([], [], color="#555555", ls=style, marker=marker, ms=3, mfc="none" if marker else None, lw=1.2,
-                       label=label) for label, style, marker in VARIANT_LINE.values()]
+    handles += [
+        Line2D(
+            [], [], color="#555555", ls=style, marker=marker, ms=3, mfc="none" if marker else None, lw=1.2, label=label
+        )
+        for label, style, marker in VARIANT_LINE.values()
+    ]
     legend.legend(handles=handles, loc="center", fontsize=7, frameon=False)
     fig.suptitle("Dice vs support size (mean ± std over support draws)", fontsize=10)
     return _save_with_footer(fig, provenance, path)
@@ -108,23 +126,43 @@ def _curve(ax, group: pd.DataFrame, colour: str, style: str, marker: str | None)
     """Mean over draws against m, with a band of one std over draws."""
     stats = group.groupby("m")["dice"].agg(["mean", "std"]).fillna(0.0)
     ax.plot(stats.index, stats["mean"], style, color=colour, marker=marker, ms=3, lw=1.2)
-    ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.12, lw=0)
+    ax.fill_between(
+        stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.12, lw=0
+    )
 
 
-REFINEMENT_STEPS = (("icl", "ICL model"), ("confidence", "confidence map + boxes"), ("sam", "SAM"),
-                    ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (ICL-SAM)"), ("truth", "ground truth"))
+REFINEMENT_STEPS = (
+    ("icl", "ICL model"),
+    ("confidence", "confidence map + boxes"),
+    ("sam", "SAM"),
+    ("sam+conf", "SAM + map (Eq. 3)"),
+    ("iclsam", "fused (ICL-SAM)"),
+    ("truth", "ground truth"),
+)
 # the example notebook: the ICL model without and with the map, the truth dotted on every panel
-EXAMPLE_STEPS = (("icl_alone", "ICL model"), ("icl", "ICL + map (Eq. 4)"), ("confidence", "confidence map + boxes"),
-                 ("sam", "SAM, boxes"), ("sam+conf", "SAM + map (Eq. 3)"), ("iclsam", "fused (Eq. 1)"))
+EXAMPLE_STEPS = (
+    ("icl_alone", "ICL model"),
+    ("icl", "ICL + map (Eq. 4)"),
+    ("confidence", "confidence map + boxes"),
+    ("sam", "SAM, boxes"),
+    ("sam+conf", "SAM + map (Eq. 3)"),
+    ("iclsam", "fused (Eq. 1)"),
+)
 
 
-def refinement_figure(examples: list[dict], provenance: Provenance | None, path: str | Path | None = None,
-                      steps=REFINEMENT_STEPS, truth_on_panels: bool = False):
+def refinement_figure(
+    examples: list[dict],
+    provenance: Provenance | None,
+    path: str | Path | None = None,
+    steps=REFINEMENT_STEPS,
+    truth_on_panels: bool = False,
+):
     """Figs. 4/5: for each example query (dict with task, image, truth, prediction), the stages of
     the method (`steps`; default: ICL mask, confidence map with box prompts, SAM, SAM with the map,
     fused, truth). Written to `path`, or returned (for a notebook) when there is none."""
-    fig, axes = plt.subplots(len(examples), len(steps), figsize=(2.2 * len(steps), 2.3 * len(examples) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(examples), len(steps), figsize=(2.2 * len(steps), 2.3 * len(examples) + 0.4), squeeze=False
+    )
     for row, example in zip(axes, examples):
         prediction, image, truth = example["prediction"], example["image"], example["truth"]
         icl_variant = "universeg+conf" if "universeg+conf" in prediction.masks else "features"
@@ -150,7 +188,11 @@ def refinement_figure(examples: list[dict], provenance: Provenance | None, path:
     return _save_with_footer(fig, provenance, path)
 
 
-ANNOTATION_STYLE = {"mask": ("masks", "#2ca02c", "o"), "box": ("boxes", "#ff7f0e", "s"), "point": ("clicks", "#9467bd", "^")}
+ANNOTATION_STYLE = {
+    "mask": ("masks", "#2ca02c", "o"),
+    "box": ("boxes", "#ff7f0e", "s"),
+    "point": ("clicks", "#9467bd", "^"),
+}
 
 
 def weak_context_figure(table: pd.DataFrame, provenance: Provenance, path: str | Path) -> Path:
@@ -166,11 +208,16 @@ def weak_context_figure(table: pd.DataFrame, provenance: Provenance, path: str |
             group = group.sort_values("m")
             ax.plot(group["seconds"], group["ours"], "-", color=colour, marker=marker, ms=4, lw=1.2, label=label)
             for seconds, dice, m in zip(group["seconds"], group["ours"], group["m"]):
-                ax.annotate(f"{m}", (seconds, dice), textcoords="offset points", xytext=(3, 3), fontsize=6, color=colour)
+                ax.annotate(
+                    f"{m}", (seconds, dice), textcoords="offset points", xytext=(3, 3), fontsize=6, color=colour
+                )
         _dice_panel(ax, task, "annotation time per support set (s)", "Dice (ICL-SAM)", log_base=10)
-    axes.flat[0].legend(fontsize=6, loc="lower right", title="support annotated with (m by each point)", title_fontsize=6)
-    fig.suptitle("Weak context: Dice against annotation time (WS-ICL's estimates: click 5 s, box 10 s, mask 80 s)",
-                 fontsize=10)
+    axes.flat[0].legend(
+        fontsize=6, loc="lower right", title="support annotated with (m by each point)", title_fontsize=6
+    )
+    fig.suptitle(
+        "Weak context: Dice against annotation time (WS-ICL's estimates: click 5 s, box 10 s, mask 80 s)", fontsize=10
+    )
     return _save_with_footer(fig, provenance, path)
 
 
@@ -193,8 +240,13 @@ def sensitivity_figure(sensitivity: pd.DataFrame, provenance: Provenance, path: 
     return _save_with_footer(fig, provenance, path, bottom=0.06)
 
 
-def support_query_figure(columns: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]], title: str,
-                         path: str | Path, dpi: int = 110, value_range: tuple[int, int] | None = None) -> Path:
+def support_query_figure(
+    columns: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]],
+    title: str,
+    path: str | Path,
+    dpi: int = 110,
+    value_range: tuple[int, int] | None = None,
+) -> Path:
     """One column per task, one row per example (split label, image, mask), the target outlined."""
     rows = max(len(examples) for _, examples in columns)
     fig, axes = plt.subplots(rows, len(columns), figsize=(2.1 * len(columns), 2.3 * rows), squeeze=False)
@@ -224,4 +276,6 @@ def examples_figure(tasks, data_label: str, path: str | Path) -> Path:
             if ids:
                 examples.append((split, *task.load(ids[row if "split" not in meta else 0])))
         columns.append((task.name, examples))
-    return support_query_figure(columns, f"{data_label}: a meta-support (top) and a query (bottom) example per task", path)
+    return support_query_figure(
+        columns, f"{data_label}: a meta-support (top) and a query (bottom) example per task", path
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 from torch import Tensor
 
 from .resampling import to_image_size

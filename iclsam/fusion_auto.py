@@ -5,7 +5,8 @@ on them replaces the default only on consistent evidence (`leave_one_out_fusion`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,8 +47,13 @@ def auto_fusion_choice(model: ICLSAM, support: SupportSet, paper: float) -> Fusi
     return support.fusion_choices[setting]
 
 
-def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Sequence[float], paper: float,
-                         sam_steering: bool = True, margin: float = 0.01) -> FusionChoice:
+def leave_one_out_fusion(
+    held_out: Sequence[tuple[dict, np.ndarray]],
+    gammas: Sequence[float],
+    paper: float,
+    sam_steering: bool = True,
+    margin: float = 0.01,
+) -> FusionChoice:
     """Not in the paper (fusion="auto"): among SAM steered by the map (Eq. 3) or not, times each
     gamma of `gammas`, the pair whose fused mask has the best mean Dice over the held-out support
     images, if it clearly beats the default setting (`sam_steering`, `paper`: the paper's when
@@ -71,8 +77,10 @@ def leave_one_out_fusion(held_out: Sequence[tuple[dict, np.ndarray]], gammas: Se
                 mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
             scores[i, j] = dice(mask, truth)
     means = scores.mean(axis=0)
-    best = max(range(len(candidates) - 1),
-               key=lambda j: (round(float(means[j]), 9), candidates[j][0] == sam_steering, -abs(candidates[j][1] - paper)))
+    best = max(
+        range(len(candidates) - 1),
+        key=lambda j: (round(float(means[j]), 9), candidates[j][0] == sam_steering, -abs(candidates[j][1] - paper)),
+    )
     gains = scores[:, best] - scores[:, -1]
     error = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
     clear = gains.mean() > margin and gains.mean() > error

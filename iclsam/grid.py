@@ -25,10 +25,18 @@ def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CA
     `sam_steering`; absent: every box, the paper's fusion, steering auto)."""
     checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
     predictor = SamPredictor(sam, checkpoint, device=grid.get("device", "auto"), cache_dir=cache_dir)
-    return {icl: ICLSAM(sam=predictor, icl=icl, universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
-                        seed=grid.get("seed", 0), box_confidence=grid.get("box_confidence"),
-                        fusion=grid.get("fusion", "paper"), sam_steering=grid.get("sam_steering", "auto"))
-            for icl in icls}
+    return {
+        icl: ICLSAM(
+            sam=predictor,
+            icl=icl,
+            universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
+            seed=grid.get("seed", 0),
+            box_confidence=grid.get("box_confidence"),
+            fusion=grid.get("fusion", "paper"),
+            sam_steering=grid.get("sam_steering", "auto"),
+        )
+        for icl in icls
+    }
 
 
 def new_record(task: Task) -> dict:
@@ -48,8 +56,9 @@ def close_record(record: dict, task: Task, used: list[str], start: float) -> dic
     return record
 
 
-def run_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
-                   ) -> tuple[pd.DataFrame, dict, dict]:
+def run_grid_stage(
+    grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
+) -> tuple[pd.DataFrame, dict, dict]:
     """The grid stage on one task in this process: the scores of every backbone and ICL model, the
     run record, and Figs. 4/5's example query of each ICL model (first backbone), by ICL model."""
     start = time.perf_counter()
@@ -65,11 +74,16 @@ def run_grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[st
         predictor = next(iter(models.values())).sam
         record["encoder_passes"] += predictor.encoder_passes
         record["encoder_cache_hits"] += predictor.disk_hits
-    return pd.concat(frames, ignore_index=True), close_record(record, task, used_images(task, draws, queries), start), examples
+    return (
+        pd.concat(frames, ignore_index=True),
+        close_record(record, task, used_images(task, draws, queries), start),
+        examples,
+    )
 
 
-def grid_stage(grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
-               ) -> tuple[pd.DataFrame, dict, dict]:
+def grid_stage(
+    grid: dict, task: Task, draws: pd.DataFrame, queries: list[str], progress=None
+) -> tuple[pd.DataFrame, dict, dict]:
     """The grid stage's work on one task: on a Dask cluster when `grid.workers` > 1 or
     `grid.scheduler` is set (`cluster.distributed_grid_stage`), else in this process."""
     from . import cluster

@@ -3,7 +3,7 @@ one) and what is wrong with it."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,8 +35,10 @@ def check_float32_range(x: np.ndarray, name: str) -> None:
         return  # integers of any width fit float32's range
     low, high = float(x.min()), float(x.max())
     if max(abs(low), abs(high), high - low) > FLOAT32_MAX:
-        raise ValueError(f"{name}: image values span {low:.3g} to {high:.3g}, beyond float32's range "
-                         f"(+-{FLOAT32_MAX:.3g}) in which the models compute; rescale the image")
+        raise ValueError(
+            f"{name}: image values span {low:.3g} to {high:.3g}, beyond float32's range "
+            f"(+-{FLOAT32_MAX:.3g}) in which the models compute; rescale the image"
+        )
 
 
 def check_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -58,8 +60,9 @@ def check_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
     return x != 0
 
 
-def check_support(images: Sequence, masks: Sequence, names: Sequence[str] | None = None
-                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def check_support(
+    images: Sequence, masks: Sequence, names: Sequence[str] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The support set: as many masks as images, at least one pair, each pair checked."""
     images, masks = list(images), list(masks)
     if not images:

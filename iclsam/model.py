@@ -8,17 +8,25 @@ the figure are `figure1`'s functions; the settings are an `ICLSAMConfig`."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from .confidence import ConfidenceClassifier, fit_confidence_classifier, solver_for, support_tokens
 from .config import ICLSAMConfig
 from .devices import resolve_device
-from .figure1 import (SAM_PROMPTED, QueryState, batched_in_context_outputs, box_prompts, ground_truth_boxes,
-                      in_context_prediction, sam_and_fusion, semantic_confidence)
+from .figure1 import (
+    SAM_PROMPTED,
+    QueryState,
+    batched_in_context_outputs,
+    box_prompts,
+    ground_truth_boxes,
+    in_context_prediction,
+    sam_and_fusion,
+    semantic_confidence,
+)
 from .fusion import fusion_weight
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask
@@ -79,9 +87,17 @@ class ICLSAM:
       `ICLSAM(box_confidence=None, fusion="auto")`.
     """
 
-    def __init__(self, *, sam: str | SamPredictor = "lite", sam_checkpoint: str | Path | None = None,
-                 universeg_checkpoint: str | Path | None = None, icl: str | ICLBackend = "auto",
-                 cache_dir: str | Path | None = None, config: ICLSAMConfig | None = None, **settings):
+    def __init__(
+        self,
+        *,
+        sam: str | SamPredictor = "lite",
+        sam_checkpoint: str | Path | None = None,
+        universeg_checkpoint: str | Path | None = None,
+        icl: str | ICLBackend = "auto",
+        cache_dir: str | Path | None = None,
+        config: ICLSAMConfig | None = None,
+        **settings,
+    ):
         if not isinstance(icl, ICLBackend) and icl != "auto" and icl not in ICL_BACKENDS:
             raise ValueError(f"icl must be 'auto' or one of {tuple(ICL_BACKENDS)}, got {icl!r}")
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(ICLSAMConfig)})
@@ -89,11 +105,22 @@ class ICLSAM:
             raise TypeError(f"ICLSAM got unknown setting(s) {unknown}; see ICLSAMConfig")
         config = dataclasses.replace(config or ICLSAMConfig(), **settings)
         self.device = sam.device if isinstance(sam, SamPredictor) else resolve_device(config.device)
-        self.sam = sam if isinstance(sam, SamPredictor) else SamPredictor(
-            sam, sam_checkpoint, device=self.device, aspect=config.sam_aspect, cache_dir=cache_dir)
-        self.icl_model = icl if isinstance(icl, ICLBackend) else build_icl(
-            icl, sam_name=self.sam.backbone.name, universeg_checkpoint=universeg_checkpoint,
-            universeg_channel=config.universeg_channel, device=self.device)
+        self.sam = (
+            sam
+            if isinstance(sam, SamPredictor)
+            else SamPredictor(sam, sam_checkpoint, device=self.device, aspect=config.sam_aspect, cache_dir=cache_dir)
+        )
+        self.icl_model = (
+            icl
+            if isinstance(icl, ICLBackend)
+            else build_icl(
+                icl,
+                sam_name=self.sam.backbone.name,
+                universeg_checkpoint=universeg_checkpoint,
+                universeg_channel=config.universeg_channel,
+                device=self.device,
+            )
+        )
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
         self.config = config
         self._support_sets = SupportSetCache(config.support_set_cache_size)
@@ -124,18 +151,27 @@ class ICLSAM:
     # public entry points
     # ------------------------------------------------------------------------------------------
 
-    def predict(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray],
-                query_image: np.ndarray, query_mask: np.ndarray | None = None,
-                variants: Iterable[str] | None = None) -> Prediction:
+    def predict(
+        self,
+        support_images: Sequence[np.ndarray],
+        support_masks: Sequence[np.ndarray],
+        query_image: np.ndarray,
+        query_mask: np.ndarray | None = None,
+        variants: Iterable[str] | None = None,
+    ) -> Prediction:
         """Segments `query_image` from the labelled examples. Images: H x W or H x W x 3, any dtype;
         masks: H x W, nonzero = target. Returns the variants asked for (default: all; see
         `Prediction`); "sam+gt" needs `query_mask`."""
-        return self.predict_query(self.support_set(support_images, support_masks), query_image,
-                                  query_mask, variants)
+        return self.predict_query(self.support_set(support_images, support_masks), query_image, query_mask, variants)
 
-    def predict_many(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray],
-                     query_images: Sequence[np.ndarray], query_masks: Sequence[np.ndarray | None] | None = None,
-                     variants: Iterable[str] | None = None) -> list[Prediction]:
+    def predict_many(
+        self,
+        support_images: Sequence[np.ndarray],
+        support_masks: Sequence[np.ndarray],
+        query_images: Sequence[np.ndarray],
+        query_masks: Sequence[np.ndarray | None] | None = None,
+        variants: Iterable[str] | None = None,
+    ) -> list[Prediction]:
         """`predict` for several queries sharing one support set (prepared once)."""
         query_images = list(query_images)
         query_masks = [None] * len(query_images) if query_masks is None else list(query_masks)
@@ -145,12 +181,17 @@ class ICLSAM:
             image = check_image(x, f"query image {i}")
             if y is not None:
                 check_mask(y, image.shape[:2], f"query mask {i}")
-        return self.predict_queries(self.support_set(support_images, support_masks), query_images, query_masks,
-                                    variants)
+        return self.predict_queries(
+            self.support_set(support_images, support_masks), query_images, query_masks, variants
+        )
 
-    def predict_queries(self, support: SupportSet, query_images: Sequence[np.ndarray],
-                        query_masks: Sequence[np.ndarray | None] | None = None,
-                        variants: Iterable[str] | None = None) -> list[Prediction]:
+    def predict_queries(
+        self,
+        support: SupportSet,
+        query_images: Sequence[np.ndarray],
+        query_masks: Sequence[np.ndarray | None] | None = None,
+        variants: Iterable[str] | None = None,
+    ) -> list[Prediction]:
         """`predict_query` for every query of a prepared support set. With `batch_queries` (default:
         off the CPU) SAM encodes the queries and the ICL model runs them `query_batch` at a time;
         otherwise one at a time, as `predict_query` alone."""
@@ -160,11 +201,17 @@ class ICLSAM:
             return [self.predict_query(support, x, y, variants) for x, y in zip(query_images, query_masks)]
         checked = [check_image(x, f"query image {i}") for i, x in enumerate(query_images)]
         outputs = batched_in_context_outputs(self, support, checked, self._wanted(variants, True))
-        return [self.predict_query(support, x, y, variants, icl_output=out)
-                for x, y, out in zip(query_images, query_masks, outputs)]
+        return [
+            self.predict_query(support, x, y, variants, icl_output=out)
+            for x, y, out in zip(query_images, query_masks, outputs)
+        ]
 
-    def densify(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
-                points: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    def densify(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray] | None = None,
+        points: Sequence[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
         """Weak context (not in the paper): support masks from weak annotations, by this model's SAM.
         boxes[i]: K x 4 XYXY pixel boxes of image i, one per object; points[i]: K x 2 (x, y) positive
         clicks, one per object. Give one of the two. Returns one H x W bool mask per image, to
@@ -192,8 +239,14 @@ class ICLSAM:
     # one query: Figure 1, left to right
     # ------------------------------------------------------------------------------------------
 
-    def predict_query(self, support: SupportSet, query_image: np.ndarray, query_mask: np.ndarray | None = None,
-                      variants: Iterable[str] | None = None, icl_output=None) -> Prediction:
+    def predict_query(
+        self,
+        support: SupportSet,
+        query_image: np.ndarray,
+        query_mask: np.ndarray | None = None,
+        variants: Iterable[str] | None = None,
+        icl_output=None,
+    ) -> Prediction:
         """One query with a prepared `SupportSet` (see `support_set`): Figure 1's steps in order,
         each computing only what the asked-for variants need. `icl_output`: the ICL model's output
         for this query when it was computed in a batch (`predict_queries`)."""
@@ -207,17 +260,32 @@ class ICLSAM:
         ground_truth_boxes(self, state)  # the upper bound
         masks = {name: state.masks[name] for name in self.variants() if name in state.wanted}
         return Prediction(
-            masks=masks, boxes=state.boxes, confidence=None if state.confidence is None else state.confidence.numpy(),
-            icl=self.icl, alpha=state.alpha, gamma=state.gamma, classifier=state.classifier, gt_boxes=state.gt_boxes,
-            dice={} if truth is None else {k: dice(v, truth) for k, v in masks.items()}, notes=state.notes)
+            masks=masks,
+            boxes=state.boxes,
+            confidence=None if state.confidence is None else state.confidence.numpy(),
+            icl=self.icl,
+            alpha=state.alpha,
+            gamma=state.gamma,
+            classifier=state.classifier,
+            gt_boxes=state.gt_boxes,
+            dice={} if truth is None else {k: dice(v, truth) for k, v in masks.items()},
+            notes=state.notes,
+        )
 
-    def query_state(self, support: SupportSet, query: np.ndarray, truth: np.ndarray | None,
-                    wanted: set[str]) -> QueryState:
+    def query_state(
+        self, support: SupportSet, query: np.ndarray, truth: np.ndarray | None, wanted: set[str]
+    ) -> QueryState:
         """A checked query at the start of Figure 1, with the weights of Eqs. 4 and 1 at this m."""
         config = self.config
-        return QueryState(query=query, truth=truth, wanted=wanted, needs_map=self.needs_map(wanted),
-                          alpha=universeg_confidence_weight(config.b, config.tau, support.m),
-                          gamma=fusion_weight(config.a, config.tau, support.m), notes=list(self.icl_model.notes))
+        return QueryState(
+            query=query,
+            truth=truth,
+            wanted=wanted,
+            needs_map=self.needs_map(wanted),
+            alpha=universeg_confidence_weight(config.b, config.tau, support.m),
+            gamma=fusion_weight(config.a, config.tau, support.m),
+            notes=list(self.icl_model.notes),
+        )
 
     def needs_map(self, wanted: set[str]) -> bool:
         """Whether the asked variants need the confidence map (Eq. 2): the ICL mask with the map does,
@@ -248,10 +316,14 @@ class ICLSAM:
             # models sharing this SAM predictor (e.g. one per ICL model in the grid) fit Eq. 2 once per
             # support set: the fit depends on the support's content, the solver, seed and token cap alone
             config = self.config
-            key = None if not support.content else (support.content, config.solver, config.seed,
-                                                    config.confidence_tokens, str(self.device))
+            key = (
+                None
+                if not support.content
+                else (support.content, config.solver, config.seed, config.confidence_tokens, str(self.device))
+            )
             support.classifier = self.sam.memoised(
-                "confidence_fit", key, lambda: self.fit_map([self.sam.encode(x) for x in support.images], support.masks))
+                "confidence_fit", key, lambda: self.fit_map([self.sam.encode(x) for x in support.images], support.masks)
+            )
             self.classifier_fits += 1
         return support.classifier
 
@@ -259,9 +331,13 @@ class ICLSAM:
         """Eq. 2's fit on the given images' embeddings and masks, with this model's solver, seed and token cap."""
         config = self.config
         return fit_confidence_classifier(
-            *support_tokens(embeddings, masks, self.sam.input_size), solver=config.solver,
-            seed=config.seed, **({} if config.confidence_tokens is not None else {"train_fraction": 1.0}),
-            max_tokens=config.confidence_tokens, device=self.device)
+            *support_tokens(embeddings, masks, self.sam.input_size),
+            solver=config.solver,
+            seed=config.seed,
+            **({} if config.confidence_tokens is not None else {"train_fraction": 1.0}),
+            max_tokens=config.confidence_tokens,
+            device=self.device,
+        )
 
     def fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
         """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's
@@ -271,14 +347,22 @@ class ICLSAM:
         paper = fusion_weight(config.a, config.tau, support.m)
         if config.fusion == "paper" or support.m < 2:
             if not self.sam_steering:
-                notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + (
-                    f"; sam_steering auto: the {self.icl} ICL model is the map" if config.sam_steering == "auto" else ""))
+                notes.append(
+                    "fusion: Eq. 1 with SAM without the map (no Eq. 3)"
+                    + (
+                        f"; sam_steering auto: the {self.icl} ICL model is the map"
+                        if config.sam_steering == "auto"
+                        else ""
+                    )
+                )
             return self.sam_steering, paper
         from .fusion_auto import auto_fusion_choice
 
         steer, gamma = auto_fusion_choice(self, support, paper)
-        notes.append(f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
-                     f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}")
+        notes.append(
+            f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
+            f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
+        )
         return steer, gamma
 
     def icl_support(self, support: SupportSet) -> object:

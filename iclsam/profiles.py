@@ -30,18 +30,23 @@ def missing_inputs(params: dict) -> list[str]:
     raw = Path(params["prepare"]["raw"])
     for dataset in params["prepare"]["datasets"]:
         if dataset != "synthetic" and not (raw / dataset).is_dir():
-            missing.append(f"data set {dataset}: put the official download, unpacked, in {raw / dataset}/ "
-                           "(docs/data.md: expected layout)")
+            missing.append(
+                f"data set {dataset}: put the official download, unpacked, in {raw / dataset}/ "
+                "(docs/data.md: expected layout)"
+            )
     grid = params["grid"]
     for sam in grid["sam"]:
         checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
         if sam != "lite" and (checkpoint is None or not Path(checkpoint).is_file()):
             where = Path(checkpoint).parent if checkpoint else Path("checkpoints")
-            missing.append(f"{SAM_BACKBONES[sam].name} checkpoint: expected at {checkpoint} "
-                           f"(grid.sam_checkpoint in params.yaml); get it with `iclsam weights fetch {sam} --dest {where}`")
+            missing.append(
+                f"{SAM_BACKBONES[sam].name} checkpoint: expected at {checkpoint} "
+                f"(grid.sam_checkpoint in params.yaml); get it with `iclsam weights fetch {sam} --dest {where}`"
+            )
     universeg = grid.get("universeg_checkpoint")
     if "universeg" in grid["icl"] and universeg is not None and not Path(universeg).is_file():
-        missing.append(f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
-                       f"UniverSeg GitHub release 'weights'); get it with `iclsam weights fetch universeg --dest {Path(universeg).parent}`")
+        missing.append(
+            f"UniverSeg checkpoint: expected at {universeg} (universeg_v1_nf64_ss64_STA.pt from the "
+            f"UniverSeg GitHub release 'weights'); get it with `iclsam weights fetch universeg --dest {Path(universeg).parent}`"
+        )
     return missing
-

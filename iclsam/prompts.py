@@ -34,8 +34,10 @@ def boxes_from_components(mask: np.ndarray, min_fraction: float = 0.05) -> np.nd
     order = np.argsort(-areas, kind="stable")
     kept = [i for i in order if areas[i] > min_fraction * areas[order[0]] or i == order[0]]
     slices = ndimage.find_objects(labels)
-    return np.array([[slices[i][1].start, slices[i][0].start, slices[i][1].stop - 1, slices[i][0].stop - 1]
-                     for i in kept], dtype=np.int64)
+    return np.array(
+        [[slices[i][1].start, slices[i][0].start, slices[i][1].stop - 1, slices[i][0].stop - 1] for i in kept],
+        dtype=np.int64,
+    )
 
 
 def boxes_from_pseudo_label(mask: np.ndarray) -> np.ndarray:
@@ -55,7 +57,7 @@ def confident_boxes(boxes: np.ndarray, confidence: np.ndarray, min_peak: float =
     if len(boxes) == 0:
         return boxes
     confidence = np.asarray(confidence)
-    peaks = np.array([confidence[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes])
+    peaks = np.array([confidence[y0 : y1 + 1, x0 : x1 + 1].max() for x0, y0, x1, y1 in boxes])
     keep = peaks >= min_peak
     if not keep.any():
         keep = np.arange(len(boxes)) == int(np.argmax(peaks))

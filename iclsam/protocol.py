@@ -7,8 +7,8 @@ call `run_grid` and render."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,9 @@ def select_queries(ids: Sequence[str], max_queries: int | None = None, seed: int
     return ids
 
 
-def support_annotation(model: ICLSAM, images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                       annotation: str) -> list[np.ndarray]:
+def support_annotation(
+    model: ICLSAM, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], annotation: str
+) -> list[np.ndarray]:
     """The support masks a support set annotated in `annotation` (`densify.ANNOTATION_KINDS`) gives:
     the true masks ("mask"), or SAM's masks from the weak annotations the true masks imply ("box": a
     tight box per component; "point": one click per component, `densify.points_from_mask`)."""
@@ -46,8 +47,15 @@ def support_annotation(model: ICLSAM, images: Sequence[np.ndarray], masks: Seque
     raise ValueError(f"annotation must be one of {ANNOTATION_KINDS}, got {annotation!r}")
 
 
-def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
-             with_assd: bool = True, progress=None, annotation: str | None = None) -> pd.DataFrame:
+def run_grid(
+    model: ICLSAM,
+    task: Task,
+    draws: pd.DataFrame,
+    queries: Sequence[str],
+    with_assd: bool = True,
+    progress=None,
+    annotation: str | None = None,
+) -> pd.DataFrame:
     """Scores every variant for every (m, draw) support set of `draws` (rows of this task) on every
     query. Each image is loaded once; SAM encodes each image once (the model's encoder cache); the
     work that depends on the support set alone is done once per (m, draw).
@@ -61,8 +69,10 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
             images[image_id] = task.load(image_id)
         return images[image_id]
 
-    sets = [(m, draw, list(group.sort_values("rank")["id"]))
-            for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)]
+    sets = [
+        (m, draw, list(group.sort_values("rank")["id"]))
+        for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)
+    ]
     if not sets:
         raise ValueError(f"no support draws for task {task.name}")
     rows = []
@@ -74,35 +84,57 @@ def run_grid(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[s
     for m, draw, support_ids, query in jobs:
         if (m, draw) not in predictions:
             support_images, true_masks = zip(*(load(i) for i in support_ids))
-            masks = true_masks if annotation is None else support_annotation(model, support_images, true_masks, annotation)
+            masks = (
+                true_masks if annotation is None else support_annotation(model, support_images, true_masks, annotation)
+            )
             query_images, query_truths = zip(*(load(q) for q in queries))
             support = model.support_set(support_images, masks)
             predictions = {(m, draw): dict(zip(queries, model.predict_queries(support, query_images, query_truths)))}
             if annotation is not None:
-                weak = {"annotation": annotation,
-                        "support_dice": float(np.mean([dice(a, b) for a, b in zip(masks, true_masks)]))}
+                weak = {
+                    "annotation": annotation,
+                    "support_dice": float(np.mean([dice(a, b) for a, b in zip(masks, true_masks)])),
+                }
         image, truth = load(query)
         prediction = predictions[(m, draw)][query]
         truth_512 = resized_mask(truth) if with_assd else None
         for variant, mask in prediction.masks.items():
-            rows.append({"task": task.name, "m": m, "draw": draw, "query": query, "variant": variant,
-                         "dice": dice(mask, truth),
-                         "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan, **weak})
+            rows.append(
+                {
+                    "task": task.name,
+                    "m": m,
+                    "draw": draw,
+                    "query": query,
+                    "variant": variant,
+                    "dice": dice(mask, truth),
+                    "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan,
+                    **weak,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def run_weak_context(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
-                     annotations: Sequence[str] = ANNOTATION_KINDS, progress=None) -> pd.DataFrame:
+def run_weak_context(
+    model: ICLSAM,
+    task: Task,
+    draws: pd.DataFrame,
+    queries: Sequence[str],
+    annotations: Sequence[str] = ANNOTATION_KINDS,
+    progress=None,
+) -> pd.DataFrame:
     """Weak context (not in the paper): `run_grid` (Dice only) once per kind of support annotation,
     on the same support sets and queries. Rows: task, m, draw, query, variant, dice, annotation,
     support_dice."""
-    frames = [run_grid(model, task, draws, queries, with_assd=False, progress=progress, annotation=kind)
-              for kind in annotations]
+    frames = [
+        run_grid(model, task, draws, queries, with_assd=False, progress=progress, annotation=kind)
+        for kind in annotations
+    ]
     return pd.concat(frames, ignore_index=True).drop(columns="assd")
 
 
-def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int | None, seed: int = 0,
-                  support_fraction: float = 0.5) -> tuple[pd.DataFrame, list[str]]:
+def task_protocol(
+    task: Task, sizes: Sequence[int], draws: int, max_queries: int | None, seed: int = 0, support_fraction: float = 0.5
+) -> tuple[pd.DataFrame, list[str]]:
     """The paper's protocol on one prepared task: its meta-support / query split (kept when meta.csv
     has one, else drawn by case), `draws` support sets per size from the meta-support pool, and the
     query images (a seeded subset of `max_queries`)."""
@@ -116,9 +148,17 @@ def task_protocol(task: Task, sizes: Sequence[int], draws: int, max_queries: int
     return sets, select_queries(meta.loc[meta["split"] == "query", "id"], max_queries, seed)
 
 
-def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence[int], draws: int,
-                    max_queries: int | None, tasks: Sequence[str] | None = None, seed: int = 0,
-                    progress=None, annotations: Sequence[str] | None = None) -> pd.DataFrame:
+def evaluate_folder(
+    models: dict[str, ICLSAM],
+    data: str | Path,
+    sizes: Sequence[int],
+    draws: int,
+    max_queries: int | None,
+    tasks: Sequence[str] | None = None,
+    seed: int = 0,
+    progress=None,
+    annotations: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
     format, under `task_protocol`. Rows: task, m, draw, query, variant, dice, icl; with `annotations`
     (weak context, `run_weak_context`) also annotation and support_dice."""
@@ -143,8 +183,14 @@ def evaluate_folder(models: dict[str, ICLSAM], data: str | Path, sizes: Sequence
 SENSITIVITY_CONSTANTS = ("a", "b", "tau", "beta")
 
 
-def run_sensitivity(model: ICLSAM, task: Task, draws: pd.DataFrame, queries: Sequence[str],
-                    values: dict[str, Sequence[float]], progress=None) -> pd.DataFrame:
+def run_sensitivity(
+    model: ICLSAM,
+    task: Task,
+    draws: pd.DataFrame,
+    queries: Sequence[str],
+    values: dict[str, Sequence[float]],
+    progress=None,
+) -> pd.DataFrame:
     """Fig. 6: the full method's Dice while one constant (a, b, tau or beta) moves and the others
     keep the model's values. Rows: task, constant, value, m, draw, query, dice. The model's own
     constants are restored afterwards."""
@@ -189,16 +235,25 @@ def save_examples(examples: dict[str, dict], path: str | Path) -> Path:
     for icl, example in examples.items():
         prediction = example["prediction"]
         names = list(prediction.masks)
-        fields = dict(task=example["task"], image=example["image"], truth=example["truth"],
-                      confidence=prediction.confidence, boxes=prediction.boxes, icl=prediction.icl,
-                      alpha=prediction.alpha, gamma=prediction.gamma, variants=np.array(names),
-                      masks=np.stack([prediction.masks[n] for n in names]),
-                      dice=np.array([prediction.dice[n] for n in names]))
+        fields = dict(
+            task=example["task"],
+            image=example["image"],
+            truth=example["truth"],
+            confidence=prediction.confidence,
+            boxes=prediction.boxes,
+            icl=prediction.icl,
+            alpha=prediction.alpha,
+            gamma=prediction.gamma,
+            variants=np.array(names),
+            masks=np.stack([prediction.masks[n] for n in names]),
+            dice=np.array([prediction.dice[n] for n in names]),
+        )
         arrays.update({f"{icl}.{key}": value for key, value in fields.items()})
 
     def write(partial):
         with open(partial, "wb") as handle:
             np.savez_compressed(handle, models=np.array(list(examples)), **arrays)
+
     return write_atomic(path, write)
 
 
@@ -208,13 +263,25 @@ def load_examples(path: str | Path, models: Sequence[str] | None = None) -> list
     with np.load(path, allow_pickle=False) as stored:
         saved = [str(m) for m in stored["models"]]
         out = []
-        for icl in (saved if models is None else [m for m in models if m in saved]):
+        for icl in saved if models is None else [m for m in models if m in saved]:
             field = lambda key: stored[f"{icl}.{key}"]  # noqa: E731
             names = [str(n) for n in field("variants")]
-            prediction = Prediction(masks=dict(zip(names, field("masks"))), boxes=field("boxes"),
-                                    confidence=field("confidence"), icl=str(field("icl")), alpha=float(field("alpha")),
-                                    gamma=float(field("gamma")), classifier=None,
-                                    dice={n: float(d) for n, d in zip(names, field("dice"))})
-            out.append({"task": f"{field('task')}, {ICL_NAME.get(icl, icl)}", "image": field("image"),
-                        "truth": field("truth"), "prediction": prediction})
+            prediction = Prediction(
+                masks=dict(zip(names, field("masks"))),
+                boxes=field("boxes"),
+                confidence=field("confidence"),
+                icl=str(field("icl")),
+                alpha=float(field("alpha")),
+                gamma=float(field("gamma")),
+                classifier=None,
+                dice={n: float(d) for n, d in zip(names, field("dice"))},
+            )
+            out.append(
+                {
+                    "task": f"{field('task')}, {ICL_NAME.get(icl, icl)}",
+                    "image": field("image"),
+                    "truth": field("truth"),
+                    "prediction": prediction,
+                }
+            )
         return out

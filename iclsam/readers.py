@@ -19,8 +19,10 @@ def is_nifti(path: Path) -> bool:
 
 def _too_large(path: Path, error: Exception) -> ValueError:
     """PIL refuses pictures whose header claims more pixels than it allows (a decompression bomb)."""
-    return ValueError(f"{path}: unreadable image: its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
-                      f"(PIL's limit against decompression bombs; {error.__class__.__name__})")
+    return ValueError(
+        f"{path}: unreadable image: its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+        f"(PIL's limit against decompression bombs; {error.__class__.__name__})"
+    )
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -56,10 +58,8 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         return check_mask(array, shape, str(path))
     try:
         with Image.open(path) as image:
-            if image.mode in ("P", "L", "1", "I", "I;16"):
-                array = np.asarray(image)
-            else:
-                array = np.asarray(image.convert("L"))
+            indexed = image.mode in ("P", "L", "1", "I", "I;16")  # read by value (a palette by index)
+            array = np.asarray(image if indexed else image.convert("L"))
     except Image.DecompressionBombError as error:
         raise _too_large(path, error) from None
     except (UnidentifiedImageError, OSError) as error:

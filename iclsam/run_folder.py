@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .atomic import write_atomic, write_text_atomic
 
@@ -45,8 +45,10 @@ def read_our_record(out: Path) -> dict[str, str]:
         stored = None
     outputs = stored.get("outputs") if isinstance(stored, dict) and stored.get("format") == RUN_FORMAT else None
     if not isinstance(outputs, dict) or not all(_plain_name(k) and isinstance(v, str) for k, v in outputs.items()):
-        raise ValueError(f"{record} is not a run record written by iclsam segment; iclsam neither deletes nor "
-                         "replaces files it did not write: choose an empty or new --out")
+        raise ValueError(
+            f"{record} is not a run record written by iclsam segment; iclsam neither deletes nor "
+            "replaces files it did not write: choose an empty or new --out"
+        )
     return outputs
 
 
@@ -67,11 +69,15 @@ def previous_outputs(out: Path) -> dict[str, str]:
         if path.name == RECORD or (path.name.startswith(STAGING_PREFIX) and path.is_dir()):
             continue
         if path.name not in recorded:
-            raise ValueError(f"the output folder {out} holds {path.name}, which no iclsam run recorded there; iclsam "
-                             "does not write beside or over files it did not write: choose an empty or new --out")
+            raise ValueError(
+                f"the output folder {out} holds {path.name}, which no iclsam run recorded there; iclsam "
+                "does not write beside or over files it did not write: choose an empty or new --out"
+            )
         if not path.is_file() or sha256_of(path) != recorded[path.name]:
-            raise ValueError(f"{path} changed since iclsam wrote it (its content differs from {out / RECORD}); "
-                             "it is left alone: move it away or choose another --out")
+            raise ValueError(
+                f"{path} changed since iclsam wrote it (its content differs from {out / RECORD}); "
+                "it is left alone: move it away or choose another --out"
+            )
     return {name: digest for name, digest in recorded.items() if (out / name).is_file()}
 
 
@@ -114,7 +120,7 @@ class StagedRun:
         if self.created and self.out.is_dir() and not any(self.out.iterdir()):
             self.out.rmdir()
 
-    def __enter__(self) -> "StagedRun":
+    def __enter__(self) -> StagedRun:
         return self
 
     def __exit__(self, kind, error, trace) -> None:

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_volume
 from .inputs import check_image
 from .metrics import dice
 from .model import ICLSAM
+from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_volume
 from .run_folder import StagedRun, previous_outputs
 
 
@@ -40,8 +40,13 @@ def stem_of(path: Path) -> str:
 def list_images(folder: Path, what: str, allow_nifti: bool = False) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and (p.suffix.lower() in IMAGE_SUFFIXES or (allow_nifti and is_nifti(p))))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (p.suffix.lower() in IMAGE_SUFFIXES or (allow_nifti and is_nifti(p)))
+    )
     if not files:
         kinds = ", ".join(IMAGE_SUFFIXES + (NIFTI_SUFFIXES if allow_nifti else ()))
         raise FileNotFoundError(f"{what} folder {folder} has no image files ({kinds})")
@@ -59,8 +64,10 @@ def check_outputs(out: Path, inputs: dict[str, Path], queries: list[Path]) -> No
     target = out.resolve()
     for what, folder in inputs.items():
         if folder is not None and folder.resolve() == target:
-            raise ValueError(f"the output folder {out} is the {what} folder {folder}: its files would be "
-                             "overwritten or mixed with masks; choose another --out")
+            raise ValueError(
+                f"the output folder {out} is the {what} folder {folder}: its files would be "
+                "overwritten or mixed with masks; choose another --out"
+            )
     if out.exists() and not out.is_dir():
         raise ValueError(f"the output folder {out} is a file")
     by_name: dict[str, list[Path]] = {}
@@ -69,8 +76,10 @@ def check_outputs(out: Path, inputs: dict[str, Path], queries: list[Path]) -> No
     clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
     if clashes:
         name, paths = next(iter(sorted(clashes.items())))
-        raise ValueError(f"queries {', '.join(str(p) for p in paths)} would all be written to {out / name}; "
-                         "rename them so that their names without extension differ")
+        raise ValueError(
+            f"queries {', '.join(str(p) for p in paths)} would all be written to {out / name}; "
+            "rename them so that their names without extension differ"
+        )
 
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".nii.gz", ".nii")
@@ -82,8 +91,10 @@ def unique_stems(files: list[Path], what: str) -> None:
     for path in files:
         stem = stem_of(path)
         if stem in seen:
-            raise ValueError(f"{what} {seen[stem]} and {path} have the same name without extension, so which one a "
-                             "mask belongs to is ambiguous; rename one of them")
+            raise ValueError(
+                f"{what} {seen[stem]} and {path} have the same name without extension, so which one a "
+                "mask belongs to is ambiguous; rename one of them"
+            )
         seen[stem] = path
 
 
@@ -140,7 +151,9 @@ def read_weak_annotations(path: Path, support_files: list[Path], kind: str) -> l
         raise ValueError(f"{path}: not a readable CSV ({error})") from None
     missing = [c for c in ["image", *WEAK_COLUMNS[kind]] if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; {kind} need columns image, {', '.join(WEAK_COLUMNS[kind])}")
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; {kind} need columns image, {', '.join(WEAK_COLUMNS[kind])}"
+        )
     names = {**{p.stem: p for p in support_files}, **{p.name: p for p in support_files}}
     unknown = sorted({str(n) for n in table["image"]} - set(names))
     if unknown:
@@ -155,8 +168,14 @@ def read_weak_annotations(path: Path, support_files: list[Path], kind: str) -> l
     return annotations
 
 
-def support_labels(model: ICLSAM, support_files: list[Path], support: list[np.ndarray], support_masks: Path | None,
-                   support_boxes: Path | None, support_points: Path | None) -> list[np.ndarray]:
+def support_labels(
+    model: ICLSAM,
+    support_files: list[Path],
+    support: list[np.ndarray],
+    support_masks: Path | None,
+    support_boxes: Path | None,
+    support_points: Path | None,
+) -> list[np.ndarray]:
     """The support masks: read from their folder, or densified from weak annotations (`ICLSAM.densify`)."""
     if support_masks is not None:
         return [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
@@ -169,9 +188,18 @@ def support_labels(model: ICLSAM, support_files: list[Path], support: list[np.nd
         raise ValueError(f"{path}: {error} (support images in name order: {[p.name for p in support_files]})") from None
 
 
-def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | None, queries: Path, out: Path,
-                    query_masks: Path | None = None, variant: str = "iclsam", progress=None,
-                    support_boxes: Path | None = None, support_points: Path | None = None) -> pd.DataFrame | None:
+def segment_folders(
+    model: ICLSAM,
+    support_images: Path,
+    support_masks: Path | None,
+    queries: Path,
+    out: Path,
+    query_masks: Path | None = None,
+    variant: str = "iclsam",
+    progress=None,
+    support_boxes: Path | None = None,
+    support_points: Path | None = None,
+) -> pd.DataFrame | None:
     """Segments every query; returns the Dice table when query masks are given (also written to
     `<out>/dice.csv`). The support masks come from `support_masks`, or from weak annotations
     (`support_boxes` / `support_points` CSVs), densified by SAM and written to
@@ -180,11 +208,21 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | N
     support_files = list_images(support_images, "support images")
     unique_stems(support_files, "support images")
     query_files = list_images(queries, "query", allow_nifti=True)
-    check_outputs(out, {"support images": support_images, "support masks": support_masks, "query": queries,
-                        "query masks": query_masks}, query_files)
+    check_outputs(
+        out,
+        {
+            "support images": support_images,
+            "support masks": support_masks,
+            "query": queries,
+            "query masks": query_masks,
+        },
+        query_files,
+    )
     previous_outputs(out)  # refuses a folder holding files we did not write, before any work
     if variant not in model.variants() or variant == "sam+gt":
-        raise ValueError(f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}")
+        raise ValueError(
+            f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}"
+        )
     support = [read_image(p) for p in support_files]
     items = [read_query(p, query_masks) for p in query_files]
     labels = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
@@ -194,7 +232,7 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | N
         if support_masks is None:  # the densified support masks, for inspection
             for path, label in zip(support_files, labels):
                 run.write(f"densified_{path.stem}.png", png_writer(label))
-        for query in (progress(items, desc="queries") if progress else items):
+        for query in progress(items, desc="queries") if progress else items:
             per_slice = segment_query(model, prepared, query, variant)
             run.write(output_name(query.path), mask_writer(query, [p.masks[variant] for p in per_slice]))
             if query.truth is not None:
@@ -202,8 +240,11 @@ def segment_folders(model: ICLSAM, support_images: Path, support_masks: Path | N
         table = pd.DataFrame(rows) if rows else None
         if table is not None:
             run.write("dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
-        run.commit(run_record(model, variant, support_images, support_masks, support_boxes, support_points, queries,
-                              query_masks))
+        run.commit(
+            run_record(
+                model, variant, support_images, support_masks, support_boxes, support_points, queries, query_masks
+            )
+        )
     return table
 
 
@@ -214,8 +255,9 @@ def segment_query(model: ICLSAM, prepared, query: Query, variant: str) -> list:
     per_slice = []
     for k, image in enumerate(query.slices):
         truth = None if query.truth is None else query.truth[k]
-        per_slice.append(model.predict_query(prepared, image, truth if truth is not None and truth.any() else None,
-                                             wanted))
+        per_slice.append(
+            model.predict_query(prepared, image, truth if truth is not None and truth.any() else None, wanted)
+        )
     return per_slice
 
 
@@ -243,16 +285,35 @@ def dice_row(query: Query, per_slice: list) -> dict:
     return row
 
 
-def run_record(model: ICLSAM, variant: str, support_images: Path, support_masks: Path | None,
-               support_boxes: Path | None, support_points: Path | None, queries: Path,
-               query_masks: Path | None) -> dict:
+def run_record(
+    model: ICLSAM,
+    variant: str,
+    support_images: Path,
+    support_masks: Path | None,
+    support_boxes: Path | None,
+    support_points: Path | None,
+    queries: Path,
+    query_masks: Path | None,
+) -> dict:
     """What wrote the masks: the model's settings, the inputs, the time (`run.json`)."""
+
     def text(path):
         return None if path is None else str(path)
 
-    return {"variant": variant, "icl": model.icl, "icl_weights": model.icl_weights,
-            "box_confidence": model.config.box_confidence, "fusion": model.config.fusion, "sam_steering": model.sam_steering,
-            "device": str(model.device), "sam": model.sam.backbone.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "support_images": str(support_images), "support_masks": text(support_masks),
-            "support_boxes": text(support_boxes), "support_points": text(support_points), "query": str(queries),
-            "query_masks": text(query_masks)}
+    return {
+        "variant": variant,
+        "icl": model.icl,
+        "icl_weights": model.icl_weights,
+        "box_confidence": model.config.box_confidence,
+        "fusion": model.config.fusion,
+        "sam_steering": model.sam_steering,
+        "device": str(model.device),
+        "sam": model.sam.backbone.name,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "support_images": str(support_images),
+        "support_masks": text(support_masks),
+        "support_boxes": text(support_boxes),
+        "support_points": text(support_points),
+        "query": str(queries),
+        "query_masks": text(query_masks),
+    }

@@ -51,10 +51,18 @@ def random_style(rng: np.random.Generator) -> TaskStyle:
         fg = np.clip(bg + rng.choice([-1, 1]) * rng.uniform(0.12, 0.4), 0, 1)
     low = int(rng.integers(1, 3))
     return TaskStyle(
-        shape=str(rng.choice(SHAPES)), count=(low, low + int(rng.integers(0, 3))), size=float(rng.uniform(0.06, 0.22)),
-        fg_level=float(fg), bg_level=float(bg), fg_texture=float(rng.uniform(0, 0.25)),
-        bg_texture=float(rng.uniform(0, 0.3)), texture_scale=float(rng.uniform(0.8, 6)),
-        noise=float(rng.uniform(0, 0.08)), blur=float(rng.uniform(0, 1.5)), distractors=bool(rng.random() < 0.4))
+        shape=str(rng.choice(SHAPES)),
+        count=(low, low + int(rng.integers(0, 3))),
+        size=float(rng.uniform(0.06, 0.22)),
+        fg_level=float(fg),
+        bg_level=float(bg),
+        fg_texture=float(rng.uniform(0, 0.25)),
+        bg_texture=float(rng.uniform(0, 0.3)),
+        texture_scale=float(rng.uniform(0.8, 6)),
+        noise=float(rng.uniform(0, 0.08)),
+        blur=float(rng.uniform(0, 1.5)),
+        distractors=bool(rng.random() < 0.4),
+    )
 
 
 def _shape(rng, style: TaskStyle, size: int) -> np.ndarray:
@@ -170,8 +178,9 @@ def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
         fraction = (time.perf_counter() - start) / budget
         for group in optimiser.param_groups:  # cosine decay over the time budget
             group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-        target, images, labels, target_label = episode_batch(rng, config.batch, support_size(rng, config.max_support),
-                                                              config.size)
+        target, images, labels, target_label = episode_batch(
+            rng, config.batch, support_size(rng, config.max_support), config.size
+        )
         loss = dice_bce_loss(net(target, images, labels), target_label)
         optimiser.zero_grad()
         loss.backward()
@@ -179,13 +188,23 @@ def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
         running.append(loss.item())
         step += 1
         if step % log_every == 0:
-            curve.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                          "loss": round(float(np.mean(running)), 4)})
+            curve.append(
+                {
+                    "step": step,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "loss": round(float(np.mean(running)), 4),
+                }
+            )
             running = []
             print(f"step {step:6d}  {curve[-1]['seconds']:7.0f} s  loss {curve[-1]['loss']:.4f}", flush=True)
     out = Path(out)
     write_atomic(out.with_suffix(".pt"), lambda p: torch.save(net.eval().state_dict(), p))
-    record = {"config": asdict(config), "steps": step, "seconds": round(time.perf_counter() - start, 1),
-              "threads": torch.get_num_threads(), "loss_curve": curve}
+    record = {
+        "config": asdict(config),
+        "steps": step,
+        "seconds": round(time.perf_counter() - start, 1),
+        "threads": torch.get_num_threads(),
+        "loss_curve": curve,
+    }
     write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     return record

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
 MIN_STD = 1e-6  # a flat map is divided by this, not by zero
 
 
-def z_norm(x: Tensor, centre: float | None = None, dims: Sequence[int] | None = None, spread: Tensor | None = None,
-           scale: float = 1.0) -> Tensor:
+def z_norm(
+    x: Tensor,
+    centre: float | None = None,
+    dims: Sequence[int] | None = None,
+    spread: Tensor | None = None,
+    scale: float = 1.0,
+) -> Tensor:
     """scale * (x - centre) / std.
 
     centre: a fixed level (0.5, the confidence map's decision level; 0, SAM's logit threshold) or

@@ -22,8 +22,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.grid import grid_stage
 from iclsam.dvc_stages import task_inputs
+from iclsam.grid import grid_stage
 from iclsam.profiles import load_params
 from iclsam.protocol import save_examples
 
@@ -31,7 +31,9 @@ params = load_params(params_file)
 prepared, draws, queries = task_inputs(params, data, task, splits_file, draws_file, params["grid"]["max_queries"])
 
 # %%
-scores, record, examples = grid_stage(params["grid"], prepared, draws, queries, progress=tqdm)  # on a Dask cluster with grid.workers > 1
+scores, record, examples = grid_stage(
+    params["grid"], prepared, draws, queries, progress=tqdm
+)  # on a Dask cluster with grid.workers > 1
 write_csv_atomic(scores, Path(out) / f"{task}.csv")
 write_text_atomic(Path(out) / f"{task}.json", json.dumps(record, indent=1) + "\n")
 save_examples(examples, Path(out) / f"{task}.example.npz")

@@ -25,5 +25,9 @@ params = load_params(params_file)  # the check_inputs stage has checked the prof
 # %%
 tasks = prepare_profile(params, out, progress=tqdm)
 examples_figure(tasks, data_description(params), Path(figures) / "data_examples.png")
-pd.DataFrame([{"task": t.name, "images": len(t.meta), "cases": t.meta["case"].nunique() if "case" in t.meta else None}
-              for t in tasks])
+pd.DataFrame(
+    [
+        {"task": t.name, "images": len(t.meta), "cases": t.meta["case"].nunique() if "case" in t.meta else None}
+        for t in tasks
+    ]
+)

@@ -16,7 +16,10 @@ from iclsam.data.splits import split_table
 from iclsam.profiles import load_params
 
 params = load_params(params_file)
-splits = split_table([open_task(f"{data}/{name}") for name in params["tasks"]], params["split"]["support_fraction"],
-                     params["split"]["seed"])
+splits = split_table(
+    [open_task(f"{data}/{name}") for name in params["tasks"]],
+    params["split"]["support_fraction"],
+    params["split"]["seed"],
+)
 write_csv_atomic(splits, out)
 splits.groupby(["task", "split"]).size().unstack()

@@ -35,8 +35,12 @@ write_csv_atomic(results, out)
 # %%
 table = weak_context_table(results, ANNOTATION_SECONDS)
 source = provenance(params, [p["sam"]], [icl_weights])
-write_table(table, Path(tables) / "weak_context",
-            "Weak context (not in the paper): the full method with support masks, boxes or clicks", source,
-            markdown=weak_context_markdown(table))
+write_table(
+    table,
+    Path(tables) / "weak_context",
+    "Weak context (not in the paper): the full method with support masks, boxes or clicks",
+    source,
+    markdown=weak_context_markdown(table),
+)
 weak_context_figure(table, source, figure)
 table.pivot_table(index=["task", "annotation"], columns="m", values="ours", sort=False).round(3)

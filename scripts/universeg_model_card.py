@@ -28,10 +28,10 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
+from iclsam.checkpoints import file_sha256  # noqa: E402
 from iclsam.data.prepare import prepare_synthetic  # noqa: E402
 from iclsam.protocol import evaluate_folder  # noqa: E402
 from iclsam.report import to_markdown  # noqa: E402
-from iclsam.checkpoints import file_sha256  # noqa: E402
 from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +54,10 @@ def loss_figure(card: dict, path: Path) -> None:
     ax.plot(curve["step"], curve["loss"].rolling(20, min_periods=1).mean(), lw=1.5)
     ax.set_xlabel("step (4 episodes each)")
     ax.set_ylabel("soft Dice + BCE (training tasks)")
-    ax.set_title(f"training loss, {card['steps']} steps in {card['seconds'] / 60:.0f} min on {card['threads']} CPU threads",
-                 fontsize=9)
+    ax.set_title(
+        f"training loss, {card['steps']} steps in {card['seconds'] / 60:.0f} min on {card['threads']} CPU threads",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
@@ -68,8 +70,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", help="the pipeline's results/grid: synthetic rows from there")
-    parser.add_argument("--real-data", default=os.environ.get("ICLSAM_REAL_DATA"),
-                        help="your own prepared folder of real images (default: $ICLSAM_REAL_DATA)")
+    parser.add_argument(
+        "--real-data",
+        default=os.environ.get("ICLSAM_REAL_DATA"),
+        help="your own prepared folder of real images (default: $ICLSAM_REAL_DATA)",
+    )
     args = parser.parse_args()
     card = finalise(args.stem)
     docs = ROOT / "docs"
@@ -85,20 +90,38 @@ def main() -> int:
     if args.grid:
         grid = pd.concat([pd.read_csv(p, dtype={"query": str}) for p in sorted(Path(args.grid).glob("*.csv"))])
         grid = grid[grid["sam"] == "lite"].drop(columns=["sam", "assd"])
-        frames.append(grid.assign(data="SYNTHETIC (pipeline grid)",
-                                  icl=grid["icl"].map({"universeg": "universeg (ours)", "features": "features"})))
+        frames.append(
+            grid.assign(
+                data="SYNTHETIC (pipeline grid)",
+                icl=grid["icl"].map({"universeg": "universeg (ours)", "features": "features"}),
+            )
+        )
     else:
         with tempfile.TemporaryDirectory() as tmp:
             prepare_synthetic(tmp, seed=args.seed)
-            frames.append(evaluate_folder(models, tmp, SIZES, args.draws, args.queries, seed=args.seed,
-                                          progress=tqdm).assign(data="SYNTHETIC"))
+            frames.append(
+                evaluate_folder(models, tmp, SIZES, args.draws, args.queries, seed=args.seed, progress=tqdm).assign(
+                    data="SYNTHETIC"
+                )
+            )
     if args.real_data:
-        frames.append(evaluate_folder(models, args.real_data, SIZES, args.draws, 2 * args.queries, seed=args.seed,
-                                      progress=tqdm).assign(data="real"))
+        frames.append(
+            evaluate_folder(
+                models, args.real_data, SIZES, args.draws, 2 * args.queries, seed=args.seed, progress=tqdm
+            ).assign(data="real")
+        )
     scores = pd.concat(frames, ignore_index=True)
     keep = scores["variant"].isin(["universeg", "features", "iclsam", "sam+gt"])
-    summary = (scores[keep].groupby(["data", "icl", "task", "variant", "m", "draw"])["dice"].mean()
-               .groupby(["data", "icl", "task", "variant", "m"]).mean().unstack("m").round(3).reset_index())
+    summary = (
+        scores[keep]
+        .groupby(["data", "icl", "task", "variant", "m", "draw"])["dice"]
+        .mean()
+        .groupby(["data", "icl", "task", "variant", "m"])
+        .mean()
+        .unstack("m")
+        .round(3)
+        .reset_index()
+    )
     summary.to_csv(docs / f"{args.stem}_dice_vs_m.csv", index=False)
     elapsed = time.perf_counter() - start
     write_card(args, card, summary, elapsed, encoder_passes=ours.sam.encoder_passes)
@@ -136,8 +159,11 @@ def write_card(args, card: dict, summary: pd.DataFrame, seconds: float, encoder_
         "## Measured: mean Dice vs support size m",
         "",
         f"Per task: support sets drawn from the meta-support pool ({args.draws} draws per m, seed {args.seed}); "
-        + ("synthetic rows from the pipeline's grid (default profile: 2 draws, 3 queries per task); "
-           if args.grid else f"up to {args.queries} query images per synthetic task; ")
+        + (
+            "synthetic rows from the pipeline's grid (default profile: 2 draws, 3 queries per task); "
+            if args.grid
+            else f"up to {args.queries} query images per synthetic task; "
+        )
         + f"{2 * args.queries} query images per real-dev set; mean over queries, then over draws. SAM backbone: LiteMedSAM. `universeg` = the ICL model alone, `iclsam` = the "
         "full method on top of it, `sam+gt` = LiteMedSAM with ground-truth boxes (the SAM upper bound). The "
         "`features` rows are the training-free backend on the same support sets and queries, for comparison.",

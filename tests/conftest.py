@@ -52,7 +52,8 @@ def load_pair(name: str, image_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 needs_real_dev = pytest.mark.skipif(
-    not REAL_DEV.is_dir(), reason=f"real-dev data not found at {REAL_DEV} (it lives beside the repo, not in it)")
+    not REAL_DEV.is_dir(), reason=f"real-dev data not found at {REAL_DEV} (it lives beside the repo, not in it)"
+)
 
 
 _MEASURED: list[str] = []

@@ -66,7 +66,8 @@ def test_evaluate_names_the_task_and_file_it_refuses(tmp_path, capsys, case):
         meta.write_text("")
     elif case == "other split values":
         pd.DataFrame({"id": [f"c{i}" for i in range(4)], "split": ["train", "test", "support", "query"]}).to_csv(
-            meta, index=False)
+            meta, index=False
+        )
     elif case == "no query":
         pd.DataFrame({"id": [f"c{i}" for i in range(4)], "split": ["support"] * 4}).to_csv(meta, index=False)
     out = tmp_path / "summary.csv"
@@ -90,10 +91,10 @@ def served(tmp_path):
     return files
 
 
-@pytest.mark.parametrize("name, words", [("random.pt", "not a PyTorch checkpoint"),
-                                         ("evil.pt", "could run code")])
-def test_fetch_refuses_foreign_files_in_one_line_never_suggesting_unsafe_loading(tmp_path, capsys, monkeypatch,
-                                                                                  served, name, words):
+@pytest.mark.parametrize("name, words", [("random.pt", "not a PyTorch checkpoint"), ("evil.pt", "could run code")])
+def test_fetch_refuses_foreign_files_in_one_line_never_suggesting_unsafe_loading(
+    tmp_path, capsys, monkeypatch, served, name, words
+):
     def serve(url, partial, progress=None, timeout=60.0):
         partial.write_bytes(served[name])
         return len(served[name])

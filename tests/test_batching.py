@@ -36,7 +36,11 @@ def test_encode_many_in_batches_equals_encode_one_at_a_time(task, lite, fresh):
     for image, embedding in zip(queries + [queries[0]], embeddings):
         single = lite.encode(image)
         torch.testing.assert_close(embedding.features, single.features, rtol=1e-4, atol=1e-4)
-        assert (embedding.original, embedding.resized, embedding.valid) == (single.original, single.resized, single.valid)
+        assert (embedding.original, embedding.resized, embedding.valid) == (
+            single.original,
+            single.resized,
+            single.valid,
+        )
     again = batched.encode_many(queries, batch_size=2)
     assert batched.encoder_passes == 3 and all(a is b for a, b in zip(again, embeddings[:3]))
 

@@ -12,8 +12,10 @@ from iclsam.cli import main, options
 
 
 def test_the_help_imports_no_model_or_data_library():
-    code = ("import sys; from iclsam.cli import parser; parser().format_help(); "
-            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'PIL', 'yaml') if m in sys.modules))")
+    code = (
+        "import sys; from iclsam.cli import parser; parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'PIL', 'yaml') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]", loaded
 
@@ -24,8 +26,8 @@ def test_the_offered_names_are_the_registries():
     from iclsam.fetch import PUBLISHED
     from iclsam.fusion import FUSIONS
     from iclsam.icl import DEFAULT_ICL, ICL_BACKENDS
-    from iclsam.sam import SAM_BACKBONES
     from iclsam.model import SAM_VARIANTS
+    from iclsam.sam import SAM_BACKBONES
 
     assert set(options.SAM_CHOICES) == set(SAM_BACKBONES) and set(options.ICL_CHOICES) == set(ICL_BACKENDS)
     assert options.DEFAULT_ICL == DEFAULT_ICL and tuple(options.FUSION_CHOICES) == tuple(FUSIONS)
@@ -35,10 +37,13 @@ def test_the_offered_names_are_the_registries():
     assert set(options.VARIANT_CHOICES) == (icl_variants | set(SAM_VARIANTS)) - {None, "sam+gt"}
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["profile", "nonexistent"], "no profile"),
-    (["prepare", "brats", "--out", "x"], "--raw is required"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["profile", "nonexistent"], "no profile"),
+        (["prepare", "brats", "--out", "x"], "--raw is required"),
+    ],
+)
 def test_errors_are_one_line(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -48,6 +53,19 @@ def test_errors_are_one_line(argv, words, capsys, tmp_path, monkeypatch):
 
 def test_a_variant_outside_the_choices_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as stop:
-        main(["segment", "--support-images", "s", "--support-masks", "m", "--query", "q", "--out", "o",
-              "--variant", "medsam"])
+        main(
+            [
+                "segment",
+                "--support-images",
+                "s",
+                "--support-masks",
+                "m",
+                "--query",
+                "q",
+                "--out",
+                "o",
+                "--variant",
+                "medsam",
+            ]
+        )
     assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 sequential run, row for row, encodes every image once, and leaves a consistent on-disk cache."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,7 +26,7 @@ def toy(tmp_path_factory):
     support = task.meta.loc[task.meta["split"] == "support", "id"]
     draws = draw_supports("ct_kidney", support, [1, 2], 1, seed=0)
     queries = sorted(task.meta.loc[task.meta["split"] == "query", "id"])
-    grid = yaml.safe_load(open("profiles/default.yaml"))["grid"] | {"device": "cpu", "icl": ["features"]}
+    grid = yaml.safe_load(Path("profiles/default.yaml").read_text())["grid"] | {"device": "cpu", "icl": ["features"]}
     return root, task, draws, queries, grid
 
 
@@ -45,7 +46,7 @@ def test_two_workers_give_the_sequential_scores_and_one_encoding_per_image(toy, 
     for icl, example in examples.items():
         assert example["prediction"].dice == seq_examples[icl]["prediction"].dice
     entries = sorted(cache.rglob("*.pt"))
-    assert len(entries) == len(record["images"]) and not [p for p in cache.rglob(".*")]  # whole entries only
+    assert len(entries) == len(record["images"]) and not list(cache.rglob(".*"))  # whole entries only
     keys = {image_key(task.load(i)[0]) for i in set(draws["id"]) | set(queries)}
     assert {torch.load(p, weights_only=False)["image"] for p in entries} == keys
     json.dumps(record)  # the run record stays JSON

@@ -4,8 +4,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from iclsam.confidence import (ConfidenceClassifier, balanced_logistic_loss, fit_confidence_classifier,
-                               fit_logistic_torch, support_tokens, token_labels)
+from iclsam.confidence import (
+    ConfidenceClassifier,
+    balanced_logistic_loss,
+    fit_confidence_classifier,
+    fit_logistic_torch,
+    support_tokens,
+    token_labels,
+)
 from iclsam.sam import ImageEmbedding
 
 
@@ -87,10 +93,14 @@ def test_our_solver_minimises_sklearns_objective():
     """sklearn's tightly converged optimum is a stationary point of `balanced_logistic_loss` (so the
     objectives agree), and our solver reaches the same optimum, with and without its warm start."""
     x, y = overlapping()
-    reference = LogisticRegression(class_weight="balanced", C=1.0, tol=1e-10, max_iter=10_000).fit(x.astype(np.float64), y)
+    reference = LogisticRegression(class_weight="balanced", C=1.0, tol=1e-10, max_iter=10_000).fit(
+        x.astype(np.float64), y
+    )
     w = torch.tensor(reference.coef_[0], requires_grad=True)
     b = torch.tensor(reference.intercept_[0], requires_grad=True)
-    loss = balanced_logistic_loss(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64), w, b)
+    loss = balanced_logistic_loss(
+        torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64), w, b
+    )
     gradients = torch.autograd.grad(loss, [w, b])
     assert max(float(g.abs().max()) for g in gradients) < 1e-7
     for warm_start_tokens in (30_000, 1_000):  # 6,000 tokens: no warm start; then a warm start on 1,000

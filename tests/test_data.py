@@ -29,8 +29,8 @@ def disc_cup_bmp(shape, centre, r_disc, r_cup):
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     d2 = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2
     out = np.full(shape, 255, np.uint8)
-    out[d2 <= r_disc ** 2] = 128
-    out[d2 <= r_cup ** 2] = 0
+    out[d2 <= r_disc**2] = 128
+    out[d2 <= r_cup**2] = 0
     return out
 
 
@@ -48,8 +48,15 @@ def rgb(shape):
 
 def refuge_replica(raw):
     truth = {}
-    for i, (group, stem) in enumerate([("Glaucoma", "g0001"), ("Glaucoma", "g0002"), ("Non-Glaucoma", "n0001"),
-                                       ("Non-Glaucoma", "n0002"), ("Non-Glaucoma", "n0003")]):
+    for i, (group, stem) in enumerate(
+        [
+            ("Glaucoma", "g0001"),
+            ("Glaucoma", "g0002"),
+            ("Non-Glaucoma", "n0001"),
+            ("Non-Glaucoma", "n0002"),
+            ("Non-Glaucoma", "n0003"),
+        ]
+    ):
         save(raw / "Training400" / group / f"{stem}.jpg", rgb((60, 64)), quality=95)
         bmp = disc_cup_bmp((60, 64), (30, 20 + 5 * i), 12, 6)
         mask_path = raw / "Annotation-Training400" / "Disc_Cup_Masks" / group / f"{stem}.bmp"
@@ -88,8 +95,10 @@ def test_refuge_missing_mask_is_named_and_nothing_is_written(tmp_path):
 def test_size_mismatch_and_unreadable_files_leave_nothing(tmp_path):
     raw, out = tmp_path / "REFUGE", tmp_path / "prepared"
     refuge_replica(raw)
-    save(raw / "Annotation-Training400" / "Disc_Cup_Masks" / "Glaucoma" / "g0002.bmp",
-         disc_cup_bmp((50, 64), (25, 20), 10, 5))
+    save(
+        raw / "Annotation-Training400" / "Disc_Cup_Masks" / "Glaucoma" / "g0002.bmp",
+        disc_cup_bmp((50, 64), (25, 20), 10, 5),
+    )
     with pytest.raises(ValueError, match=r"g0002.*mask is 50 x 64 but its image is 60 x 64"):
         prepare_source("refuge", raw, out)
     assert not any(out.iterdir())
@@ -118,8 +127,12 @@ def test_a_failed_rerun_keeps_the_previous_output(tmp_path):
 def test_rimone_uses_the_left_image_of_the_stereo_pair(tmp_path):
     raw, out = tmp_path / "rim", tmp_path / "prepared"
     truth = {}
-    for group, stem, full_width in [("Healthy", "N-1-L", False), ("Healthy", "N-1-R", False),
-                                    ("Healthy", "N-2-L", False), ("Glaucoma and suspects", "G-1-L", True)]:
+    for group, stem, full_width in [
+        ("Healthy", "N-1-L", False),
+        ("Healthy", "N-1-R", False),
+        ("Healthy", "N-2-L", False),
+        ("Glaucoma and suspects", "G-1-L", True),
+    ]:
         base = raw / "RIM-ONE r3" / group
         save(base / "Stereo Images" / f"{stem}.jpg", rgb((40, 80)), quality=95)
         disc = disc_cup_bmp((40, 40), (20, 20), 10, 4) < 255
@@ -148,8 +161,12 @@ def drishti_replica(raw, empty_cup=None):
     soft[5:35, 5:40] = 64  # one expert in four: not target
     soft[10:30, 10:35] = 128  # half: target
     soft[15:25, 15:30] = 255
-    for folder, gt, stem in [("Training", "GT", "drishtiGS_002"), ("Training", "GT", "drishtiGS_004"),
-                             ("Test", "Test_GT", "drishtiGS_001"), ("Test", "Test_GT", "drishtiGS_003")]:
+    for folder, gt, stem in [
+        ("Training", "GT", "drishtiGS_002"),
+        ("Training", "GT", "drishtiGS_004"),
+        ("Test", "Test_GT", "drishtiGS_001"),
+        ("Test", "Test_GT", "drishtiGS_003"),
+    ]:
         base = raw / "Drishti-GS1_files" / folder
         save(base / "Images" / f"{stem}.png", rgb((40, 48)))
         cup = np.where(soft == 255, 200, 0).astype(np.uint8) if stem != empty_cup else np.full((40, 48), 100, np.uint8)
@@ -189,13 +206,17 @@ def save_nifti(path, volume, compress=True):
 
 def test_brats_lgg_whole_tumour_axial_slices(tmp_path):
     raw = tmp_path / "MICCAI_BraTS2020_TrainingData"
-    mapping = pd.DataFrame({"Grade": ["LGG", "HGG", "LGG", "LGG"],
-                            "BraTS_2017_subject_ID": ["a", "b", "c", "d"],
-                            "BraTS_2020_subject_ID": [f"BraTS20_Training_{i:03d}" for i in (260, 1, 261, 355)]})
+    mapping = pd.DataFrame(
+        {
+            "Grade": ["LGG", "HGG", "LGG", "LGG"],
+            "BraTS_2017_subject_ID": ["a", "b", "c", "d"],
+            "BraTS_2020_subject_ID": [f"BraTS20_Training_{i:03d}" for i in (260, 1, 261, 355)],
+        }
+    )
     raw.mkdir(parents=True)
     mapping.to_csv(raw / "name_mapping.csv", index=False)
     segs = {}
-    for k, subject in enumerate(mapping["BraTS_2020_subject_ID"]):
+    for subject in mapping["BraTS_2020_subject_ID"]:
         seg = np.zeros((24, 20, 6), np.int16)  # x, y, z: axial slices on the last axis
         seg[5:12, 4:9, 2] = 2
         seg[6:9, 5:7, 2] = 4
@@ -225,7 +246,9 @@ def test_brats_lgg_whole_tumour_axial_slices(tmp_path):
 def test_brats_unexpected_labels_are_an_error(tmp_path):
     raw = tmp_path / "MICCAI_BraTS2020_TrainingData"
     raw.mkdir()
-    pd.DataFrame({"Grade": ["LGG", "LGG"], "BraTS_2020_subject_ID": ["S1", "S2"]}).to_csv(raw / "name_mapping.csv", index=False)
+    pd.DataFrame({"Grade": ["LGG", "LGG"], "BraTS_2020_subject_ID": ["S1", "S2"]}).to_csv(
+        raw / "name_mapping.csv", index=False
+    )
     for subject in ("S1", "S2"):
         seg = np.zeros((10, 10, 3), np.int16)
         seg[2:5, 2:5, 1] = 3
@@ -276,7 +299,7 @@ def test_synthetic_is_seeded_and_shifted(tmp_path):
     first = list(synthetic_cases("fundus", 3, 4, 4))
     again = list(synthetic_cases("fundus", 3, 4, 4))
     other = list(synthetic_cases("fundus", 4, 4, 4))
-    for (a_id, a_split, a), (_, _, b) in zip(first, again):
+    for (_, _, a), (_, _, b) in zip(first, again):
         for task in a:
             np.testing.assert_array_equal(a[task][0], b[task][0])
     assert not np.array_equal(first[0][2]["fundus_disc"][0], other[0][2]["fundus_disc"][0])

@@ -42,6 +42,19 @@ def test_the_torch_fit_on_a_named_device_is_the_default_fit():
 
 
 def test_a_bad_device_is_one_line(tmp_path, capsys):
-    code = main(["segment", "--support-images", str(tmp_path), "--support-masks", str(tmp_path), "--query", str(tmp_path),
-                 "--out", str(tmp_path / "out"), "--device", "gpu0"])
+    code = main(
+        [
+            "segment",
+            "--support-images",
+            str(tmp_path),
+            "--support-masks",
+            str(tmp_path),
+            "--query",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "gpu0",
+        ]
+    )
     assert code == 2 and "gpu0" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -61,8 +61,13 @@ def notebook_parameters(notebook: Path) -> dict:
     """The literal assignments of the notebook's parameters cell."""
     text = notebook.read_text()
     cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
-    return {t.id: node.value.value for node in ast.parse(cell).body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(node.value, ast.Constant)}
+    return {
+        t.id: node.value.value
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(node.value, ast.Constant)
+    }
 
 
 def closure_of(names: set[str]) -> set[Path]:

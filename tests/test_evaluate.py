@@ -20,8 +20,14 @@ def synthetic_folder(tmp_path_factory):
 
 def test_summary_is_the_mean_over_draws_and_queries():
     rng = np.random.default_rng(0)
-    rows = [{"task": t, "m": m, "draw": d, "query": q, "variant": v, "dice": rng.random(), "icl": "features"}
-            for t in ("b", "a") for m in (4, 1) for d in range(2) for q in range(3) for v in ("features", "iclsam")]
+    rows = [
+        {"task": t, "m": m, "draw": d, "query": q, "variant": v, "dice": rng.random(), "icl": "features"}
+        for t in ("b", "a")
+        for m in (4, 1)
+        for d in range(2)
+        for q in range(3)
+        for v in ("features", "iclsam")
+    ]
     scores = pd.DataFrame(rows)
     summary = summarise(scores)
     assert list(summary.columns) == SUMMARY_COLUMNS and (summary["n"] == 6).all()
@@ -35,8 +41,30 @@ def test_summary_is_the_mean_over_draws_and_queries():
 
 def test_evaluate_command_writes_its_tables(synthetic_folder, tmp_path, capsys):
     out, scores = tmp_path / "summary.csv", tmp_path / "scores.csv"
-    assert main(["evaluate", "--data", str(synthetic_folder), "--m", "1", "2", "--draws", "1", "--queries", "2",
-                 "--icl", "auto", "universeg", "--out", str(out), "--scores", str(scores)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(synthetic_folder),
+                "--m",
+                "1",
+                "2",
+                "--draws",
+                "1",
+                "--queries",
+                "2",
+                "--icl",
+                "auto",
+                "universeg",
+                "--out",
+                str(out),
+                "--scores",
+                str(scores),
+            ]
+        )
+        == 0
+    )
     summary, per_query = pd.read_csv(out), pd.read_csv(scores)
     assert list(summary.columns) == SUMMARY_COLUMNS and json.loads(out.with_suffix(".json").read_text())["m"] == [1, 2]
     assert set(summary["icl"]) == {"features", "universeg"} and (summary["n"] == 2).all()

@@ -15,11 +15,11 @@ from iclsam import ICLSAM
 from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.folder import open_task
 from iclsam.figure1 import BOX_CONFIDENCE_FROM_M
-from iclsam.protocol import run_grid
 from iclsam.fusion import fuse, fusion_weight
-from iclsam.resampling import to_image_size
 from iclsam.metrics import dice
 from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label
+from iclsam.protocol import run_grid
+from iclsam.resampling import to_image_size
 from iclsam.sam import decoder_confidence_bias
 from iclsam.universeg import universeg_confidence_weight, universeg_image, universeg_label
 from tests.conftest import ellipse, textured_image
@@ -34,7 +34,10 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
     query_embedding = sam.encode(query)
     support_embeddings = [sam.encode(x) for x in images]
     classifier = fit_confidence_classifier(
-        *support_tokens(support_embeddings, [y != 0 for y in masks], sam.input_size), solver=model.config.solver, seed=model.config.seed)
+        *support_tokens(support_embeddings, [y != 0 for y in masks], sam.input_size),
+        solver=model.config.solver,
+        seed=model.config.seed,
+    )
     grid = classifier.confidence_grid(query_embedding.features)
     confidence = query_embedding.grid_to_image(grid)
     config = model.config
@@ -59,12 +62,14 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
     boxes = boxes_from_pseudo_label(pseudo_label)
     assert len(boxes), "the test needs a non-empty pseudo-label"
     if config.box_confidence is not None and m >= BOX_CONFIDENCE_FROM_M:  # our refinement: the confident boxes only
-        peaks = [confidence.numpy()[y0:y1 + 1, x0:x1 + 1].max() for x0, y0, x1, y1 in boxes]
+        peaks = [confidence.numpy()[y0 : y1 + 1, x0 : x1 + 1].max() for x0, y0, x1, y1 in boxes]
         keep = [p >= config.box_confidence for p in peaks]
         boxes = boxes[keep] if any(keep) else boxes[[int(np.argmax(peaks))]]
     plain_logits = sam.decode(query_embedding, boxes).amax(0)
     out["sam"] = (plain_logits > 0).numpy()
-    steered = sam.decode(query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, config.beta)).amax(0)
+    steered = sam.decode(
+        query_embedding, boxes, decoder_confidence_bias(grid, query_embedding.valid, config.beta)
+    ).amax(0)
     out["sam+conf"] = (steered > 0).numpy()
     steer = model.sam_steering  # the model's setting: steered SAM (Eq. 3) or stock SAM in Eq. 1
     out["iclsam"] = (fuse(steered if steer else plain_logits, probability, gamma) > 0).numpy()
@@ -134,11 +139,17 @@ def test_the_grid_equals_one_plain_prediction_per_query(tmp_path, task):
     for name, x, y in zip(ids, images + queries, masks + query_masks):
         Image.fromarray(x).save(root / "images" / f"{name}.png")
         Image.fromarray((y * 255).astype(np.uint8)).save(root / "masks" / f"{name}.png")
-    pd.DataFrame({"id": ids, "case": ids, "split": ["support"] * 4 + ["query"] * 3}).to_csv(root / "meta.csv", index=False)
+    pd.DataFrame({"id": ids, "case": ids, "split": ["support"] * 4 + ["query"] * 3}).to_csv(
+        root / "meta.csv", index=False
+    )
     task_on_disk = open_task(root)
-    draws = pd.DataFrame([{"task": "toy", "m": m, "draw": d, "rank": r, "id": f"s{i}"}
-                          for m, d, members in [(2, 0, [0, 1]), (2, 1, [2, 3]), (3, 0, [1, 2, 3])]
-                          for r, i in enumerate(members)])
+    draws = pd.DataFrame(
+        [
+            {"task": "toy", "m": m, "draw": d, "rank": r, "id": f"s{i}"}
+            for m, d, members in [(2, 0, [0, 1]), (2, 1, [2, 3]), (3, 0, [1, 2, 3])]
+            for r, i in enumerate(members)
+        ]
+    )
     model = ICLSAM(icl="universeg")
     scores = run_grid(model, task_on_disk, draws, ["q0", "q1", "q2"], with_assd=False)
     assert model.classifier_fits == 3  # one per support set, not one per query
@@ -146,6 +157,10 @@ def test_the_grid_equals_one_plain_prediction_per_query(tmp_path, task):
         support = [task_on_disk.load(i) for i in group.sort_values("rank")["id"]]
         for query in ["q0", "q1", "q2"]:
             image, truth = task_on_disk.load(query)
-            expected, _ = plain_predict(ICLSAM(sam=model.sam, icl="universeg"), [x for x, _ in support], [y for _, y in support], image, truth)
-            got = scores[(scores.m == m) & (scores.draw == draw) & (scores["query"] == query)].set_index("variant")["dice"]
+            expected, _ = plain_predict(
+                ICLSAM(sam=model.sam, icl="universeg"), [x for x, _ in support], [y for _, y in support], image, truth
+            )
+            got = scores[(scores.m == m) & (scores.draw == draw) & (scores["query"] == query)].set_index("variant")[
+                "dice"
+            ]
             assert got.to_dict() == {name: dice(mask, truth) for name, mask in expected.items()}

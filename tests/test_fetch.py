@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -80,7 +79,9 @@ def test_offline_is_one_line_with_the_address_and_destination(tmp_path, capsys):
     dest = tmp_path / "checkpoints"
     assert main(["weights", "fetch", "sam", "--dest", str(dest), "--url", "http://127.0.0.1:9/sam.pth"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "http://127.0.0.1:9/sam.pth" in err and str(dest / "sam_vit_b_01ec64.pth") in err
+    assert (
+        len(err.splitlines()) == 1 and "http://127.0.0.1:9/sam.pth" in err and str(dest / "sam_vit_b_01ec64.pth") in err
+    )
     assert main(["weights", "fetch", "medsam", "--dest", str(dest)]) == 2  # a shared folder: where to get it
     err = capsys.readouterr().err
     assert "drive.google.com" in err and str(dest / "medsam_vit_b.pth") in err and not dest.exists()

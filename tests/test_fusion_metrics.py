@@ -21,8 +21,9 @@ def test_fuse_matches_an_independent_computation():
     gamma = 0.3
     fused = fuse(torch.as_tensor(logits), torch.as_tensor(p), gamma).numpy()
     u = (p - 0.5) / p.std(ddof=1)
-    u_up = torch.nn.functional.interpolate(torch.as_tensor(u)[None, None], size=(40, 60), mode="bilinear",
-                                           align_corners=False)[0, 0].numpy()
+    u_up = torch.nn.functional.interpolate(
+        torch.as_tensor(u)[None, None], size=(40, 60), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
     expected = (1 - gamma) * logits / logits.std(ddof=1) + gamma * u_up
     np.testing.assert_allclose(fused, expected, rtol=1e-10)
 
@@ -37,6 +38,7 @@ def test_gamma_zero_keeps_the_sam_mask_and_gamma_one_the_icl_mask():
 def brute_force_assd(a, b):
     """medpy 0.5's definition by hand: a surface pixel has a background 4-neighbour (or the border);
     the distances from both surfaces to the other, pooled, averaged."""
+
     def surface(m):
         pts = []
         padded = np.pad(m, 1)
@@ -91,7 +93,9 @@ def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
     reference, ours = tmp_path / "reference", tmp_path / "ours"
     reference.mkdir()
     ours.mkdir()
-    table = pd.DataFrame({"dataset": ["brats", "kits23"], "m": [1, 2], "ours": [0.5, 0.25], "paper": [0.3, float("nan")]})
+    table = pd.DataFrame(
+        {"dataset": ["brats", "kits23"], "m": [1, 2], "ours": [0.5, 0.25], "paper": [0.3, float("nan")]}
+    )
     table.to_csv(reference / "table1_dice.csv", index=False)
     table.assign(ours=table["ours"] + 2.8e-4).to_csv(ours / "table1_dice.csv", index=False)
     assert compare_tables(ours, reference) == []
@@ -132,10 +136,14 @@ def test_leave_one_out_fusion_picks_the_source_that_is_right():
     right = torch.where(torch.as_tensor(truth), 3.0, -3.0)
     wrong_prob = torch.full((16, 16), 0.2)
     wrong_prob[0:6, 0:6] = 0.9  # the ICL model's blob is elsewhere
-    sam_right = [({"sam_logits": right + 0.01 * k, "plain_sam_logits": -right, "icl_probability": wrong_prob}, truth)
-                 for k in range(3)]
-    scores = {g: np.mean([dice((fuse(i["sam_logits"], i["icl_probability"], g) > 0).numpy(), t) for i, t in sam_right])
-              for g in FUSION_GAMMAS}
+    sam_right = [
+        ({"sam_logits": right + 0.01 * k, "plain_sam_logits": -right, "icl_probability": wrong_prob}, truth)
+        for k in range(3)
+    ]
+    scores = {
+        g: np.mean([dice((fuse(i["sam_logits"], i["icl_probability"], g) > 0).numpy(), t) for i, t in sam_right])
+        for g in FUSION_GAMMAS
+    }
     best = [g for g in FUSION_GAMMAS if scores[g] == max(scores.values())]
     assert scores[0.0] == 1.0 and scores[1.0] < 0.5 and 0.2 in best
     assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2) == (True, 0.2)  # a tie: the paper's setting
@@ -145,23 +153,28 @@ def test_leave_one_out_fusion_picks_the_source_that_is_right():
     plain_right = [({"sam_logits": -right, "plain_sam_logits": right, "icl_probability": wrong_prob}, truth)]
     steer, gamma = leave_one_out_fusion(plain_right, FUSION_GAMMAS, 0.2)
     assert not steer and dice((fuse(right, wrong_prob, gamma) > 0).numpy(), truth) == 1.0
-    icl_right = [({"sam_logits": -right, "plain_sam_logits": -right, "icl_probability": torch.sigmoid(right[::2, ::2])},
-                  truth)]
+    icl_right = [
+        ({"sam_logits": -right, "plain_sam_logits": -right, "icl_probability": torch.sigmoid(right[::2, ::2])}, truth)
+    ]
     steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2)
     fused = fuse(-right, icl_right[0][0]["icl_probability"], gamma) > 0
     assert steer and gamma > 0.5 and dice(fused.numpy(), truth) == 1.0  # on a tie the steered SAM
     # a gain on one held-out image and a loss on another is no clear evidence: the default stands
     mixed = [sam_right[0], ({"sam_logits": -right, "plain_sam_logits": -right, "icl_probability": wrong_prob}, truth)]
-    gains = [dice((fuse(i["sam_logits"], i["icl_probability"], 0.0) > 0).numpy(), t)
-             - dice((fuse(i["sam_logits"], i["icl_probability"], 0.9) > 0).numpy(), t) for i, t in mixed]
+    gains = [
+        dice((fuse(i["sam_logits"], i["icl_probability"], 0.0) > 0).numpy(), t)
+        - dice((fuse(i["sam_logits"], i["icl_probability"], 0.9) > 0).numpy(), t)
+        for i, t in mixed
+    ]
     assert np.mean(gains) > 0.01 and np.mean(gains) <= np.std(gains, ddof=1) / np.sqrt(2)
     assert leave_one_out_fusion(mixed, FUSION_GAMMAS, 0.9) == (True, 0.9)
     assert leave_one_out_fusion(mixed[:1] * 2, FUSION_GAMMAS, 0.9)[1] != 0.9  # the same gain twice is clear
     steer, gamma = leave_one_out_fusion(icl_right, FUSION_GAMMAS, 0.2, sam_steering=False)
     assert not steer and gamma > 0.5  # ... or the default's steering, when the default is stock SAM
     assert leave_one_out_fusion(sam_right, FUSION_GAMMAS, 0.2, sam_steering=False)[0]  # clear evidence moves it
-    assert leave_one_out_fusion(empty := [({"pseudo_label": np.zeros_like(truth)}, truth)], FUSION_GAMMAS, 0.33,
-                                sam_steering=False) == (False, 0.33)
+    assert leave_one_out_fusion(
+        empty := [({"pseudo_label": np.zeros_like(truth)}, truth)], FUSION_GAMMAS, 0.33, sam_steering=False
+    ) == (False, 0.33)
     empty = [({"pseudo_label": np.zeros_like(truth)}, truth)]  # every setting scores 0: the paper's
     assert leave_one_out_fusion(empty, FUSION_GAMMAS, 0.33) == (True, 0.33)
     with pytest.raises(ValueError):

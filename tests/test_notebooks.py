@@ -24,8 +24,9 @@ def tiny_params() -> dict:
     params["prepare"].update(n_support=3, n_query=2)
     params["sample_support"].update(sizes=[1, 2], draws=1)
     params["grid"].update(max_queries=1)
-    params["sensitivity"].update(m=1, draws=1, max_queries=1,
-                                 values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]})
+    params["sensitivity"].update(
+        m=1, draws=1, max_queries=1, values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]}
+    )
     params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1)
     params["report"].update(examples=1)
     return params
@@ -46,13 +47,28 @@ def pipeline_run(tmp_path_factory):
 
 def test_every_stage_produces_its_outputs(pipeline_run):
     work = pipeline_run
-    for path in ["data/splits.csv", "data/draws.csv", "results/grid/fundus_disc.csv", "results/grid/ct_kidney.json",
-                 "results/grid/ct_kidney.example.npz",
-                 "results/sensitivity.csv", "tables/table1_dice.md", "tables/table4_5_ablation.csv",
-                 "tables/table2_ablation_by_dataset.md", "tables/table6_assd.csv", "tables/icl_backends.md", "tables/gt_box_upper_bound.md",
-                 "figures/data_examples.png", "figures/figure3_dice_vs_m.png", "figures/figure4_5_refinement.png",
-                 "figures/figure6_sensitivity.png", "results/weak_context.csv", "tables/weak_context.md",
-                 "figures/weak_context.png", "metrics.json"]:
+    for path in [
+        "data/splits.csv",
+        "data/draws.csv",
+        "results/grid/fundus_disc.csv",
+        "results/grid/ct_kidney.json",
+        "results/grid/ct_kidney.example.npz",
+        "results/sensitivity.csv",
+        "tables/table1_dice.md",
+        "tables/table4_5_ablation.csv",
+        "tables/table2_ablation_by_dataset.md",
+        "tables/table6_assd.csv",
+        "tables/icl_backends.md",
+        "tables/gt_box_upper_bound.md",
+        "figures/data_examples.png",
+        "figures/figure3_dice_vs_m.png",
+        "figures/figure4_5_refinement.png",
+        "figures/figure6_sensitivity.png",
+        "results/weak_context.csv",
+        "tables/weak_context.md",
+        "figures/weak_context.png",
+        "metrics.json",
+    ]:
         assert (work / path).is_file(), path
 
 
@@ -74,16 +90,22 @@ def test_dvc_plots_and_metrics_read_the_report(pipeline_run, tmp_path):
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True)
-    shown = json.loads(subprocess.run([str(dvc), "plots", "show", "--json"], cwd=tmp_path, check=True,
-                                      capture_output=True, text=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [str(dvc), "plots", "show", "--json"], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+    )
     expected = pd.read_csv(pipeline_run / "results" / "plots" / "dice_vs_m_full_method.csv")
     full = next(v for k, v in shown["data"].items() if k.startswith("ICL-SAM (full method)"))
     values = full[0]["content"]["data"]["values"]
     assert {v["field"] for v in values} == set(tiny_params()["tasks"])
     for v in values:
         assert float(v["dvc_inferred_y_value"]) == expected.loc[expected["m"] == int(v["m"]), v["field"]].item()
-    metrics = json.loads(subprocess.run([str(dvc), "metrics", "show", "--json"], cwd=tmp_path, check=True,
-                                        capture_output=True, text=True).stdout)
+    metrics = json.loads(
+        subprocess.run(
+            [str(dvc), "metrics", "show", "--json"], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+    )
     stored = json.loads((pipeline_run / "metrics.json").read_text())
     shown_metrics = next(iter(metrics.values()))["data"]["metrics.json"]["data"]
     assert shown_metrics["dice"] == stored["dice"]
@@ -99,7 +121,9 @@ def test_tables_state_their_provenance_and_the_paper(pipeline_run):
     t1 = pd.read_csv(pipeline_run / "tables" / "table1_dice.csv")
     assert {"ours", "paper", "difference"} <= set(t1.columns)
     assert set(t1["icl"]) == {"universeg", "features"}  # every ICL model of the grid
-    assert "| m = 1 | m = 2 |" in table and re.search(r"\| kits23 \| UniverSeg \| ICL alone \| UniverSeg \| [\d.]+ \(0\.449\) \|", table)
+    assert "| m = 1 | m = 2 |" in table and re.search(
+        r"\| kits23 \| UniverSeg \| ICL alone \| UniverSeg \| [\d.]+ \(0\.449\) \|", table
+    )
     kits = t1[(t1["dataset"] == "kits23") & (t1["model"] == "UniverSeg") & (t1["icl"] == "universeg") & (t1["m"] == 1)]
     assert kits["paper"].item() == pytest.approx(0.4487)
     assert kits["difference"].item() == pytest.approx(kits["ours"].item() - 0.4487)
@@ -143,5 +167,7 @@ def test_committed_example_notebook_is_its_source_executed():
     source = jupytext.read(ROOT / "notebooks" / "ICL-SAM_example.py")
     executed = nbformat.read(ROOT / "ICL-SAM_example.ipynb", as_version=4)
     assert [(c.cell_type, c.source) for c in executed.cells] == [(c.cell_type, c.source) for c in source.cells]
-    assert all(c.get("outputs") or c.cell_type != "code" or not c.source.strip() or "parameters" in c.metadata.get("tags", [])
-               for c in executed.cells), "a code cell of the committed notebook has no stored output"
+    assert all(
+        c.get("outputs") or c.cell_type != "code" or not c.source.strip() or "parameters" in c.metadata.get("tags", [])
+        for c in executed.cells
+    ), "a code cell of the committed notebook has no stored output"

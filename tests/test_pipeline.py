@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from iclsam import ICLSAM
-from iclsam.universeg import (SHIPPED_UNIVERSEG, WEIGHTS_DIR, UniverSeg, init_universeg_weights,
-                              load_shipped_universeg)
+from iclsam.universeg import SHIPPED_UNIVERSEG, WEIGHTS_DIR, UniverSeg, init_universeg_weights, load_shipped_universeg
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (120, 160)
@@ -44,7 +43,7 @@ def test_one_call_returns_every_variant(universeg_full, task, lite):
     for mask in prediction.masks.values():
         assert mask.shape == SHAPE and mask.dtype == bool
     assert prediction.confidence.shape == SHAPE
-    assert 0 <= prediction.confidence.min() and prediction.confidence.max() <= 1
+    assert prediction.confidence.min() >= 0 and prediction.confidence.max() <= 1
     assert prediction.boxes.shape[1] == 4 and len(prediction.boxes) >= 1
     np.testing.assert_array_equal(prediction.gt_boxes, [[40, 30, 120, 90]])
     assert set(prediction.dice) == set(prediction.masks)
@@ -53,9 +52,10 @@ def test_one_call_returns_every_variant(universeg_full, task, lite):
     assert prediction.dice["sam+gt"] > 0.9
 
 
-@pytest.mark.parametrize("constant, same", [("b", ("universeg", "universeg+conf")),
-                                            ("beta", ("sam", "sam+conf")),
-                                            ("a", ("sam+conf", "iclsam"))])
+@pytest.mark.parametrize(
+    "constant, same",
+    [("b", ("universeg", "universeg+conf")), ("beta", ("sam", "sam+conf")), ("a", ("sam+conf", "iclsam"))],
+)
 def test_switching_a_part_off_gives_the_variant_before_it(universeg_full, task, lite, constant, same):
     on = ICLSAM(sam=lite, universeg_checkpoint=universeg_full).predict(*task)
     off = ICLSAM(sam=lite, universeg_checkpoint=universeg_full, **{constant: 0.0}).predict(*task)
@@ -137,20 +137,30 @@ def bad(task, **change):
     return args
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t: dict(support_images=[], support_masks=[]), "support set is empty"),
-    (lambda t: dict(support_masks=t[1][:2]), "3 images but 2 masks"),
-    (lambda t: dict(support_masks=[t[1][0][:100]] + t[1][1:]), r"support 0: mask is 100 x 160 but its image is 120 x 160"),
-    (lambda t: dict(support_masks=[np.zeros(SHAPE, np.uint8)] + t[1][1:]), "support 0: mask is empty"),
-    (lambda t: dict(support_masks=[three_valued(t[1][0])] + t[1][1:]),
-     r"support 0: mask is not binary \(values 0, 128, 255"),
-    (lambda t: dict(support_masks=[t[1][0].astype(np.uint8) * np.arange(SHAPE[1], dtype=np.uint8)] + t[1][1:]),
-     "not binary"),
-    (lambda t: dict(query_image=np.where(t[3], np.nan, 1.0)), "query image: image contains NaN"),
-    (lambda t: dict(query_image=np.zeros((120, 160, 4))), r"query image: an image must be H x W or H x W x 3"),
-    (lambda t: dict(query_mask=t[3][:, :100]), "query mask: mask is 120 x 100"),
-    (lambda t: dict(support_images=[t[0][0].astype(float) * np.nan] + t[0][1:]), "support 0: image contains NaN"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: dict(support_images=[], support_masks=[]), "support set is empty"),
+        (lambda t: dict(support_masks=t[1][:2]), "3 images but 2 masks"),
+        (
+            lambda t: dict(support_masks=[t[1][0][:100]] + t[1][1:]),
+            r"support 0: mask is 100 x 160 but its image is 120 x 160",
+        ),
+        (lambda t: dict(support_masks=[np.zeros(SHAPE, np.uint8)] + t[1][1:]), "support 0: mask is empty"),
+        (
+            lambda t: dict(support_masks=[three_valued(t[1][0])] + t[1][1:]),
+            r"support 0: mask is not binary \(values 0, 128, 255",
+        ),
+        (
+            lambda t: dict(support_masks=[t[1][0].astype(np.uint8) * np.arange(SHAPE[1], dtype=np.uint8)] + t[1][1:]),
+            "not binary",
+        ),
+        (lambda t: dict(query_image=np.where(t[3], np.nan, 1.0)), "query image: image contains NaN"),
+        (lambda t: dict(query_image=np.zeros((120, 160, 4))), r"query image: an image must be H x W or H x W x 3"),
+        (lambda t: dict(query_mask=t[3][:, :100]), "query mask: mask is 120 x 100"),
+        (lambda t: dict(support_images=[t[0][0].astype(float) * np.nan] + t[0][1:]), "support 0: image contains NaN"),
+    ],
+)
 def test_bad_inputs_are_clear_errors(features_model, task, change, message):
     with pytest.raises(ValueError, match=message):
         features_model.predict(**bad(task, **change(task)))
@@ -197,10 +207,18 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     assert default is False
     per_image = {}
     for steer, g in [(s, g) for s in (default, not default) for g in FUSION_GAMMAS] + [(default, paper)]:
-        model = ICLSAM(sam=features_model.sam, icl="features", a=scale(g, m - 1), beta=beta if steer else 0.0,
-                       sam_steering=True)
-        held_out = [model.predict([x for i, x in enumerate(images) if i != k], [y for i, y in enumerate(masks) if i != k],
-                                  images[k], variants=["iclsam"]).masks["iclsam"] for k in range(m)]
+        model = ICLSAM(
+            sam=features_model.sam, icl="features", a=scale(g, m - 1), beta=beta if steer else 0.0, sam_steering=True
+        )
+        held_out = [
+            model.predict(
+                [x for i, x in enumerate(images) if i != k],
+                [y for i, y in enumerate(masks) if i != k],
+                images[k],
+                variants=["iclsam"],
+            ).masks["iclsam"]
+            for k in range(m)
+        ]
         per_image[steer, g] = np.array([dice(p, y) for p, y in zip(held_out, masks)])
     means = {k: v.mean() for k, v in per_image.items()}
     best = max(v for k, v in means.items() if k != (default, paper))
@@ -210,8 +228,13 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     clear = gains.mean() > 0.01 and gains.mean() > gains.std(ddof=1) / np.sqrt(m)  # margin and standard error
     expected = chosen if clear else (default, paper)
     assert prediction.gamma == expected[1] and any("fusion auto" in n for n in prediction.notes)
-    same = ICLSAM(sam=features_model.sam, icl="features", a=scale(expected[1], m), beta=beta if expected[0] else 0.0,
-                  sam_steering=True)
+    same = ICLSAM(
+        sam=features_model.sam,
+        icl="features",
+        a=scale(expected[1], m),
+        beta=beta if expected[0] else 0.0,
+        sam_steering=True,
+    )
     np.testing.assert_array_equal(prediction.masks["iclsam"], same.predict(images, masks, query).masks["iclsam"])
 
 

@@ -56,7 +56,7 @@ def test_confident_boxes_keep_the_confident_ones_or_the_best():
     from iclsam.prompts import confident_boxes
 
     confidence = np.zeros((40, 60))
-    confidence[5:10, 5:10] = 0.97   # inside the first box
+    confidence[5:10, 5:10] = 0.97  # inside the first box
     confidence[30:32, 40:42] = 0.6  # inside the second
     boxes = np.array([[4, 4, 12, 12], [38, 28, 45, 35], [50, 0, 59, 3]])
     np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.95), boxes[:1])

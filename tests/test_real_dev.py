@@ -51,8 +51,10 @@ def test_confidence_map_auc_at_m8(lite, report, name):
             embedding = lite.encode(image)
             confidence = embedding.grid_to_image(classifier.confidence_grid(embedding.features))
             aucs.append(roc_auc_score(mask.ravel(), confidence.numpy().ravel()))
-    report(f"{name}: confidence map (Eq. 2) at m = 8, pixel AUC mean {np.mean(aucs):.3f}, "
-           f"worst {np.min(aucs):.3f} ({len(aucs)} query-draws)")
+    report(
+        f"{name}: confidence map (Eq. 2) at m = 8, pixel AUC mean {np.mean(aucs):.3f}, "
+        f"worst {np.min(aucs):.3f} ({len(aucs)} query-draws)"
+    )
     assert np.mean(aucs) >= 0.85
 
 
@@ -70,8 +72,11 @@ def test_features_backend_beats_trivial_predictions(features_model, report, name
         rows.append(prediction.dice)
         trivial.append(dice(np.ones_like(mask), mask))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    report(f"{name}: features backend, m = {m}, one draw, {len(rows)} queries: "
-           + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()) + f"; all-foreground {np.mean(trivial):.3f}")
+    report(
+        f"{name}: features backend, m = {m}, one draw, {len(rows)} queries: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in mean.items())
+        + f"; all-foreground {np.mean(trivial):.3f}"
+    )
     for variant in ("features", "iclsam"):
         assert mean[variant] > np.mean(trivial) + 0.1  # all-background scores 0
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from iclsam import ICLSAM
 from iclsam.cli import main
@@ -38,8 +37,10 @@ def test_the_default_model_keeps_its_stored_real_dev_dice(lite, report):
         merged = scores.merge(stored[stored["task"] == task.name], on=key, suffixes=("", "_stored"))
         assert len(merged) == len(scores), f"{task.name}: stored rows missing for the slice"
         drop = merged.groupby("variant")[["dice", "dice_stored"]].mean()
-        report(f"{task.name}: slice mean Dice now / stored: "
-               + ", ".join(f"{v} {r.dice:.3f}/{r.dice_stored:.3f}" for v, r in drop.iterrows()))
+        report(
+            f"{task.name}: slice mean Dice now / stored: "
+            + ", ".join(f"{v} {r.dice:.3f}/{r.dice_stored:.3f}" for v, r in drop.iterrows())
+        )
         fallen = drop[drop["dice"] < drop["dice_stored"] - TOLERANCE]
         assert fallen.empty, f"{task.name}: Dice fell by more than {TOLERANCE}:\n{fallen}"
 
@@ -55,11 +56,27 @@ def test_iclsam_segment_keeps_its_stored_real_dev_dice(tmp_path):
                 target = tmp_path / f"{folder}_{kind}" / f"{image_id}.png"
                 target.parent.mkdir(exist_ok=True)
                 target.symlink_to(REAL_DEV / task.name / kind / f"{image_id}.png")
-    assert main(["segment", "--support-images", str(tmp_path / "support_images"), "--support-masks",
-                 str(tmp_path / "support_masks"), "--query", str(tmp_path / "query_images"), "--query-masks",
-                 str(tmp_path / "query_masks"), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                "--support-images",
+                str(tmp_path / "support_images"),
+                "--support-masks",
+                str(tmp_path / "support_masks"),
+                "--query",
+                str(tmp_path / "query_images"),
+                "--query-masks",
+                str(tmp_path / "query_masks"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     written = pd.read_csv(tmp_path / "out" / "dice.csv")
-    expected = stored[(stored["task"] == task.name) & (stored["m"] == 4) & (stored["draw"] == 0)
-                      & (stored["variant"] == "iclsam")].set_index("query")["dice"]
+    expected = stored[
+        (stored["task"] == task.name) & (stored["m"] == 4) & (stored["draw"] == 0) & (stored["variant"] == "iclsam")
+    ].set_index("query")["dice"]
     now = written.assign(query=written["query"].str.removesuffix(".png")).set_index("query")["iclsam"]
     assert np.mean(now) >= np.mean(expected.loc[now.index]) - TOLERANCE

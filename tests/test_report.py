@@ -6,19 +6,44 @@ import re
 import numpy as np
 import pandas as pd
 
-from iclsam.report import (ablation_table, assd_table, in_paper_order, paper_long, paper_shaped_markdown,
-                           paper_table, per_backbone, table1)
+from iclsam.report import (
+    ablation_table,
+    assd_table,
+    in_paper_order,
+    paper_long,
+    paper_shaped_markdown,
+    paper_table,
+    per_backbone,
+    table1,
+)
 
-VARIANTS = {"universeg": ["universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt"],
-            "features": ["features", "sam", "sam+conf", "iclsam", "sam+gt"]}
+VARIANTS = {
+    "universeg": ["universeg", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt"],
+    "features": ["features", "sam", "sam+conf", "iclsam", "sam+gt"],
+}
 
 
 def random_scores(seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = [dict(sam="lite", icl=icl, task=task, m=m, draw=d, query=str(q), variant=v, dice=rng.random(),
-                 assd=rng.random() * 20)
-            for icl, variants in VARIANTS.items() for task in ("ct_kidney", "brain_t1", "fundus_cup", "fundus_disc")
-            for m in (1, 2, 4) for d in range(2) for q in range(2) for v in variants]
+    rows = [
+        dict(
+            sam="lite",
+            icl=icl,
+            task=task,
+            m=m,
+            draw=d,
+            query=str(q),
+            variant=v,
+            dice=rng.random(),
+            assd=rng.random() * 20,
+        )
+        for icl, variants in VARIANTS.items()
+        for task in ("ct_kidney", "brain_t1", "fundus_cup", "fundus_disc")
+        for m in (1, 2, 4)
+        for d in range(2)
+        for q in range(2)
+        for v in variants
+    ]
     return pd.DataFrame(rows)
 
 
@@ -31,8 +56,11 @@ def parse(markdown: str) -> tuple[list[str], list[list[str]]]:
 def test_table1_cells_are_the_means_over_queries_draws_and_tasks_beside_the_paper():
     scores = random_scores()
     t1 = per_backbone(scores, table1)
-    header, rows = parse(paper_shaped_markdown(t1, [("dataset", "data set"), ("icl", "ICL model"),
-                                                    ("variant", "model"), ("model", "paper's row")]))
+    header, rows = parse(
+        paper_shaped_markdown(
+            t1, [("dataset", "data set"), ("icl", "ICL model"), ("variant", "model"), ("model", "paper's row")]
+        )
+    )
     assert header[-3:] == ["m = 1", "m = 2", "m = 4"]
     assert len(rows) == 3 * 2 * 2  # data sets x ICL models x (alone, full)
     paper = paper_long(paper_table("dice_table1"), ["dataset", "model"]).set_index(["dataset", "model", "m"])["dice"]
@@ -64,10 +92,13 @@ def test_tables_come_in_the_papers_order_with_the_default_icl_model_first():
 
 def test_assd_table_leaves_a_cell_blank_where_the_paper_has_none():
     t6 = per_backbone(random_scores(), assd_table)
-    _, rows = parse(paper_shaped_markdown(t6, [("dataset", "data set"), ("icl", "ICL model"), ("variant", "model")],
-                                          digits=2))
+    _, rows = parse(
+        paper_shaped_markdown(t6, [("dataset", "data set"), ("icl", "ICL model"), ("variant", "model")], digits=2)
+    )
     gt_rows = [r for r in rows if r[2] == "SAM + GT boxes"]
-    assert gt_rows and all(re.fullmatch(r"[\d.]+", c) for r in gt_rows for c in r[3:])  # the paper gives GT only at m = 8
+    assert gt_rows and all(
+        re.fullmatch(r"[\d.]+", c) for r in gt_rows for c in r[3:]
+    )  # the paper gives GT only at m = 8
 
 
 def test_every_relative_link_of_the_readme_and_docs_resolves():

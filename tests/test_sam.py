@@ -10,8 +10,7 @@ from segment_anything.modeling.prompt_encoder import PromptEncoder
 from segment_anything.modeling.transformer import Attention, TwoWayTransformer
 
 from iclsam.metrics import dice
-from iclsam.sam import (MASK_TOKEN, SamPredictor, biased_attention, build_sam, decoder_confidence_bias,
-                        predict_masks)
+from iclsam.sam import MASK_TOKEN, SamPredictor, biased_attention, build_sam, decoder_confidence_bias, predict_masks
 from tests.conftest import ellipse, textured_image
 
 
@@ -19,9 +18,13 @@ def stock_lite_decoder():
     """segment-anything 1.0's prompt encoder and mask decoder holding LiteMedSAM's weights, untouched."""
     state = torch.load(get_asset_path(), map_location="cpu", weights_only=True)
     prompt = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256), mask_in_chans=16)
-    decoder = MaskDecoder(num_multimask_outputs=3,
-                          transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-                          transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256)
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+    )
     prompt.load_state_dict({k[15:]: v for k, v in state.items() if k.startswith("prompt_encoder.")}, strict=True)
     decoder.load_state_dict({k[13:]: v for k, v in state.items() if k.startswith("mask_decoder.")}, strict=True)
     return prompt.eval(), decoder.eval()
@@ -29,8 +32,13 @@ def stock_lite_decoder():
 
 def run_decoder(prompt, decoder, features, boxes):
     sparse, dense = prompt(points=None, boxes=boxes, masks=None)
-    masks, _ = decoder(image_embeddings=features, image_pe=prompt.get_dense_pe(), sparse_prompt_embeddings=sparse,
-                       dense_prompt_embeddings=dense, multimask_output=False)
+    masks, _ = decoder(
+        image_embeddings=features,
+        image_pe=prompt.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+    )
     return masks
 
 
@@ -95,8 +103,9 @@ def test_no_map_or_beta_zero_is_stock_sam_to_the_bit(lite):
 
     def ours(logit_bias):
         sparse, dense = lite.model.prompt_encoder(points=None, boxes=boxes, masks=None)
-        return predict_masks(lite.model.mask_decoder, features, lite.model.prompt_encoder.get_dense_pe(), sparse, dense,
-                             logit_bias)[0]
+        return predict_masks(
+            lite.model.mask_decoder, features, lite.model.prompt_encoder.get_dense_pe(), sparse, dense, logit_bias
+        )[0]
 
     with torch.inference_mode():
         expected = run_decoder(prompt, decoder, features, boxes)
@@ -174,7 +183,7 @@ def test_vit_b_checkpoints_load_strict_with_their_normalisation(tmp_path):
     mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
     std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
     raw = x[0, :, :512] * std + mean
-    assert 0 <= float(raw.min()) and float(raw.max()) <= 255
+    assert float(raw.min()) >= 0 and float(raw.max()) <= 255
     assert float(x[0, :, 512:].abs().max()) == 0
     medsam = SamPredictor("medsam", path)
     y, _ = medsam.preprocess(image)

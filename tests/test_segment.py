@@ -36,9 +36,22 @@ def folders(tmp_path):
 
 
 def run(folders, *extra):
-    return main(["segment", "--icl", "features", "--support-images", str(folders / "support"),
-                 "--support-masks", str(folders / "support_masks"), "--query", str(folders / "query"),
-                 "--out", str(folders / "out"), *extra])
+    return main(
+        [
+            "segment",
+            "--icl",
+            "features",
+            "--support-images",
+            str(folders / "support"),
+            "--support-masks",
+            str(folders / "support_masks"),
+            "--query",
+            str(folders / "query"),
+            "--out",
+            str(folders / "out"),
+            *extra,
+        ]
+    )
 
 
 def test_segment_writes_masks_nifti_and_dice(folders, capsys):
@@ -59,15 +72,42 @@ def test_segment_bad_folders_are_clear_errors_and_write_nothing(folders, capsys)
     error = capsys.readouterr().err
     assert "no mask for" in error and "s1.png" in error
     assert not (folders / "out").exists()
-    assert main(["segment", "--icl", "features", "--support-images", str(folders / "nothing"), "--support-masks",
-                 str(folders / "support_masks"), "--query", str(folders / "query"), "--out", str(folders / "out")]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                "--icl",
+                "features",
+                "--support-images",
+                str(folders / "nothing"),
+                "--support-masks",
+                str(folders / "support_masks"),
+                "--query",
+                str(folders / "query"),
+                "--out",
+                str(folders / "out"),
+            ]
+        )
+        == 2
+    )
     assert "support images folder not found" in capsys.readouterr().err
     assert not (folders / "out").exists()
 
 
 def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders, capsys):
-    argv = ["segment", "--support-images", str(folders / "support"), "--support-masks", str(folders / "support_masks"),
-            "--query", str(folders / "query"), "--out", str(folders / "out"), "--variant", "universeg"]
+    argv = [
+        "segment",
+        "--support-images",
+        str(folders / "support"),
+        "--support-masks",
+        str(folders / "support_masks"),
+        "--query",
+        str(folders / "query"),
+        "--out",
+        str(folders / "out"),
+        "--variant",
+        "universeg",
+    ]
     assert main(argv + ["--icl", "universeg"]) == 0
     assert "trained on generated (synthetic) tasks" in capsys.readouterr().err
     assert main(argv[:-2] + ["--variant", "iclsam", "--out", str(folders / "out2")]) == 0  # the default: features
@@ -77,8 +117,17 @@ def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders,
 
 def test_output_folder_may_not_be_an_input_folder(folders, capsys):
     before = {p.name: p.read_bytes() for p in (folders / "query").iterdir()}
-    argv = ["segment", "--icl", "features", "--support-images", str(folders / "support"), "--support-masks",
-            str(folders / "support_masks"), "--query", str(folders / "query")]
+    argv = [
+        "segment",
+        "--icl",
+        "features",
+        "--support-images",
+        str(folders / "support"),
+        "--support-masks",
+        str(folders / "support_masks"),
+        "--query",
+        str(folders / "query"),
+    ]
     assert main(argv + ["--out", str(folders / "query")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "query folder" in error and str(folders / "query") in error
@@ -221,11 +270,25 @@ def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
     for k in range(60):
         write_png(folders / "query" / f"q{k + 1:02d}.png", np.roll(image, k, axis=1))
     out = folders / "out"
-    command = [sys.executable, "-c", "import sys; from iclsam.cli import main; sys.exit(main())", "segment",
-               "--icl", "features", "--support-images", str(folders / "support"), "--support-masks",
-               str(folders / "support_masks"), "--query", str(folders / "query"), "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from iclsam.cli import main; sys.exit(main())",
+        "segment",
+        "--icl",
+        "features",
+        "--support-images",
+        str(folders / "support"),
+        "--support-masks",
+        str(folders / "support_masks"),
+        "--query",
+        str(folders / "query"),
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     deadline = time.monotonic() + 300
     while not any(out.glob(".iclsam-staging.*/*.png")):  # a mask written (into the run's staging folder)
         assert process.poll() is None, process.communicate()
@@ -248,8 +311,15 @@ def test_segment_with_boxes_or_points_instead_of_masks(folders, capsys):
         rows_p += [{"image": path.stem, "x": x, "y": y} for x, y in points_from_mask(mask)]
     pd.DataFrame(rows_b).to_csv(folders / "boxes.csv", index=False)
     pd.DataFrame(rows_p).to_csv(folders / "points.csv", index=False)
-    base = ["segment", "--support-images", str(folders / "support"), "--query", str(folders / "query"),
-            "--query-masks", str(folders / "query_masks")]
+    base = [
+        "segment",
+        "--support-images",
+        str(folders / "support"),
+        "--query",
+        str(folders / "query"),
+        "--query-masks",
+        str(folders / "query_masks"),
+    ]
     for flag, csv in (("--support-boxes", "boxes.csv"), ("--support-points", "points.csv")):
         out = folders / f"out_{csv}"
         assert main(base + [flag, str(folders / csv), "--out", str(out)]) == 0

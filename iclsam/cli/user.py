@@ -8,9 +8,20 @@ import json
 import sys
 from pathlib import Path
 
-from .options import (ANNOTATION_CHOICES, CHECKPOINT_CHOICES, DATASET_CHOICES, REAL_DATA_VARIABLE,
-                      VARIANT_CHOICES, add_backbone, add_model, add_refinements, build_model, model_settings,
-                      positive_int, real_data_default)
+from .options import (
+    ANNOTATION_CHOICES,
+    CHECKPOINT_CHOICES,
+    DATASET_CHOICES,
+    REAL_DATA_VARIABLE,
+    VARIANT_CHOICES,
+    add_backbone,
+    add_model,
+    add_refinements,
+    build_model,
+    model_settings,
+    positive_int,
+    real_data_default,
+)
 
 
 def _path(text: str | None) -> Path | None:
@@ -22,8 +33,11 @@ def add_demo(commands) -> None:
     add_model(p)
     p.add_argument("--m", type=int, default=4, help="support images per task (default 4)")
     p.add_argument("--queries", type=int, default=5, help="query images per task (default 5)")
-    p.add_argument("--data", default=real_data_default(),
-                   help=f"your own prepared folder of real images, segmented after the synthetic tasks (default: ${REAL_DATA_VARIABLE})")
+    p.add_argument(
+        "--data",
+        default=real_data_default(),
+        help=f"your own prepared folder of real images, segmented after the synthetic tasks (default: ${REAL_DATA_VARIABLE})",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
 
@@ -40,15 +54,25 @@ def add_segment(commands) -> None:
     p.add_argument("--support-images", required=True, help="folder of labelled example images")
     labels = p.add_mutually_exclusive_group(required=True)
     labels.add_argument("--support-masks", help="folder of their masks (same file stems; nonzero = target)")
-    labels.add_argument("--support-boxes", help="instead of masks: CSV of boxes (image, x0, y0, x1, y1; a row per object)")
+    labels.add_argument(
+        "--support-boxes", help="instead of masks: CSV of boxes (image, x0, y0, x1, y1; a row per object)"
+    )
     labels.add_argument("--support-points", help="instead of masks: CSV of clicks (image, x, y; a row per object)")
     p.add_argument("--query", required=True, help="folder of images to segment (2-D files or NIfTI volumes)")
-    p.add_argument("--out", required=True, help="output folder: one mask per query (PNG; NIfTI for NIfTI); new, "
-                                                "empty, or one an earlier iclsam segment wrote")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: one mask per query (PNG; NIfTI for NIfTI); new, "
+        "empty, or one an earlier iclsam segment wrote",
+    )
     p.add_argument("--query-masks", help="ground truth of the queries: also writes dice.csv")
-    p.add_argument("--variant", choices=VARIANT_CHOICES, default="iclsam",
-                   help="which prediction to write (default iclsam, the full method; universeg* with --icl universeg, "
-                        "features with --icl features)")
+    p.add_argument(
+        "--variant",
+        choices=VARIANT_CHOICES,
+        default="iclsam",
+        help="which prediction to write (default iclsam, the full method; universeg* with --icl universeg, "
+        "features with --icl features)",
+    )
     p.set_defaults(run=segment)
 
 
@@ -60,12 +84,24 @@ def segment(args) -> int:
     model = build_model(args)
     print(f"ICL-SAM: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; variant {args.variant}")
     if model.icl == "universeg" and args.universeg_checkpoint in (None, "shipped"):
-        print("note: the shipped UniverSeg-architecture weights were trained on generated (synthetic) tasks and are "
-              "weak on real images (iclsam/weights/universeg_synth_w32_s64.md); for real work pass "
-              "--universeg-checkpoint universeg_v1_nf64_ss64_STA.pt or use --icl features", file=sys.stderr)
-    table = segment_folders(model, Path(args.support_images), _path(args.support_masks), Path(args.query), Path(args.out),
-                            _path(args.query_masks), args.variant, progress=tqdm,
-                            support_boxes=_path(args.support_boxes), support_points=_path(args.support_points))
+        print(
+            "note: the shipped UniverSeg-architecture weights were trained on generated (synthetic) tasks and are "
+            "weak on real images (iclsam/weights/universeg_synth_w32_s64.md); for real work pass "
+            "--universeg-checkpoint universeg_v1_nf64_ss64_STA.pt or use --icl features",
+            file=sys.stderr,
+        )
+    table = segment_folders(
+        model,
+        Path(args.support_images),
+        _path(args.support_masks),
+        Path(args.query),
+        Path(args.out),
+        _path(args.query_masks),
+        args.variant,
+        progress=tqdm,
+        support_boxes=_path(args.support_boxes),
+        support_points=_path(args.support_points),
+    )
     if table is not None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"mean Dice ({args.variant}): {table[args.variant].mean():.4f}; written to {Path(args.out) / 'dice.csv'}")
@@ -82,11 +118,17 @@ def add_evaluate(commands) -> None:
     add_backbone(p, icl_many=True)
     p.add_argument("--cache-dir", help="keep SAM image embeddings there (faster reruns)")
     add_refinements(p)
-    p.add_argument("--annotation", nargs="+", choices=ANNOTATION_CHOICES,
-                   help="weak context: support sets annotated as masks, boxes or clicks, each derived from the "
-                        "true masks and densified by SAM (adds an annotation column; default: true masks only)")
+    p.add_argument(
+        "--annotation",
+        nargs="+",
+        choices=ANNOTATION_CHOICES,
+        help="weak context: support sets annotated as masks, boxes or clicks, each derived from the "
+        "true masks and densified by SAM (adds an annotation column; default: true masks only)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="CSV to write: task, m, icl, variant, dice, n (and annotation); its run record beside it")
+    p.add_argument(
+        "--out", help="CSV to write: task, m, icl, variant, dice, n (and annotation); its run record beside it"
+    )
     p.add_argument("--scores", help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl")
     p.set_defaults(run=evaluate)
 
@@ -103,25 +145,52 @@ def evaluate(args) -> int:
 
     if not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: not a folder (a prepared folder: <task>/images, <task>/masks, meta.csv)")
-    sam = SamPredictor(args.sam, args.sam_checkpoint, device=args.device, cache_dir=args.cache_dir)  # one encoder pass per image
+    sam = SamPredictor(
+        args.sam, args.sam_checkpoint, device=args.device, cache_dir=args.cache_dir
+    )  # one encoder pass per image
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
         models[icl] = ICLSAM(sam=sam, icl=icl, universeg_checkpoint=args.universeg_checkpoint, **model_settings(args))
-        print(f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}", file=sys.stderr)
-    scores, summary = run_evaluation(models, args.data, args.m, args.draws, args.queries, tasks=args.tasks,
-                                     seed=args.seed, progress=tqdm, annotations=args.annotation)
+        print(
+            f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}", file=sys.stderr
+        )
+    scores, summary = run_evaluation(
+        models,
+        args.data,
+        args.m,
+        args.draws,
+        args.queries,
+        tasks=args.tasks,
+        seed=args.seed,
+        progress=tqdm,
+        annotations=args.annotation,
+    )
     steering = {k: v.sam_steering for k, v in models.items()}
-    print(report(summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores,
-                 steering=steering))
+    print(
+        report(
+            summary, args.draws, args.queries, args.data, args.box_confidence, args.fusion, scores, steering=steering
+        )
+    )
     for path, table in ((args.out, summary), (args.scores, scores)):
         if path:
             print(f"written to {write_csv_atomic(table, path)}", file=sys.stderr)
     if args.out:  # what made the table, beside it
-        record = {"data": str(args.data), "tasks": sorted(summary["task"].unique()), "m": args.m, "draws": args.draws,
-                  "queries": args.queries, "seed": args.seed, "icl": list(models),
-                  "icl_weights": {k: v.icl_weights for k, v in models.items()}, "sam": sam.backbone.name,
-                  "box_confidence": args.box_confidence, "fusion": args.fusion, "sam_steering": steering,
-                  "device": str(sam.device), "annotation": args.annotation or ["mask"]}
+        record = {
+            "data": str(args.data),
+            "tasks": sorted(summary["task"].unique()),
+            "m": args.m,
+            "draws": args.draws,
+            "queries": args.queries,
+            "seed": args.seed,
+            "icl": list(models),
+            "icl_weights": {k: v.icl_weights for k, v in models.items()},
+            "sam": sam.backbone.name,
+            "box_confidence": args.box_confidence,
+            "fusion": args.fusion,
+            "sam_steering": steering,
+            "device": str(sam.device),
+            "annotation": args.annotation or ["mask"],
+        }
         written = write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {written}", file=sys.stderr)
     return 0
@@ -137,8 +206,11 @@ def add_prepare(commands) -> None:
     p.add_argument("--n-support", type=int, default=24, help="synthetic: meta-support cases per family")
     p.add_argument("--n-query", type=int, default=12, help="synthetic: query cases per family")
     p.add_argument("--figure", help="synthetic: also write a PNG of example cases")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="prepare a download that lacks its meta-support or query part (e.g. Drishti-GS1 without Test/)")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="prepare a download that lacks its meta-support or query part (e.g. Drishti-GS1 without Test/)",
+    )
     p.set_defaults(run=prepare)
 
 
@@ -148,8 +220,9 @@ def prepare(args) -> int:
     from ..data.prepare import SOURCES, prepare_source, prepare_synthetic
 
     if args.dataset == "synthetic":
-        written = prepare_synthetic(args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query,
-                                    progress=tqdm)
+        written = prepare_synthetic(
+            args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query, progress=tqdm
+        )
         if args.figure:
             from ..data.synthetic import render_examples
 
@@ -157,8 +230,15 @@ def prepare(args) -> int:
     else:
         if not args.raw:
             raise ValueError(f"--raw is required for {args.dataset}; expected layout: {SOURCES[args.dataset].layout}")
-        written = prepare_source(args.dataset, args.raw, args.out, seed=args.seed, progress=tqdm,
-                                 max_side=args.max_side, allow_partial=args.allow_partial)
+        written = prepare_source(
+            args.dataset,
+            args.raw,
+            args.out,
+            seed=args.seed,
+            progress=tqdm,
+            max_side=args.max_side,
+            allow_partial=args.allow_partial,
+        )
     for folder in written:
         print(folder)
     return 0
@@ -180,7 +260,9 @@ def sample_support(args) -> int:
     from ..data.splits import draws_from_splits, split_table
 
     tasks = open_tasks(args.data)
-    path = write_csv_atomic(draws_from_splits(split_table(tasks, seed=args.seed), args.m, args.draws, args.seed), args.out)
+    path = write_csv_atomic(
+        draws_from_splits(split_table(tasks, seed=args.seed), args.m, args.draws, args.seed), args.out
+    )
     print(f"{path}: {len(tasks)} tasks, m in {args.m}, {args.draws} draws each")
     return 0
 
@@ -188,7 +270,8 @@ def sample_support(args) -> int:
 def add_weights(commands) -> None:
     p = commands.add_parser("weights", help="the official checkpoints: `iclsam weights fetch universeg|sam|medsam`")
     fetch_parser = p.add_subparsers(dest="action", required=True).add_parser(
-        "fetch", help="download an official checkpoint from its publisher and check it by a strict load")
+        "fetch", help="download an official checkpoint from its publisher and check it by a strict load"
+    )
     fetch_parser.add_argument("kind", choices=CHECKPOINT_CHOICES)
     fetch_parser.add_argument("--dest", default="checkpoints", help="folder to put it in (default checkpoints/)")
     fetch_parser.add_argument("--url", help="download from here instead (a mirror)")
@@ -222,13 +305,19 @@ def add_train_universeg(commands) -> None:
 def train_universeg(args) -> int:
     from ..training import TrainingConfig, train
 
-    config = TrainingConfig(encoder_widths=tuple(args.widths), size=args.size, minutes=args.minutes,
-                            steps=args.steps, batch=args.batch, max_support=args.max_support, lr=args.lr,
-                            seed=args.seed)
+    config = TrainingConfig(
+        encoder_widths=tuple(args.widths),
+        size=args.size,
+        minutes=args.minutes,
+        steps=args.steps,
+        batch=args.batch,
+        max_support=args.max_support,
+        lr=args.lr,
+        seed=args.seed,
+    )
     record = train(config, args.out)
     print(f"{args.out}.pt: {record['steps']} steps in {record['seconds']:.0f} s")
     return 0
 
 
-USER_COMMANDS = (add_demo, add_segment, add_evaluate, add_prepare, add_sample_support, add_weights,
-                 add_train_universeg)
+USER_COMMANDS = (add_demo, add_segment, add_evaluate, add_prepare, add_sample_support, add_weights, add_train_universeg)

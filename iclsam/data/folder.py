@@ -1,8 +1,8 @@
 """The prepared folder format every downstream step reads:
 
-    <root>/<task>/images/<id>.<ext>    (PNG, JPEG, TIFF, or .npy)
-    <root>/<task>/masks/<id>.png       (0 background, 255 target, the image's size)
-    <root>/<task>/meta.csv             (at least `id`; `case` or `group` keeps related images together)
+<root>/<task>/images/<id>.<ext>    (PNG, JPEG, TIFF, or .npy)
+<root>/<task>/masks/<id>.png       (0 background, 255 target, the image's size)
+<root>/<task>/meta.csv             (at least `id`; `case` or `group` keeps related images together)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..readers import IMAGE_SUFFIXES, read_image, read_mask
+
 
 @dataclass(frozen=True)
 class Task:

@@ -26,9 +26,10 @@ def prepare_source(name: str, raw: str | Path, out: str | Path, seed: int = 0, p
             raise FileNotFoundError(
                 f"{source.name}: no {'meta-support' if side == 'support' else 'query'} cases under {raw}: the download "
                 f"looks partial (expected layout: {source.layout}); pass allow_partial=True (--allow-partial) to "
-                "prepare it anyway")
+                "prepare it anyway"
+            )
     with writing_tasks(out, source.tasks) as writers:
-        for case in (progress(cases, desc=source.name) if progress else cases):
+        for case in progress(cases, desc=source.name) if progress else cases:
             for task, image_id, image, mask, origin in source.read_case(case, options):
                 writers[task].add(image_id, case.case, splits[case.case], image, mask, origin)
     return [Path(out) / task for task in source.tasks]
@@ -43,8 +44,14 @@ def _split(source: Source, cases: list[Case], seed: int) -> dict[str, str]:
     return {case: by_group[group] for case, group in groups.items()}
 
 
-def prepare_synthetic(out: str | Path, seed: int = 0, n_support: int = 24, n_query: int = 12,
-                      tasks: tuple[str, ...] = TASKS, progress=None) -> list[Path]:
+def prepare_synthetic(
+    out: str | Path,
+    seed: int = 0,
+    n_support: int = 24,
+    n_query: int = 12,
+    tasks: tuple[str, ...] = TASKS,
+    progress=None,
+) -> list[Path]:
     """Writes the synthetic benchmark (SYNTHETIC data) in the prepared format."""
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
@@ -55,7 +62,7 @@ def prepare_synthetic(out: str | Path, seed: int = 0, n_support: int = 24, n_que
             continue
         with writing_tasks(out, family_tasks) as writers:
             cases = synthetic_cases(family, seed, n_support, n_query)
-            for case_id, split, case in (progress(cases, desc=family, total=n_support + n_query) if progress else cases):
+            for case_id, split, case in progress(cases, desc=family, total=n_support + n_query) if progress else cases:
                 for task, writer in writers.items():
                     image, mask = case[task]
                     writer.add(case_id, case_id, split, image, mask, f"synthetic {family} case {case_id}")
@@ -73,8 +80,9 @@ def prepare_profile(params: dict, out: str | Path, progress=None) -> list:
         if dataset == "synthetic":
             prepare_synthetic(out, seed=p["seed"], n_support=p["n_support"], n_query=p["n_query"], progress=progress)
         else:
-            prepare_source(dataset, Path(p["raw"]) / dataset, out, seed=p["seed"], max_side=p["max_side"],
-                           progress=progress)
+            prepare_source(
+                dataset, Path(p["raw"]) / dataset, out, seed=p["seed"], max_side=p["max_side"], progress=progress
+            )
     tasks = [t for t in open_tasks(out) if t.name in set(params["tasks"])]
     missing = sorted(set(params["tasks"]) - {t.name for t in tasks})
     if missing:

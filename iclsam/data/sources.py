@@ -10,9 +10,9 @@ normalises its input, so 8 bits of a sensible window lose nothing it uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,12 @@ from ..readers import read_picture, read_volume
 from .synthetic import CT_WINDOW
 
 
-
 def find_one(root: Path, pattern: str, what: str) -> Path:
     """The single file under `root` matching `pattern` (case-insensitive glob), or a clear error."""
     regex = re.compile(_glob_to_regex(pattern), re.IGNORECASE)
-    hits = sorted(p for p in root.rglob("*") if regex.fullmatch(p.relative_to(root).as_posix()) and "__MACOSX" not in p.parts)
+    hits = sorted(
+        p for p in root.rglob("*") if regex.fullmatch(p.relative_to(root).as_posix()) and "__MACOSX" not in p.parts
+    )
     if not hits:
         raise FileNotFoundError(f"{what} not found: looked for {pattern} under {root}")
     return hits[0]
@@ -34,8 +35,14 @@ def find_one(root: Path, pattern: str, what: str) -> Path:
 
 def find_all(root: Path, pattern: str) -> list[Path]:
     regex = re.compile(_glob_to_regex(pattern), re.IGNORECASE)
-    return sorted(p for p in root.rglob("*") if p.is_file() and regex.fullmatch(p.relative_to(root).as_posix())
-                  and "__MACOSX" not in p.parts and "illustration" not in p.as_posix().lower())
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and regex.fullmatch(p.relative_to(root).as_posix())
+        and "__MACOSX" not in p.parts
+        and "illustration" not in p.as_posix().lower()
+    )
 
 
 def _glob_to_regex(pattern: str) -> str:
@@ -80,8 +87,6 @@ def ct_to_uint8(volume: np.ndarray, window: tuple[float, float] = CT_WINDOW) -> 
     return np.round((np.clip(volume.astype(np.float32), lo, hi) - lo) / (hi - lo) * 255).astype(np.uint8)
 
 
-
-
 @dataclass
 class Case:
     case: str
@@ -118,14 +123,18 @@ def refuge_cases(raw: Path) -> list[Case]:
     if not images:
         raise FileNotFoundError(f"REFUGE: no Training400/{{Glaucoma,Non-Glaucoma}}/*.jpg under {raw}")
     # one walk of the tree for all masks, keyed like the images: (group folder, stem), case-insensitive
-    masks = {(p.parent.name.lower(), p.stem.lower()): p
-             for p in find_all(raw, "**/Annotation-Training400/Disc_Cup_Masks/*/*.bmp")}
+    masks = {
+        (p.parent.name.lower(), p.stem.lower()): p
+        for p in find_all(raw, "**/Annotation-Training400/Disc_Cup_Masks/*/*.bmp")
+    }
     cases = []
     for image in images:
         mask = masks.get((image.parent.name.lower(), image.stem.lower()))
         if mask is None:
-            raise FileNotFoundError(f"REFUGE mask for {image} not found: looked for "
-                                    f"Annotation-Training400/Disc_Cup_Masks/{image.parent.name}/{image.stem}.bmp under {raw}")
+            raise FileNotFoundError(
+                f"REFUGE mask for {image} not found: looked for "
+                f"Annotation-Training400/Disc_Cup_Masks/{image.parent.name}/{image.stem}.bmp under {raw}"
+            )
         cases.append(Case(image.stem, {"image": image, "mask": mask}))
     return cases
 
@@ -148,8 +157,9 @@ def rimone_cases(raw: Path) -> list[Case]:
         group = image.parent.parent
         files = {"image": image}
         for part in ("Disc", "Cup"):
-            files[part] = find_one(group, f"Average_masks/{image.stem}-{part}-Avg.png",
-                                   f"RIM-ONE r3 {part.lower()} mask for {image}")
+            files[part] = find_one(
+                group, f"Average_masks/{image.stem}-{part}-Avg.png", f"RIM-ONE r3 {part.lower()} mask for {image}"
+            )
         patient = re.sub(r"-[LR]$", "", image.stem, flags=re.IGNORECASE)  # both eyes of a patient together
         cases.append(Case(image.stem, files, extra={"patient": patient}))
     return cases
@@ -183,8 +193,11 @@ def drishti_cases(raw: Path) -> list[Case]:
             split_root = next(p for p in image.parents if p.name.lower() == folder.lower())
             files = {"image": image}
             for part, name in (("disc", "OD"), ("cup", "cup")):
-                files[part] = find_one(split_root, f"**/{image.stem}/SoftMap/{image.stem}_{name}segSoftmap.png",
-                                       f"Drishti-GS1 {part} soft map for {image}")
+                files[part] = find_one(
+                    split_root,
+                    f"**/{image.stem}/SoftMap/{image.stem}_{name}segSoftmap.png",
+                    f"Drishti-GS1 {part} soft map for {image}",
+                )
             cases.append(Case(image.stem, files, official_split=split))
     if not cases:
         raise FileNotFoundError(f"Drishti-GS1: no Training/Images/*.png or Test/Images/*.png under {raw}")
@@ -214,8 +227,9 @@ def brats_cases(raw: Path) -> list[Case]:
     cases = []
     for subject in lgg:
         folder = find_one(mapping_path.parent, subject, f"BraTS2020 case folder {subject}")
-        files = {m: find_one(folder, f"{subject}_{m}.nii*", f"BraTS2020 {m} volume of {subject}")
-                 for m in BRATS_MODALITIES}
+        files = {
+            m: find_one(folder, f"{subject}_{m}.nii*", f"BraTS2020 {m} volume of {subject}") for m in BRATS_MODALITIES
+        }
         try:
             files["seg"] = find_one(folder, f"{subject}_seg.nii*", "seg")
         except FileNotFoundError:  # one release names a mask differently (e.g. W39_1998.09.19_Segm.nii)
@@ -238,8 +252,13 @@ def brats_read(case: Case, options):
         volumes[m] = mri_to_uint8(volume)
     for z in np.flatnonzero(tumour.any(axis=(0, 1))):  # axial slices are on the last axis
         for m in BRATS_MODALITIES:
-            yield (f"brats_{m}", f"{case.case}_z{z:03d}", np.ascontiguousarray(np.rot90(volumes[m][:, :, z])),
-                   np.ascontiguousarray(np.rot90(tumour[:, :, z])), f"{case.files[m]} slice {z}")
+            yield (
+                f"brats_{m}",
+                f"{case.case}_z{z:03d}",
+                np.ascontiguousarray(np.rot90(volumes[m][:, :, z])),
+                np.ascontiguousarray(np.rot90(tumour[:, :, z])),
+                f"{case.files[m]} slice {z}",
+            )
 
 
 # KiTS23 -----------------------------------------------------------------------------------------
@@ -269,14 +288,44 @@ def kits_read(case: Case, options):
 
 
 SOURCES: dict[str, Source] = {
-    "refuge": Source("REFUGE", ("refuge_disc", "refuge_cup"), refuge_cases, refuge_read, (320, 80),
-                     "Training400/{Glaucoma,Non-Glaucoma}/*.jpg + Annotation-Training400/Disc_Cup_Masks/{Glaucoma,Non-Glaucoma}/*.bmp"),
-    "rimone": Source("RIM-ONE r3", ("rimone_disc", "rimone_cup"), rimone_cases, rimone_read, (99, 60),
-                     "<group>/Stereo Images/*.jpg + <group>/Average_masks/<stem>-{Disc,Cup}-Avg.png"),
-    "drishti": Source("Drishti-GS1", ("drishti_disc", "drishti_cup"), drishti_cases, drishti_read, (50, 51),
-                      "{Training,Test}/Images/*.png + {Training/GT,Test/Test_GT}/<stem>/SoftMap/<stem>_{OD,cup}segSoftmap.png"),
-    "brats": Source("BraTS2020", tuple(f"brats_{m}" for m in BRATS_MODALITIES), brats_cases, brats_read, (53, 23),
-                    "MICCAI_BraTS2020_TrainingData/{name_mapping.csv, BraTS20_Training_NNN/BraTS20_Training_NNN_{flair,t1,t1ce,t2,seg}.nii.gz}"),
-    "kits23": Source("KiTS23", ("kits23",), kits_cases, kits_read, (245, 244),
-                     "kits23/dataset/case_NNNNN/{imaging,segmentation}.nii.gz"),
+    "refuge": Source(
+        "REFUGE",
+        ("refuge_disc", "refuge_cup"),
+        refuge_cases,
+        refuge_read,
+        (320, 80),
+        "Training400/{Glaucoma,Non-Glaucoma}/*.jpg + Annotation-Training400/Disc_Cup_Masks/{Glaucoma,Non-Glaucoma}/*.bmp",
+    ),
+    "rimone": Source(
+        "RIM-ONE r3",
+        ("rimone_disc", "rimone_cup"),
+        rimone_cases,
+        rimone_read,
+        (99, 60),
+        "<group>/Stereo Images/*.jpg + <group>/Average_masks/<stem>-{Disc,Cup}-Avg.png",
+    ),
+    "drishti": Source(
+        "Drishti-GS1",
+        ("drishti_disc", "drishti_cup"),
+        drishti_cases,
+        drishti_read,
+        (50, 51),
+        "{Training,Test}/Images/*.png + {Training/GT,Test/Test_GT}/<stem>/SoftMap/<stem>_{OD,cup}segSoftmap.png",
+    ),
+    "brats": Source(
+        "BraTS2020",
+        tuple(f"brats_{m}" for m in BRATS_MODALITIES),
+        brats_cases,
+        brats_read,
+        (53, 23),
+        "MICCAI_BraTS2020_TrainingData/{name_mapping.csv, BraTS20_Training_NNN/BraTS20_Training_NNN_{flair,t1,t1ce,t2,seg}.nii.gz}",
+    ),
+    "kits23": Source(
+        "KiTS23",
+        ("kits23",),
+        kits_cases,
+        kits_read,
+        (245, 244),
+        "kits23/dataset/case_NNNNN/{imaging,segmentation}.nii.gz",
+    ),
 }

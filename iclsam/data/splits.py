@@ -5,7 +5,7 @@ numpy's PCG64 streams, seeded from the seed and a CRC32 of the task name."""
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,8 +48,9 @@ def with_splits(meta: pd.DataFrame, support_fraction: float = 0.5, seed: int = 0
     return meta.assign(split=meta[column].astype(str).map(splits))
 
 
-def draw_supports(task: str, pool: Sequence[str], sizes: Sequence[int] = PAPER_SUPPORT_SIZES,
-                  draws: int = PAPER_DRAWS, seed: int = 0) -> pd.DataFrame:
+def draw_supports(
+    task: str, pool: Sequence[str], sizes: Sequence[int] = PAPER_SUPPORT_SIZES, draws: int = PAPER_DRAWS, seed: int = 0
+) -> pd.DataFrame:
     """For each m in `sizes`, `draws` random support sets of m ids from the meta-support `pool`
     (without replacement within a set). Rows: task, m, draw, rank, id (ids sorted within a set)."""
     pool = sorted(set(map(str, pool)))
@@ -73,13 +74,27 @@ def split_table(tasks, support_fraction: float = 0.5, seed: int = 0) -> pd.DataF
     frames = []
     for task in tasks:
         meta = with_splits(task.meta, support_fraction, seed, key=task.name)
-        frames.append(pd.DataFrame({"task": task.name, "id": meta["id"], "case": meta[case_column(meta)].astype(str),
-                                    "split": meta["split"]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "task": task.name,
+                    "id": meta["id"],
+                    "case": meta[case_column(meta)].astype(str),
+                    "split": meta["split"],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def draws_from_splits(splits: pd.DataFrame, sizes: Sequence[int] = PAPER_SUPPORT_SIZES, draws: int = PAPER_DRAWS,
-                      seed: int = 0) -> pd.DataFrame:
+def draws_from_splits(
+    splits: pd.DataFrame, sizes: Sequence[int] = PAPER_SUPPORT_SIZES, draws: int = PAPER_DRAWS, seed: int = 0
+) -> pd.DataFrame:
     """`draw_supports` of every task of a split table (tasks by name), from its meta-support ids."""
-    return pd.concat([draw_supports(task, group.loc[group["split"] == "support", "id"], sizes, draws, seed)
-                      for task, group in splits.groupby("task", sort=True)], ignore_index=True)
+    return pd.concat(
+        [
+            draw_supports(task, group.loc[group["split"] == "support", "id"], sizes, draws, seed)
+            for task, group in splits.groupby("task", sort=True)
+        ],
+        ignore_index=True,
+    )

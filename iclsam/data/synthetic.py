@@ -19,13 +19,20 @@ that the method can work on it: SAM with ground-truth boxes reaches >= 0.85 Dice
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
-
 TASKS = ("fundus_disc", "fundus_cup", "brain_flair", "brain_t1", "brain_t1ce", "brain_t2", "ct_kidney")
-FAMILY = {"fundus_disc": "fundus", "fundus_cup": "fundus", "brain_flair": "brain", "brain_t1": "brain",
-          "brain_t1ce": "brain", "brain_t2": "brain", "ct_kidney": "abdomen"}
+FAMILY = {
+    "fundus_disc": "fundus",
+    "fundus_cup": "fundus",
+    "brain_flair": "brain",
+    "brain_t1": "brain",
+    "brain_t1ce": "brain",
+    "brain_t2": "brain",
+    "ct_kidney": "abdomen",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,13 @@ QUERY_ACQUISITION = Acquisition(0.85, 0.04, 0.05, 0.3, (0.92, 1.0, 1.15))
 def jittered(rng, acq: Acquisition) -> Acquisition:
     """One case's acquisition: its split's, varied a little per case (contrast, brightness, colour
     balance), as images of one camera or scanner vary."""
-    return Acquisition(acq.gain * rng.uniform(0.92, 1.08), acq.offset + rng.uniform(-0.03, 0.03), acq.noise,
-                       acq.bias, tuple(float(t * rng.uniform(0.95, 1.05)) for t in acq.tint))
+    return Acquisition(
+        acq.gain * rng.uniform(0.92, 1.08),
+        acq.offset + rng.uniform(-0.03, 0.03),
+        acq.noise,
+        acq.bias,
+        tuple(float(t * rng.uniform(0.95, 1.05)) for t in acq.tint),
+    )
 
 
 def _grid(shape):
@@ -107,8 +119,12 @@ def _vessel_tree(rng, shape, cy, cx, trunks=4, width=2.0):
         canvas = np.zeros(shape, bool)
         canvas[(py[ok] * h).astype(int), (px[ok] * w).astype(int)] = True
         nonlocal vessels
-        vessels = np.maximum(vessels, ndimage.gaussian_filter(
-            ndimage.binary_dilation(canvas, iterations=max(1, int(thickness))).astype(float), 0.7))
+        vessels = np.maximum(
+            vessels,
+            ndimage.gaussian_filter(
+                ndimage.binary_dilation(canvas, iterations=max(1, int(thickness))).astype(float), 0.7
+            ),
+        )
         k = len(t) // 2
         return py[k], px[k], angle + bend * t[k]
 
@@ -129,8 +145,16 @@ def fundus_case(rng, acq: Acquisition, shape=(192, 192)):
     disc = disc + 0.06 * _smooth_field(rng, shape, 0.08) < 1
     cup_ratio = rng.uniform(0.4, 0.7)
     temporal = rng.choice([-1, 1]) * rng.uniform(0.0, 0.1) * r_disc  # the cup sits off-centre, temporally
-    cup = _ellipse(shape, cy + rng.uniform(-0.05, 0.05) * r_disc, cx + temporal,
-                   r_disc * cup_ratio * rng.uniform(0.95, 1.15), r_disc * cup_ratio) < 1
+    cup = (
+        _ellipse(
+            shape,
+            cy + rng.uniform(-0.05, 0.05) * r_disc,
+            cx + temporal,
+            r_disc * cup_ratio * rng.uniform(0.95, 1.15),
+            r_disc * cup_ratio,
+        )
+        < 1
+    )
     cup &= ndimage.binary_erosion(disc, iterations=3)
     y, x = _grid(shape)
     glow = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (2.2 * r_disc) ** 2))  # brighter retina near the disc
@@ -167,7 +191,9 @@ def brain_case(rng, acq: Acquisition, shape=(176, 144)):
     skull = (head < 1) & ~brain
     wobble = 0.12 * _smooth_field(rng, shape, 0.08)
     white = (_ellipse(shape, 0.5, 0.5, head_ry * 0.7, head_rx * 0.62) + wobble < 1) & brain
-    ventricles = ((_ellipse(shape, 0.47, 0.44, 0.1, 0.025, 0.25) < 1) | (_ellipse(shape, 0.47, 0.56, 0.1, 0.025, -0.25) < 1))
+    ventricles = (_ellipse(shape, 0.47, 0.44, 0.1, 0.025, 0.25) < 1) | (
+        _ellipse(shape, 0.47, 0.56, 0.1, 0.025, -0.25) < 1
+    )
     ventricles &= brain
     side = rng.choice([-1, 1])
     ty, tx = rng.uniform(0.3, 0.68), 0.5 + side * rng.uniform(0.1, 0.22)
@@ -216,8 +242,16 @@ def abdomen_case(rng, acq: Acquisition, shape=(192, 192)):
         kidney &= ~hilum & inner
         tumour = np.zeros(shape, bool)
         if rng.random() < 0.6:  # an exophytic tumour on the kidney's outer side, less enhancing than the cortex
-            tumour = _blob(rng, shape, ky + rng.uniform(-0.05, 0.05), kx + side * rng.uniform(0.03, 0.05),
-                           rng.uniform(0.025, 0.045)) & inner
+            tumour = (
+                _blob(
+                    rng,
+                    shape,
+                    ky + rng.uniform(-0.05, 0.05),
+                    kx + side * rng.uniform(0.03, 0.05),
+                    rng.uniform(0.025, 0.045),
+                )
+                & inner
+            )
         # perirenal fat: the kidney sits in a fat capsule, which gives it its edge on CT
         capsule = ndimage.binary_dilation(kidney | tumour, iterations=int(rng.integers(3, 6))) & inner
         hu[capsule & ~spine] = -90 + 10 * rng.standard_normal()
@@ -270,7 +304,13 @@ def render_examples(path, seed: int = 0):
     (written without metadata, so the same seed gives the same bytes)."""
     from ..figures import support_query_figure
 
-    columns = [(task, [(split, *case[task]) for _, split, case in synthetic_cases(FAMILY[task], seed, 1, 1)])
-               for task in TASKS]
-    return support_query_figure(columns, f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) "
-                                "acquisitions", path, dpi=90, value_range=(0, 255))
+    columns = [
+        (task, [(split, *case[task]) for _, split, case in synthetic_cases(FAMILY[task], seed, 1, 1)]) for task in TASKS
+    ]
+    return support_query_figure(
+        columns,
+        f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) acquisitions",
+        path,
+        dpi=90,
+        value_range=(0, 255),
+    )

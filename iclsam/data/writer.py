@@ -6,15 +6,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from ..inputs import check_image, check_mask
-
 
 
 class TaskWriter:
@@ -37,8 +36,16 @@ class TaskWriter:
             raise ValueError(f"{source}: prepared images are 8-bit, got {image.dtype}")
         Image.fromarray(image).save(self.partial / "images" / f"{image_id}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(self.partial / "masks" / f"{image_id}.png")
-        self.rows.append(dict(id=image_id, case=case, split=split, h=image.shape[0], w=image.shape[1],
-                              fg_fraction=round(float(mask.mean()), 5)))
+        self.rows.append(
+            dict(
+                id=image_id,
+                case=case,
+                split=split,
+                h=image.shape[0],
+                w=image.shape[1],
+                fg_fraction=round(float(mask.mean()), 5),
+            )
+        )
 
     def commit(self) -> Path:
         if not self.rows:

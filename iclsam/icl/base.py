@@ -6,8 +6,9 @@ Eq. 1's ICL term."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
@@ -49,13 +50,27 @@ class ICLBackend(ABC):
         return None
 
     @abstractmethod
-    def predict(self, prepared: object, query: np.ndarray, confidence: Tensor | None, alpha: float,
-                plain: bool = True, with_map: bool = True) -> ICLOutput:
+    def predict(
+        self,
+        prepared: object,
+        query: np.ndarray,
+        confidence: Tensor | None,
+        alpha: float,
+        plain: bool = True,
+        with_map: bool = True,
+    ) -> ICLOutput:
         """The query's probabilities. `confidence`: the query's confidence map on SAM's valid token grid
         (needed for `with_map`); `alpha`: Eq. 4's weight at this support size."""
 
-    def predict_batch(self, prepared: object, queries: Sequence[np.ndarray], confidences: Sequence[Tensor | None],
-                      alpha: float, plain: bool = True, with_map: bool = True) -> list[ICLOutput]:
+    def predict_batch(
+        self,
+        prepared: object,
+        queries: Sequence[np.ndarray],
+        confidences: Sequence[Tensor | None],
+        alpha: float,
+        plain: bool = True,
+        with_map: bool = True,
+    ) -> list[ICLOutput]:
         """`predict` for several queries of one support set (a model may run them as one batch; the
         default runs them one at a time)."""
         return [self.predict(prepared, q, c, alpha, plain, with_map) for q, c in zip(queries, confidences)]

@@ -23,8 +23,15 @@ class FeaturesICL(ICLBackend):
     def __init__(self, sam_name: str):
         self.weights = f"none (training-free features backend on {sam_name})"
 
-    def predict(self, prepared: object, query: np.ndarray, confidence: Tensor | None, alpha: float,
-                plain: bool = True, with_map: bool = True) -> ICLOutput:
+    def predict(
+        self,
+        prepared: object,
+        query: np.ndarray,
+        confidence: Tensor | None,
+        alpha: float,
+        plain: bool = True,
+        with_map: bool = True,
+    ) -> ICLOutput:
         if with_map and confidence is None:
             raise ValueError("the features backend is made of the confidence map: give it the query's map")
         return ICLOutput(with_map=confidence if with_map else None)

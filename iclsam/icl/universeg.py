@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,11 +47,19 @@ class UniverSegICL(ICLBackend):
     def prepare(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> UniverSegSupport:
         return UniverSegSupport(
             torch.stack([universeg_image(x, "support", self.channel, self.size) for x in images])[None].to(self.device),
-            torch.stack([universeg_label(y, self.size) for y in masks])[None].to(self.device))
+            torch.stack([universeg_label(y, self.size) for y in masks])[None].to(self.device),
+        )
 
     @torch.inference_mode()
-    def predict(self, prepared: UniverSegSupport, query: np.ndarray, confidence: Tensor | None, alpha: float,
-                plain: bool = True, with_map: bool = True) -> ICLOutput:
+    def predict(
+        self,
+        prepared: UniverSegSupport,
+        query: np.ndarray,
+        confidence: Tensor | None,
+        alpha: float,
+        plain: bool = True,
+        with_map: bool = True,
+    ) -> ICLOutput:
         """Plain UniverSeg and UniverSeg with Eq. 4, sharing one encoder pass."""
         target = universeg_image(query, "query", self.channel, self.size)[None].to(self.device)
         encoded = self.network.encode(target, prepared.images, prepared.labels)
@@ -66,17 +74,26 @@ class UniverSegICL(ICLBackend):
         return out
 
     @torch.inference_mode()
-    def predict_batch(self, prepared: UniverSegSupport, queries: Sequence[np.ndarray],
-                      confidences: Sequence[Tensor | None], alpha: float, plain: bool = True,
-                      with_map: bool = True) -> list[ICLOutput]:
+    def predict_batch(
+        self,
+        prepared: UniverSegSupport,
+        queries: Sequence[np.ndarray],
+        confidences: Sequence[Tensor | None],
+        alpha: float,
+        plain: bool = True,
+        with_map: bool = True,
+    ) -> list[ICLOutput]:
         """`predict` for several queries in one batch through the network (the support set repeated
         along the batch); equal to one at a time to float tolerance."""
         if not len(queries):
             return []
         b = len(queries)
         targets = torch.stack([universeg_image(q, "query", self.channel, self.size) for q in queries]).to(self.device)
-        encoded = self.network.encode(targets, prepared.images.expand(b, *prepared.images.shape[1:]),
-                                      prepared.labels.expand(b, *prepared.labels.shape[1:]))
+        encoded = self.network.encode(
+            targets,
+            prepared.images.expand(b, *prepared.images.shape[1:]),
+            prepared.labels.expand(b, *prepared.labels.shape[1:]),
+        )
         outs = [ICLOutput() for _ in range(b)]
         if plain:
             for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded))[:, 0].cpu()):
@@ -84,7 +101,11 @@ class UniverSegICL(ICLBackend):
         if with_map:
             if any(c is None for c in confidences):
                 raise ValueError("UniverSeg with the confidence map (Eq. 4) needs every query's confidence map")
-            grids = torch.stack([to_image_size(c, (self.size, self.size)) for c in confidences])[:, None].to(self.device)
-            for out, p in zip(outs, torch.sigmoid(self.network.decode(*encoded, confidence=grids, alpha=alpha))[:, 0].cpu()):
+            grids = torch.stack([to_image_size(c, (self.size, self.size)) for c in confidences])[:, None].to(
+                self.device
+            )
+            for out, p in zip(
+                outs, torch.sigmoid(self.network.decode(*encoded, confidence=grids, alpha=alpha))[:, 0].cpu()
+            ):
                 out.with_map = p
         return outs

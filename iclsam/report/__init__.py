@@ -4,8 +4,40 @@
 
 from __future__ import annotations
 
-from .paper import PAPER_DIR, PAPER_TASK, PAPER_DATASET, ABLATION_ROW, TABLE1_ROW, DATASET_ORDER, TASK_ORDER, VARIANT_ORDER, ICL_NAME, VARIANT_NAME, BACKBONE_NAME, Provenance, paper_table, task_rank, in_paper_order  # noqa: F401
-from .tables import per_draw_means, ours_by_paper_task, side_by_side, paper_long, ablation_table, icl_backend_table, dataset_ablation_table, table1, gt_box_table, weak_context_table, empty_prediction_counts, assd_table, per_backbone, dice_by_m, sam_gt_once  # noqa: F401
-from .markdown import weak_context_markdown, paper_shaped_markdown, to_markdown, COLUMN_ORDER, write_table  # noqa: F401
-from .metrics import dice_metrics, run_summary  # noqa: F401
 from .compare import TOLERANCE, compare_tables, read_table  # noqa: F401
+from .markdown import COLUMN_ORDER, paper_shaped_markdown, to_markdown, weak_context_markdown, write_table  # noqa: F401
+from .metrics import dice_metrics, run_summary  # noqa: F401
+from .paper import (  # noqa: F401
+    ABLATION_ROW,
+    BACKBONE_NAME,
+    DATASET_ORDER,
+    ICL_NAME,
+    PAPER_DATASET,
+    PAPER_DIR,
+    PAPER_TASK,
+    TABLE1_ROW,
+    TASK_ORDER,
+    VARIANT_NAME,
+    VARIANT_ORDER,
+    Provenance,
+    in_paper_order,
+    paper_table,
+    task_rank,
+)
+from .tables import (  # noqa: F401
+    ablation_table,
+    assd_table,
+    dataset_ablation_table,
+    dice_by_m,
+    empty_prediction_counts,
+    gt_box_table,
+    icl_backend_table,
+    ours_by_paper_task,
+    paper_long,
+    per_backbone,
+    per_draw_means,
+    sam_gt_once,
+    side_by_side,
+    table1,
+    weak_context_table,
+)

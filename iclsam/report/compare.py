@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 # across CPUs (measured between two x86_64 machines on the default profile: Dice up to 2.8e-4, ASSD up
 # to 0.0132 px), floating-point sums differ in their last bits and a few masks by a pixel
 TOLERANCE = {"dice": 1e-3, "assd": 0.05}
@@ -44,8 +45,9 @@ def read_table(path: Path) -> pd.DataFrame:
 def _compare_table(path: Path, expected_path: Path, limit: float) -> list[str]:
     ours, expected = read_table(path), read_table(expected_path)
     if list(ours.columns) != list(expected.columns) or len(ours) != len(expected):
-        return [f"{path}: {len(ours)} rows {list(ours.columns)}, reference {len(expected)} rows "
-                f"{list(expected.columns)}"]
+        return [
+            f"{path}: {len(ours)} rows {list(ours.columns)}, reference {len(expected)} rows {list(expected.columns)}"
+        ]
     problems = []
     for column in ours.columns:
         a, b = ours[column], expected[column]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_atomic
-from .paper import Provenance, in_paper_order
+from .paper import BACKBONE_NAME, ICL_NAME, VARIANT_NAME, Provenance, in_paper_order
 
 
 def weak_context_markdown(table: pd.DataFrame, digits: int = 3) -> str:
@@ -16,8 +16,10 @@ def weak_context_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     method's Dice per support annotation, then each weak annotation's fraction of the masks'."""
     kinds = list(dict.fromkeys(table["annotation"]))
     ratios = [k for k in kinds if k != "mask"] if "mask" in kinds else []
-    lines = ["| task | ICL model | m | " + " | ".join(kinds) + "".join(f" | {k} / mask" for k in ratios) + " |",
-             "|" + "---|" * (3 + len(kinds) + len(ratios))]
+    lines = [
+        "| task | ICL model | m | " + " | ".join(kinds) + "".join(f" | {k} / mask" for k in ratios) + " |",
+        "|" + "---|" * (3 + len(kinds) + len(ratios)),
+    ]
     for (icl, task, m), rows in table.groupby(["icl", "task", "m"], sort=False):
         ours, of_mask = dict(zip(rows["annotation"], rows["ours"])), dict(zip(rows["annotation"], rows["of_mask"]))
         cells = [f"{ours[k]:.{digits}f}" if k in ours else "" for k in kinds]
@@ -26,8 +28,14 @@ def weak_context_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def paper_shaped_markdown(table: pd.DataFrame, rows: list[tuple[str, str]], value: str = "ours",
-                          reference: str = "paper", digits: int = 3, icl_first: str | None = None) -> str:
+def paper_shaped_markdown(
+    table: pd.DataFrame,
+    rows: list[tuple[str, str]],
+    value: str = "ours",
+    reference: str = "paper",
+    digits: int = 3,
+    icl_first: str | None = None,
+) -> str:
     """A long table in the paper's own shape: one row per combination of the `rows` columns (column,
     header), in the paper's order (`in_paper_order`), one column per m, each cell "ours (paper)"
     (just "ours" where the paper has no number). The SAM backbone leads when there are several."""
@@ -44,9 +52,12 @@ def paper_shaped_markdown(table: pd.DataFrame, rows: list[tuple[str, str]], valu
         return f"{ours:.{digits}f}" + ("" if pd.isna(paper) else f" ({paper:.{digits}f})")
 
     keys = [c for c, _ in rows]
-    lines = [f"Each cell: ours ({reference if reference != 'paper' else 'the paper'}).", "",
-             "| " + " | ".join(h for _, h in rows) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
-             "|" + "---|" * (len(rows) + len(sizes))]
+    lines = [
+        f"Each cell: ours ({reference if reference != 'paper' else 'the paper'}).",
+        "",
+        "| " + " | ".join(h for _, h in rows) + " | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+        "|" + "---|" * (len(rows) + len(sizes)),
+    ]
     for key, group in table.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         labels = [names.get(c, {}).get(k, str(k)) for c, k in zip(keys, key)]
@@ -57,6 +68,7 @@ def paper_shaped_markdown(table: pd.DataFrame, rows: list[tuple[str, str]], valu
 
 def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
     """A Markdown table (no extra dependency), numbers rounded, missing values blank."""
+
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return "" if np.isnan(v) else f"{v:.{digits}f}"
@@ -64,23 +76,47 @@ def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
 
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    return "\n".join([header, rule] + ["| " + " | ".join(cell(v) for v in row) + " |"
-                                       for row in frame.itertuples(index=False)])
-COLUMN_ORDER = ("sam", "icl", "dataset", "paper_task", "task", "model", "paper_model", "variant", "annotation", "m",
-                "ours", "paper", "difference")
+    return "\n".join(
+        [header, rule] + ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    )
 
 
-def write_table(frame: pd.DataFrame, stem: str | Path, title: str, provenance: Provenance,
-                markdown: str | None = None) -> None:
+COLUMN_ORDER = (
+    "sam",
+    "icl",
+    "dataset",
+    "paper_task",
+    "task",
+    "model",
+    "paper_model",
+    "variant",
+    "annotation",
+    "m",
+    "ours",
+    "paper",
+    "difference",
+)
+
+
+def write_table(
+    frame: pd.DataFrame, stem: str | Path, title: str, provenance: Provenance, markdown: str | None = None
+) -> None:
     """`<stem>.csv` and `<stem>.md` (title, provenance, table: `markdown`, else the frame as it is),
     written atomically."""
     first = [c for c in COLUMN_ORDER if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first]]
     stem = Path(stem)
-    note = "" if provenance.is_paper_reproduction or "paper" not in frame.columns else (
-        "\n\n**Not a paper reproduction**: the paper's numbers are shown beside results on other data "
-        "and/or other weights.")
+    note = (
+        ""
+        if provenance.is_paper_reproduction or "paper" not in frame.columns
+        else (
+            "\n\n**Not a paper reproduction**: the paper's numbers are shown beside results on other data "
+            "and/or other weights."
+        )
+    )
     text = f"# {title}\n\n{provenance.line()}{note}\n\n{markdown or to_markdown(frame)}\n"
-    for suffix, write in ((".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
-                          (".md", lambda p: p.write_text(text))):
+    for suffix, write in (
+        (".csv", lambda p: frame.to_csv(p, index=False, float_format="%.6g")),
+        (".md", lambda p: p.write_text(text)),
+    ):
         write_atomic(stem.with_suffix(suffix), write)

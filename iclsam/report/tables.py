@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .paper import (ABLATION_ROW, PAPER_DATASET, PAPER_TASK, TABLE1_ROW, in_paper_order, paper_table,
-                    task_rank)
+from .paper import ABLATION_ROW, PAPER_DATASET, PAPER_TASK, TABLE1_ROW, in_paper_order, paper_table, task_rank
 
 
 def per_draw_means(scores: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
@@ -18,7 +17,9 @@ def ours_by_paper_task(scores: pd.DataFrame, metric: str = "dice") -> pd.DataFra
     """Our per-(icl, paper task, variant, m) means: over queries, then draws, then the source data
     sets that the paper averages (fundus)."""
     draws = per_draw_means(scores, metric)
-    tasks = draws.groupby([c for c in ("icl", "task", "variant", "m") if c in draws.columns], as_index=False)[metric].mean()
+    tasks = draws.groupby([c for c in ("icl", "task", "variant", "m") if c in draws.columns], as_index=False)[
+        metric
+    ].mean()
     tasks["paper_task"] = tasks["task"].map(PAPER_TASK)
     unknown = sorted(tasks.loc[tasks["paper_task"].isna(), "task"].unique())
     if unknown:
@@ -83,7 +84,9 @@ def table1(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     ours = ours[(ours["variant"] == ours["icl"]) | (ours["variant"] == "iclsam")].copy()
     ours["dataset"] = ours["paper_task"].map(PAPER_DATASET)
     ours = ours.groupby(["icl", "dataset", "variant", "m"], as_index=False)["dice"].mean()
-    ours["model"] = ours["variant"].map(lambda v: TABLE1_ROW["iclsam"][sam] if v == "iclsam" else TABLE1_ROW["universeg"])
+    ours["model"] = ours["variant"].map(
+        lambda v: TABLE1_ROW["iclsam"][sam] if v == "iclsam" else TABLE1_ROW["universeg"]
+    )
     paper = paper_long(paper_table("dice_table1"), ["dataset", "model"])
     return in_paper_order(side_by_side(ours, paper, ["dataset", "model"]))
 
@@ -111,8 +114,10 @@ def weak_context_table(scores: pd.DataFrame, seconds: dict[str, float]) -> pd.Da
     per_draw = full.groupby([*keys, "draw"], as_index=False)[["dice", "support_dice"]].mean()
     table = per_draw.groupby(keys, as_index=False)[["dice", "support_dice"]].mean().rename(columns={"dice": "ours"})
     outer = [k for k in keys if k != "task"]
-    table = pd.concat([table, table.groupby(outer, as_index=False)[["ours", "support_dice"]].mean().assign(task="mean")],
-                      ignore_index=True)
+    table = pd.concat(
+        [table, table.groupby(outer, as_index=False)[["ours", "support_dice"]].mean().assign(task="mean")],
+        ignore_index=True,
+    )
     same = [k for k in keys if k != "annotation"]
     masks = table.loc[table["annotation"] == "mask", [*same, "ours"]].rename(columns={"ours": "mask"})
     table = table.merge(masks, on=same, how="left")
@@ -142,7 +147,12 @@ def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     ours = ours.groupby(keys, as_index=False)["assd"].mean()
     ours = ours.merge(empty_prediction_counts(scores, keys), on=keys, how="left")
     backbone = "SAM" if sam == "sam" else "MedSAM"
-    names = {"universeg": "UniverSeg", "features": "UniverSeg", "iclsam": f"UniverSeg+{backbone}", "sam+gt": f"{backbone}+GT"}
+    names = {
+        "universeg": "UniverSeg",
+        "features": "UniverSeg",
+        "iclsam": f"UniverSeg+{backbone}",
+        "sam+gt": f"{backbone}+GT",
+    }
     ours["model"] = ours["variant"].map(names)
     paper = paper_long(paper_table("assd_table6"), ["dataset", "model"], "assd")
     return in_paper_order(side_by_side(ours, paper, ["dataset", "model"], "assd"))
@@ -151,8 +161,10 @@ def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
 def per_backbone(scores: pd.DataFrame, build) -> pd.DataFrame:
     """`build(scores of one SAM backbone, backbone)` for each backbone in `scores`, stacked, with a
     `sam` column."""
-    return pd.concat([build(part.drop(columns="sam"), sam).assign(sam=sam)
-                      for sam, part in scores.groupby("sam", sort=True)], ignore_index=True)
+    return pd.concat(
+        [build(part.drop(columns="sam"), sam).assign(sam=sam) for sam, part in scores.groupby("sam", sort=True)],
+        ignore_index=True,
+    )
 
 
 def dice_by_m(scores: pd.DataFrame, icl: str, variant: str) -> pd.DataFrame:

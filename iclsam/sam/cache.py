@@ -36,8 +36,13 @@ class EmbeddingCache:
     `identity` names what every entry must have been computed with (backbone, checkpoint,
     pre-processing); `features_shape` the shape every entry's features must have."""
 
-    def __init__(self, identity: dict[str, str], features_shape: tuple[int, ...], memory_size: int = 256,
-                 directory: str | Path | None = None):
+    def __init__(
+        self,
+        identity: dict[str, str],
+        features_shape: tuple[int, ...],
+        memory_size: int = 256,
+        directory: str | Path | None = None,
+    ):
         self.identity = dict(identity)
         self.features_shape = tuple(features_shape)
         self.memory_size = memory_size
@@ -61,16 +66,26 @@ class EmbeddingCache:
     def put(self, key: str, embedding: ImageEmbedding) -> None:
         self._remember(key, embedding)
         if self.directory is not None and not self.unwritable:
-            stored = {"format": ENTRY_FORMAT, "image": key, **self.identity,
-                      "features": embedding.features.detach().cpu(), "original": list(embedding.original),
-                      "resized": list(embedding.resized), "valid": list(embedding.valid)}
+            stored = {
+                "format": ENTRY_FORMAT,
+                "image": key,
+                **self.identity,
+                "features": embedding.features.detach().cpu(),
+                "original": list(embedding.original),
+                "resized": list(embedding.resized),
+                "valid": list(embedding.valid),
+            }
             try:
                 write_atomic(self.directory / f"{key}.pt", lambda p: torch.save(stored, p))
             except (OSError, RuntimeError) as error:  # a full disk, a read-only folder; torch's writer: RuntimeError
                 self.unwritable = True
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                warnings.warn(f"embedding cache {self.directory} cannot be written ({reason}); embeddings are kept in "
-                              "memory only for the rest of this run", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"embedding cache {self.directory} cannot be written ({reason}); embeddings are kept in "
+                    "memory only for the rest of this run",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def _remember(self, key: str, embedding: ImageEmbedding) -> None:
         self._memory[key] = embedding
@@ -91,12 +106,16 @@ class EmbeddingCache:
         if problem is None:
             problem = self._mismatch(stored, key, image_size)
         if problem is not None:
-            warnings.warn(f"embedding cache entry {path} is {problem}; the image is encoded again and the entry "
-                          "replaced", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"embedding cache entry {path} is {problem}; the image is encoded again and the entry replaced",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             self.replaced.append(path)
             return None
-        return ImageEmbedding(stored["features"].to(device), tuple(stored["original"]), tuple(stored["resized"]),
-                              tuple(stored["valid"]))
+        return ImageEmbedding(
+            stored["features"].to(device), tuple(stored["original"]), tuple(stored["resized"]), tuple(stored["valid"])
+        )
 
     def _mismatch(self, stored, key: str, image_size: tuple[int, int]) -> str | None:
         """What is wrong with a loaded entry, in words, or None."""

@@ -52,8 +52,9 @@ def biased_attention(attention: Attention, q: Tensor, k: Tensor, v: Tensor, logi
     return attention.out_proj(attention._recombine_heads(weights @ v))
 
 
-def _steered_block(block: TwoWayAttentionBlock, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
-                   logit_bias: Tensor) -> tuple[Tensor, Tensor]:
+def _steered_block(
+    block: TwoWayAttentionBlock, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor, logit_bias: Tensor
+) -> tuple[Tensor, Tensor]:
     """segment-anything's two-way block with Eq. 3 in its image-to-token attention."""
     if block.skip_first_layer_pe:
         queries = block.self_attn(q=queries, k=queries, v=queries)
@@ -69,8 +70,13 @@ def _steered_block(block: TwoWayAttentionBlock, queries: Tensor, keys: Tensor, q
     return queries, keys
 
 
-def _steered_transformer(transformer: TwoWayTransformer, image_embedding: Tensor, image_pe: Tensor,
-                         point_embedding: Tensor, logit_bias: Tensor) -> tuple[Tensor, Tensor]:
+def _steered_transformer(
+    transformer: TwoWayTransformer,
+    image_embedding: Tensor,
+    image_pe: Tensor,
+    point_embedding: Tensor,
+    logit_bias: Tensor,
+) -> tuple[Tensor, Tensor]:
     """segment-anything's two-way transformer with Eq. 3 in block 2 and in the final attention."""
     if len(transformer.layers) != 2:
         raise ValueError(f"Eq. 3 is defined for SAM's two-block decoder, this one has {len(transformer.layers)}")
@@ -84,15 +90,25 @@ def _steered_transformer(transformer: TwoWayTransformer, image_embedding: Tensor
     return transformer.norm_final_attn(queries), keys
 
 
-def predict_masks(decoder: MaskDecoder, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
-                  dense_prompt_embeddings: Tensor, logit_bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def predict_masks(
+    decoder: MaskDecoder,
+    image_embeddings: Tensor,
+    image_pe: Tensor,
+    sparse_prompt_embeddings: Tensor,
+    dense_prompt_embeddings: Tensor,
+    logit_bias: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """The decoder's single-mask output (low-res logits N x 1 x h x w, IoU N x 1). Without
     `logit_bias` this is segment-anything's own forward; with it (Eq. 3's beta*z over the 4096 grid
     positions, see `decoder_confidence_bias`) the same computation with the two steered attentions."""
     if logit_bias is None:
-        return decoder(image_embeddings=image_embeddings, image_pe=image_pe,
-                       sparse_prompt_embeddings=sparse_prompt_embeddings,
-                       dense_prompt_embeddings=dense_prompt_embeddings, multimask_output=False)
+        return decoder(
+            image_embeddings=image_embeddings,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse_prompt_embeddings,
+            dense_prompt_embeddings=dense_prompt_embeddings,
+            multimask_output=False,
+        )
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1)
     tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
@@ -100,10 +116,11 @@ def predict_masks(decoder: MaskDecoder, image_embeddings: Tensor, image_pe: Tens
     pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
     b, c, h, w = src.shape
     hs, src = _steered_transformer(decoder.transformer, src, pos_src, tokens, logit_bias)
-    mask_tokens_out = hs[:, 1: 1 + decoder.num_mask_tokens, :]
+    mask_tokens_out = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
     upscaled = decoder.output_upscaling(src.transpose(1, 2).view(b, c, h, w))
-    hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
-                           dim=1)
+    hyper_in = torch.stack(
+        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
+    )
     b, c, h, w = upscaled.shape
     masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
     iou_pred = decoder.iou_prediction_head(hs[:, 0, :])

@@ -26,6 +26,7 @@ class ImageEmbedding:
         """A ... x 64 x 64 map on the token grid, cropped to the valid region, then bilinear to H x W."""
         valid = self.crop_valid(grid)
         lead = valid.shape[:-2]
-        out = F.interpolate(valid.reshape(-1, 1, *valid.shape[-2:]), size=self.original,
-                            mode="bilinear", align_corners=False)
+        out = F.interpolate(
+            valid.reshape(-1, 1, *valid.shape[-2:]), size=self.original, mode="bilinear", align_corners=False
+        )
         return out.reshape(*lead, *self.original)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -17,9 +17,10 @@ from torch import Tensor
 
 from ..checkpoints import file_sha256
 from ..devices import resolve_device
-from .confidence_attention import predict_masks
-from .build import GRID, build_sam, checkpoint_path, backbone as backbone_entry
+from .build import GRID, build_sam, checkpoint_path
+from .build import backbone as backbone_entry
 from .cache import EmbeddingCache, image_key
+from .confidence_attention import predict_masks
 from .embedding import ImageEmbedding
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -46,8 +47,15 @@ class SamPredictor:
     aspect: "keep" resizes the longest side and pads (the ICL-SAM code; default), "stretch" resizes
     to a square (MedSAM's own inference)."""
 
-    def __init__(self, kind: str = "lite", checkpoint: str | Path | None = None, device: str = "auto",
-                 aspect: str = "keep", cache_size: int = 256, cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        kind: str = "lite",
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        aspect: str = "keep",
+        cache_size: int = 256,
+        cache_dir: str | Path | None = None,
+    ):
         if aspect not in ("keep", "stretch"):
             raise ValueError(f"aspect must be 'keep' or 'stretch', got {aspect!r}")
         self.backbone = backbone_entry(kind)
@@ -110,7 +118,9 @@ class SamPredictor:
             embedding = self._encoded(key, self.model.image_encoder(x), size, resized)
         return embedding
 
-    def _encoded(self, key: str, features: Tensor, original: tuple[int, int], resized: tuple[int, int]) -> ImageEmbedding:
+    def _encoded(
+        self, key: str, features: Tensor, original: tuple[int, int], resized: tuple[int, int]
+    ) -> ImageEmbedding:
         """One encoder output (1 x 256 x g x g) as an embedding, counted as a pass and cached."""
         self.encoder_passes += 1
         per_token = self.input_size / features.shape[-1]
@@ -134,12 +144,13 @@ class SamPredictor:
         missing = [k for k, v in found.items() if v is None]
         first = {k: images[keys.index(k)] for k in missing}
         for start in range(0, len(missing), batch_size):
-            chunk = missing[start:start + batch_size]
+            chunk = missing[start : start + batch_size]
             inputs = [self.preprocess(first[k]) for k in chunk]
             features = self.model.image_encoder(torch.cat([x for x, _ in inputs]))
             for j, (key, (_, resized)) in enumerate(zip(chunk, inputs)):
-                found[key] = self._encoded(key, features[j:j + 1].clone(), tuple(np.asarray(first[key]).shape[:2]),
-                                           resized)
+                found[key] = self._encoded(
+                    key, features[j : j + 1].clone(), tuple(np.asarray(first[key]).shape[:2]), resized
+                )
         return [found[k] for k in keys]
 
     def boxes_to_input(self, embedding: ImageEmbedding, boxes: np.ndarray) -> Tensor:
@@ -149,8 +160,9 @@ class SamPredictor:
         return (torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4) * scale).to(self.device)
 
     @torch.inference_mode()
-    def decode(self, embedding: ImageEmbedding, boxes: np.ndarray, logit_bias: Tensor | None = None,
-               with_iou: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def decode(
+        self, embedding: ImageEmbedding, boxes: np.ndarray, logit_bias: Tensor | None = None, with_iou: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Single-mask logits N x H x W, one per box (all boxes in one batch). `logit_bias`: Eq. 3's
         beta*z over the 4096 grid positions (see `decoder_confidence_bias`), or None for stock SAM.
         `with_iou`: also the decoder's own estimate of each mask's IoU (N)."""
@@ -159,9 +171,14 @@ class SamPredictor:
             empty = torch.zeros((0, *embedding.original))
             return (empty, torch.zeros(0)) if with_iou else empty
         sparse, dense = self.model.prompt_encoder(points=None, boxes=box_input, masks=None)
-        low_res, iou = predict_masks(self.model.mask_decoder, embedding.features,
-                                     self.model.prompt_encoder.get_dense_pe(), sparse, dense,
-                                     None if logit_bias is None else logit_bias.to(self.device))
+        low_res, iou = predict_masks(
+            self.model.mask_decoder,
+            embedding.features,
+            self.model.prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            None if logit_bias is None else logit_bias.to(self.device),
+        )
         logits = self.postprocess(embedding, low_res).cpu()
         return (logits, iou[:, 0].float().cpu()) if with_iou else logits
 
@@ -181,14 +198,16 @@ class SamPredictor:
         """`decode` without Eq. 3, remembered by (image key, boxes): the models that share this
         predictor ask for the same ground-truth boxes of a query (the "sam+gt" variant); the result
         is what `decode` gives."""
-        return self.memoised("decode", (key, np.asarray(boxes, dtype=np.int64).tobytes()),
-                             lambda: self.decode(embedding, boxes))
+        return self.memoised(
+            "decode", (key, np.asarray(boxes, dtype=np.int64).tobytes()), lambda: self.decode(embedding, boxes)
+        )
 
     def postprocess(self, embedding: ImageEmbedding, low_res: Tensor) -> Tensor:
         """N x 1 x h x w decoder logits -> N x H x W: to the input size, crop the padding, to the image."""
         if low_res.shape[-1] != self.input_size:
-            low_res = F.interpolate(low_res, size=(self.input_size, self.input_size), mode="bilinear",
-                                    align_corners=False)
+            low_res = F.interpolate(
+                low_res, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         rh, rw = embedding.resized
         cropped = low_res[..., :rh, :rw]
         return F.interpolate(cropped, size=embedding.original, mode="bilinear", align_corners=False)[:, 0]

@@ -4,9 +4,27 @@ its weights and factory (`weights`), its pre-processing (`preprocessing`)."""
 from .confidence import modulate_support_stream, universeg_confidence_weight
 from .network import OFFICIAL_WIDTHS, UniverSeg
 from .preprocessing import UNIVERSEG_SIZE, universeg_image, universeg_label
-from .weights import (SHIPPED_UNIVERSEG, WEIGHTS_DIR, init_universeg_weights, load_shipped_universeg,
-                      load_universeg, universeg)
+from .weights import (
+    SHIPPED_UNIVERSEG,
+    WEIGHTS_DIR,
+    init_universeg_weights,
+    load_shipped_universeg,
+    load_universeg,
+    universeg,
+)
 
-__all__ = ["OFFICIAL_WIDTHS", "SHIPPED_UNIVERSEG", "UNIVERSEG_SIZE", "UniverSeg", "WEIGHTS_DIR",
-           "init_universeg_weights", "load_shipped_universeg", "load_universeg", "modulate_support_stream",
-           "universeg", "universeg_confidence_weight", "universeg_image", "universeg_label"]
+__all__ = [
+    "OFFICIAL_WIDTHS",
+    "SHIPPED_UNIVERSEG",
+    "UNIVERSEG_SIZE",
+    "UniverSeg",
+    "WEIGHTS_DIR",
+    "init_universeg_weights",
+    "load_shipped_universeg",
+    "load_universeg",
+    "modulate_support_stream",
+    "universeg",
+    "universeg_confidence_weight",
+    "universeg_image",
+    "universeg_label",
+]

@@ -1,6 +1,6 @@
 """The paper's Eq. 4: the semantic confidence map inside UniverSeg's decoder.
 
-    Dec'(x) = Norm(Dec(x) * exp(alpha * Z-Norm(C)) | Dec(x)),   alpha = b * exp(-tau * m)
+Dec'(x) = Norm(Dec(x) * exp(alpha * Z-Norm(C)) | Dec(x)),   alpha = b * exp(-tau * m)
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ import math
 
 import torch
 from torch import Tensor
-
-from ..znorm import z_norm
 
 
 def universeg_confidence_weight(b: float, tau: float, m: int) -> float:

@@ -8,7 +8,7 @@ the official weights). The support axis is explicit everywhere; nothing is broad
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -143,8 +143,9 @@ class UniverSeg(nn.Module):
                 support = per_element(lambda x: F.max_pool2d(x, 2), support)
         return target, support, skips
 
-    def decode(self, target: Tensor, support: Tensor, skips, confidence: Tensor | None = None,
-               alpha: float = 0.0) -> Tensor:
+    def decode(
+        self, target: Tensor, support: Tensor, skips, confidence: Tensor | None = None, alpha: float = 0.0
+    ) -> Tensor:
         """Decoder pass; returns logits B x 1 x H x W. With `confidence` (B x 1 x H x W, the query's
         semantic confidence map at the input resolution) the support stream of every decoder level
         is modulated by Eq. 4 with weight `alpha`."""
@@ -161,6 +162,12 @@ class UniverSeg(nn.Module):
             target, support = block(target, support)
         return self.out_conv(target[:, 0])
 
-    def forward(self, target_image: Tensor, support_images: Tensor, support_labels: Tensor,
-                confidence: Tensor | None = None, alpha: float = 0.0) -> Tensor:
+    def forward(
+        self,
+        target_image: Tensor,
+        support_images: Tensor,
+        support_labels: Tensor,
+        confidence: Tensor | None = None,
+        alpha: float = 0.0,
+    ) -> Tensor:
         return self.decode(*self.encode(target_image, support_images, support_labels), confidence, alpha)

@@ -30,8 +30,10 @@ def universeg_image(image: np.ndarray, role: str, channel: str = "first", size: 
             x = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
         else:
             raise ValueError(f"channel must be 'first' or 'luminance', got {channel!r}")
-    resize = lambda t: F.interpolate(t[None, None], size=(size, size), mode="bilinear",  # noqa: E731
-                                     align_corners=False, antialias=True)[0]
+
+    def resize(t):
+        return F.interpolate(t[None, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+
     if role == "support":
         return _minmax(resize(x))
     if role == "query":

@@ -4,8 +4,8 @@ our shipped weights, and the `universeg(weights=...)` factory."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from torch import nn
 
@@ -49,8 +49,10 @@ def load_shipped_universeg(stem: str = SHIPPED_UNIVERSEG, directory: Path = WEIG
     sha256 is checked against its card."""
     path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
     if not path.is_file() or not card_path.is_file():
-        raise FileNotFoundError(f"shipped UniverSeg weights not found: {path} and {card_path} "
-                                "(reinstall iclsam, or pass universeg_checkpoint=)")
+        raise FileNotFoundError(
+            f"shipped UniverSeg weights not found: {path} and {card_path} "
+            "(reinstall iclsam, or pass universeg_checkpoint=)"
+        )
     card = json.loads(card_path.read_text())
     if file_sha256(path) != card.get("sha256"):
         raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
@@ -73,8 +75,10 @@ def _widths_from_state(state: dict, path: Path) -> tuple[int, ...]:
     while f"enc_blocks.{len(widths)}.cross.cross_conv.weight" in state:
         weight = state[f"enc_blocks.{len(widths)}.cross.cross_conv.weight"]
         if weight.ndim != 4:
-            raise ValueError(f"UniverSeg checkpoint {path}: enc_blocks.{len(widths)}.cross.cross_conv.weight has shape "
-                             f"{tuple(weight.shape)}, expected a 4-D convolution weight")
+            raise ValueError(
+                f"UniverSeg checkpoint {path}: enc_blocks.{len(widths)}.cross.cross_conv.weight has shape "
+                f"{tuple(weight.shape)}, expected a 4-D convolution weight"
+            )
         widths.append(int(weight.shape[0]))
     if len(widths) < 2:
         raise ValueError(f"UniverSeg checkpoint {path} has no UniverSeg encoder keys (enc_blocks.*)")
