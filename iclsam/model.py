@@ -220,6 +220,19 @@ class ICLSAM:
 
         return densify_support(self.sam, images, boxes, points)
 
+    def segment_volume(self, volume, annotations: dict | None = None, axis: int = 2, spacing=None,
+                       support_volumes=(), method: str = "iclsam", keep_connected: bool = True):
+        """A 3-D scan from a few annotated slices of it: `annotations` {slice index along `axis`: H x W
+        mask} (an empty mask says "no target on this slice"), optionally `support_volumes` [(image,
+        label), ...] from other scans (alone: no annotated slice needed). `method="interpolation"` is
+        the "fill between slices" baseline. Returns a `volumes.VolumeResult`: the mask on the input
+        grid (annotated slices kept as given), a confidence per slice, and a record of what was done
+        (`iclsam.volumes.propagation` says how)."""
+        from .volumes import segment_volume
+
+        return segment_volume(self, volume, annotations, axis=axis, spacing=spacing, support_volumes=support_volumes,
+                              method=method, keep_connected=keep_connected)
+
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
         seed, token cap and ICL settings, give the same object back while it is among the last

@@ -28,7 +28,7 @@ def test_the_model_puts_every_part_on_its_device(lite):
     assert next(model.icl_model.network.parameters()).device == model.device
     assert model.config.solver == "lbfgs"  # auto: sklearn's lbfgs (the public code) on the CPU
     assert solver_for("cpu") == "lbfgs" and solver_for("cuda:1") == "torch"
-    assert ICLSAM(sam=lite, solver="torch").solver == "torch"
+    assert ICLSAM(sam=lite, solver="torch").config.solver == "torch"
 
 
 def test_the_torch_fit_on_a_named_device_is_the_default_fit():

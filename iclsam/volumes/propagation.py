@@ -1,0 +1,244 @@
+"""ICL-SAM on a volume: the annotated slices of the same scan (and, optionally, slices of other
+annotated scans) are the context; the other slices are segmented outward from the annotated ones,
+each with the nearest annotated slices and its already segmented neighbours as its support set
+(the context grows as propagation proceeds); the result is made consistent in 3-D.
+
+Steps, each a function below: `check_volume` / `check_annotations` (bad input: one line, nothing
+done), `normalise_intensities` (one window for the whole scan), `propagation_order`, `slice_support`
+(the context of one slice), `target_present` (whether a slice outside the annotated range still holds
+the target), `keep_connected_to_annotations` and `fill_between_annotations` (3-D consistency)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from .interpolation import interpolate_slices
+
+if TYPE_CHECKING:
+    from ..model import ICLSAM
+
+METHODS = ("iclsam", "interpolation")
+CONTEXT = 2  # already segmented neighbour slices that join a slice's support set
+SUPPORT_PER_VOLUME = 6  # slices taken from each other annotated scan
+
+
+@dataclass
+class VolumeResult:
+    """mask: the target on the input grid (annotated slices exactly as given); confidence: per slice
+    along the axis, the confidence map's mean over the predicted target (1 on annotated slices that
+    hold the target, 0 where nothing was predicted); record: what was done, in words and numbers."""
+
+    mask: np.ndarray
+    confidence: np.ndarray
+    record: dict = field(default_factory=dict)
+
+
+def check_volume(volume, name: str = "volume") -> np.ndarray:
+    x = np.asarray(volume)
+    if x.ndim != 3:
+        raise ValueError(f"{name}: a volume must be 3-D, got shape {x.shape}")
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{name}: volume has dtype {x.dtype}, expected numbers")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise ValueError(f"{name}: volume contains NaN or infinite values")
+    if min(x.shape) < 1 or min(sorted(x.shape)[1:]) < 8:
+        raise ValueError(f"{name}: volume of shape {x.shape} is too small (slices of at least 8 x 8)")
+    return x
+
+
+def check_axis(axis: int, ndim: int = 3) -> int:
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis!r} is out of range for a 3-D volume (0, 1 or 2)")
+    return int(axis) % ndim
+
+
+def check_annotations(annotations, shape: tuple[int, int], depth: int, name: str = "annotations") -> dict[int, np.ndarray]:
+    """{slice index: H x W mask}: at least one slice, indices in range, masks of the slice's shape
+    with zero and at most one other value (an empty annotated slice says "no target here")."""
+    if not isinstance(annotations, dict) or not annotations:
+        raise ValueError(f"{name}: no annotated slice; give at least one {{slice index: mask}}")
+    checked = {}
+    for index, mask in annotations.items():
+        if not isinstance(index, (int, np.integer)) or not -depth <= index < depth:
+            raise ValueError(f"{name}: slice index {index!r} is out of range (the volume has {depth} slices)")
+        m = np.asarray(mask)
+        if m.shape != tuple(shape):
+            raise ValueError(f"{name}: the mask of slice {index} is {m.shape}, the slices are {tuple(shape)}")
+        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
+            raise ValueError(f"{name}: the mask of slice {index} contains NaN or infinite values")
+        values = np.unique(m)
+        if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+            raise ValueError(f"{name}: the mask of slice {index} is not binary (values {values[:5].tolist()})")
+        checked[int(index) % depth] = m != 0
+    return checked
+
+
+def normalise_intensities(volume: np.ndarray) -> np.ndarray:
+    """The whole scan to 0..255 (uint8) with one window, the 0.5-99.5 percentiles of its voxels (of
+    its non-zero voxels when most are zero, as in skull-stripped MRI), so that every slice is seen
+    with the same contrast."""
+    x = volume.astype(np.float32)
+    values = x[x != 0] if (x != 0).mean() < 0.5 and (x != 0).any() else x.ravel()
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        high = low + 1.0
+    return np.round(np.clip((x - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def propagation_order(depth: int, annotated: Sequence[int]) -> list[int]:
+    """The slices to segment, nearest to an annotated slice first (ties: lower index first)."""
+    marks = np.array(sorted(annotated))
+    rest = [z for z in range(depth) if z not in set(annotated)]
+    return sorted(rest, key=lambda z: (int(np.abs(marks - z).min()), z))
+
+
+def step_towards_annotation(z: int, positive: Sequence[int]) -> int:
+    """The neighbour of slice z on the side of its nearest annotated slice holding the target."""
+    nearest = min(positive, key=lambda k: (abs(k - z), k))
+    return z + (1 if nearest > z else -1)
+
+
+def slice_support(z: int, positive: Sequence[int], done: dict[int, np.ndarray], context: int = CONTEXT) -> list[int]:
+    """The slices whose images and masks are slice z's support set: the nearest annotated slice
+    holding the target on each side of z, and up to `context` already segmented slices next to z on
+    the way to its nearest one (the context grows as propagation moves out)."""
+    below = [k for k in positive if k < z]
+    above = [k for k in positive if k > z]
+    chosen = ([below[-1]] if below else []) + ([above[0]] if above else [])
+    step = z - step_towards_annotation(z, positive)
+    for distance in range(1, context + 1):
+        neighbour = z - step * distance
+        if neighbour in done and done[neighbour].any() and neighbour not in chosen:
+            chosen.append(neighbour)
+    return sorted(chosen)
+
+
+def target_present(z: int, positive: Sequence[int], empty: Sequence[int], done: dict[int, np.ndarray]) -> bool:
+    """Whether slice z may hold the target: inside the annotated range always; outside it only while
+    the neighbour towards the annotations still holds it and no slice annotated as empty lies
+    between them."""
+    lo, hi = min(positive), max(positive)
+    if lo <= z <= hi:
+        return True
+    side = range(z + 1, lo) if z < lo else range(hi + 1, z)
+    if any(k in side for k in empty):
+        return False
+    neighbour = step_towards_annotation(z, positive)
+    return neighbour in positive or (neighbour in done and bool(done[neighbour].any()))
+
+
+def keep_connected_to_annotations(mask: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, int]:
+    """The 3-D connected components (6-connected) that touch an annotated target voxel; without any,
+    the largest component. Returns the mask and how many components were dropped."""
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask, 0
+    keep = set(np.unique(labels[annotated & mask])) - {0}
+    if not keep:
+        sizes = ndimage.sum(mask, labels, range(1, count + 1))
+        keep = {int(np.argmax(sizes)) + 1}
+    return np.isin(labels, sorted(keep)), count - len(keep)
+
+
+def fill_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """A slice between two annotated slices that both hold the target, left empty, takes the
+    interpolation's mask: there is no hole that "fill between slices" would fill."""
+    positive = sorted(k for k, m in annotations.items() if m.any())
+    interpolated = interpolate_slices({k: annotations[k] for k in positive}, mask.shape[0]) if positive else None
+    filled = []
+    for a, b in zip(positive[:-1], positive[1:]):
+        for z in range(a + 1, b):
+            if not mask[z].any() and interpolated[z].any():
+                mask[z] = interpolated[z]
+                filled.append(z)
+    return mask, filled
+
+
+def support_slices(volumes: Sequence[tuple[np.ndarray, np.ndarray]], axis: int,
+                   per_volume: int = SUPPORT_PER_VOLUME) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Support pairs from other annotated scans: up to `per_volume` slices holding the target,
+    evenly spread over its extent along `axis`, each scan with its own intensity window."""
+    pairs = []
+    for i, (image, label) in enumerate(volumes):
+        image = np.moveaxis(check_volume(image, f"support volume {i}"), axis, 0)
+        label = np.moveaxis(np.asarray(label), axis, 0) != 0
+        if label.shape != image.shape:
+            raise ValueError(f"support volume {i}: labels of shape {label.shape} differ from the image's {image.shape}")
+        holding = np.nonzero(label.reshape(len(label), -1).any(axis=1))[0]
+        if not len(holding):
+            raise ValueError(f"support volume {i}: its labels hold no target")
+        picks = np.unique(np.round(np.linspace(holding[0], holding[-1], min(per_volume, len(holding)) + 2)[1:-1]))
+        picks = [int(holding[np.abs(holding - p).argmin()]) for p in picks]
+        window = normalise_intensities(image)
+        pairs += [(window[k], label[k]) for k in dict.fromkeys(picks)]
+    return pairs
+
+
+def segment_volume(model: ICLSAM, volume, annotations: dict | None = None, axis: int = 2,
+                   spacing: Sequence[float] | None = None, support_volumes=(), method: str = "iclsam",
+                   keep_connected: bool = True, context: int = CONTEXT) -> VolumeResult:
+    """See `ICLSAM.segment_volume`."""
+    start = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    axis = check_axis(axis)
+    x = np.moveaxis(check_volume(volume), axis, 0)
+    given = check_annotations(annotations, x.shape[1:], len(x)) if annotations or not support_volumes else {}
+    if method == "interpolation":
+        if not given:
+            raise ValueError("interpolation needs annotated slices")
+        mask = interpolate_slices(given, len(x))
+        confidence = mask.reshape(len(x), -1).any(axis=1).astype(np.float32)
+        record = {"method": method, "axis": axis, "annotated": sorted(given), "seconds": 0.0}
+        return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
+    mask, confidence, record = _propagate(model, x, given, support_slices(support_volumes, axis), keep_connected, context)
+    record.update(axis=axis, spacing=None if spacing is None else [float(s) for s in spacing],
+                  seconds=round(time.perf_counter() - start, 2))
+    return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
+
+
+def _propagate(model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool,
+               context: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The slices of `x` (depth first) segmented outward from the annotated ones; see the module."""
+    window = normalise_intensities(x)
+    positive = sorted(k for k, m in given.items() if m.any())
+    empty = sorted(k for k, m in given.items() if not m.any())
+    if not positive and not extra:
+        raise ValueError("no annotated slice holds the target and no support volume was given: nothing to learn from")
+    done = dict(given)
+    confidence = np.zeros(len(x), np.float32)
+    confidence[positive] = 1.0
+    order = propagation_order(len(x), list(given)) if given else list(range(len(x)))
+    segmented, skipped = [], []
+    for z in order:
+        if positive and not target_present(z, positive, empty, done):
+            done[z] = np.zeros(x.shape[1:], bool)
+            skipped.append(z)
+            continue
+        chosen = slice_support(z, positive, done, context) if positive else []
+        images = [window[k] for k in chosen] + [image for image, _ in extra]
+        masks = [done[k] for k in chosen] + [label for _, label in extra]
+        prediction = model.predict(images, masks, window[z], variants=["iclsam"])
+        done[z] = prediction.masks["iclsam"]
+        confidence[z] = float(prediction.confidence[done[z]].mean()) if done[z].any() else 0.0
+        segmented.append(z)
+    mask = np.stack([done[z] for z in range(len(x))])
+    annotated = np.zeros_like(mask)
+    for k in positive:
+        annotated[k] = given[k]
+    dropped = 0
+    if keep_connected:
+        mask, dropped = keep_connected_to_annotations(mask, annotated)
+    for k, m in given.items():
+        mask[k] = m
+    mask, filled = fill_between_annotations(mask, given)
+    confidence[~mask.reshape(len(mask), -1).any(axis=1)] = 0.0
+    record = {"method": "iclsam", "annotated": sorted(given), "annotated_empty": empty, "segmented": len(segmented),
+              "outside_target_range": len(skipped), "support_volume_slices": len(extra), "context": context,
+              "components_dropped": dropped, "filled_by_interpolation": filled}
+    return mask, confidence, record
