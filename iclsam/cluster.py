@@ -114,6 +114,19 @@ def connect(grid: dict):
     return Client(cluster), max(1, (os.cpu_count() or 1) // workers)
 
 
+def encode_everything(client, grid: dict, root: str, used: list[str], cache, threads, workers: int, record: dict):
+    """Every image encoded once per backbone, each by one worker, before any prediction; the counts
+    go into the run record."""
+    for sam in grid["sam"]:
+        shares = [used[k::workers] for k in range(workers)]
+        futures = [
+            client.submit(_encode_job, grid, sam, root, share, cache, threads, pure=False) for share in shares if share
+        ]
+        for passes, hits in client.gather(futures):
+            record["encoder_passes"] += passes
+            record["encoder_cache_hits"] += hits
+
+
 def distributed_grid_stage(
     grid: dict,
     task: Task,
@@ -136,17 +149,7 @@ def distributed_grid_stage(
     used = used_images(task, draws, queries)
     try:
         workers = max(1, len(client.scheduler_info()["workers"]))
-        for sam in grid["sam"]:  # every image encoded once, by one worker, before any prediction
-            shares = [used[k::workers] for k in range(workers)]
-            for passes, hits in client.gather(
-                [
-                    client.submit(_encode_job, grid, sam, root, share, cache, threads, pure=False)
-                    for share in shares
-                    if share
-                ]
-            ):
-                record["encoder_passes"] += passes
-                record["encoder_cache_hits"] += hits
+        encode_everything(client, grid, root, used, cache, threads, workers, record)
         example_m, example_draw = example_support(draws, task.name)
         jobs, futures = [], []
         for sam in grid["sam"]:

@@ -186,3 +186,22 @@ def fit_confidence_classifier(
         model.fit(x_fit, y_fit)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     return ConfidenceClassifier(model.coef_[0].astype(np.float32), float(model.intercept_[0]), converged)
+
+
+def support_classifier(sam, support, config, device) -> ConfidenceClassifier:
+    """Eq. 2 fitted on a support set's SAM features (`sam`, a `SamPredictor`) with the config's solver,
+    seed and token cap. Models sharing the predictor (one per ICL model in the grid) share the fit:
+    it depends on the support's content and those settings alone (a support set without content
+    key, as fusion="auto"'s held-out sets, is fitted afresh)."""
+    key = None
+    if support.content:
+        key = (support.content, config.solver, config.seed, config.confidence_tokens, str(device))
+
+    def fit() -> ConfidenceClassifier:
+        tokens = support_tokens([sam.encode(x) for x in support.images], support.masks, sam.input_size)
+        cap = {} if config.confidence_tokens is not None else {"train_fraction": 1.0}
+        return fit_confidence_classifier(
+            *tokens, solver=config.solver, seed=config.seed, max_tokens=config.confidence_tokens, device=device, **cap
+        )
+
+    return sam.memoised("confidence_fit", key, fit)

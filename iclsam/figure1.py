@@ -19,7 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from .confidence import ConfidenceClassifier
-from .fusion import fuse
+from .fusion import fuse, fusion_weight
 from .prompts import boxes_from_components, boxes_from_pseudo_label, confident_boxes
 from .resampling import to_image_size
 from .sam import decoder_confidence_bias
@@ -158,7 +158,7 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
         return
     steer = None
     if "iclsam" in state.wanted:
-        steer, state.gamma = model.fusion_choice(support, state.notes)
+        steer, state.gamma = fusion_setting(model, support, state.notes)
     plain, steered = sam_logits(
         model, state, plain="sam" in state.wanted or steer is False, steered="sam+conf" in state.wanted or bool(steer)
     )
@@ -178,3 +178,40 @@ def ground_truth_boxes(model: ICLSAM, state: QueryState) -> None:
     if "sam+gt" in state.wanted:
         logits = model.sam.decode_memoised(image_key(state.query), state.embedding, state.gt_boxes)
         state.masks["sam+gt"] = (logits.amax(0) > 0).numpy()
+
+
+def wanted_variants(model: ICLSAM, variants, has_truth: bool) -> set[str]:
+    """The variants asked for (None: every one, "sam+gt" only with a query mask), checked."""
+    known = model.variants()
+    if variants is None:
+        return set(known) - (set() if has_truth else {"sam+gt"})
+    wanted = {variants} if isinstance(variants, str) else set(variants)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; with icl={model.icl!r} the variants are {list(known)}")
+    if not wanted:
+        raise ValueError(f"no variant asked for; choose among {list(known)}")
+    if "sam+gt" in wanted and not has_truth:
+        raise ValueError("the variant 'sam+gt' needs the query mask (its boxes come from the ground truth)")
+    return wanted
+
+
+def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
+    """Step 5's setting: whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction,
+    and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" (m >= 2) the
+    pair that `fusion_auto` chooses on the support images (once per support set and model setting)."""
+    config = model.config
+    paper = fusion_weight(config.a, config.tau, support.m)
+    if config.fusion == "paper" or support.m < 2:
+        if not model.sam_steering:
+            why = f"; sam_steering auto: the {model.icl} ICL model is the map" if config.sam_steering == "auto" else ""
+            notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + why)
+        return model.sam_steering, paper
+    from .fusion_auto import auto_fusion_choice
+
+    steer, gamma = auto_fusion_choice(model, support, paper)
+    notes.append(
+        f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
+        f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
+    )
+    return steer, gamma

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .confidence import ConfidenceClassifier, fit_confidence_classifier, solver_for, support_tokens
+from .confidence import ConfidenceClassifier, solver_for, support_classifier
 from .config import ICLSAMConfig
 from .devices import resolve_device
 from .figure1 import (
@@ -26,11 +25,13 @@ from .figure1 import (
     in_context_prediction,
     sam_and_fusion,
     semantic_confidence,
+    wanted_variants,
 )
 from .fusion import fusion_weight
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask
 from .metrics import dice
+from .prediction import Prediction
 from .sam import SamPredictor
 from .support import SupportSet, SupportSetCache, support_set_key
 from .universeg import universeg_confidence_weight
@@ -38,36 +39,6 @@ from .universeg import universeg_confidence_weight
 SAM_VARIANTS = ("sam", "sam+conf", "iclsam", "sam+gt")  # after the ICL model's own, in the paper's order
 
 __all__ = ["ICLSAM", "ICLSAMConfig", "Prediction", "SAM_VARIANTS", "SupportSet", "support_set_key"]
-
-
-@dataclass
-class Prediction:
-    """What one query gives.
-
-    masks: H x W bool per variant. With icl="universeg": "universeg" (plain), "universeg+conf"
-      (Eq. 4), "sam" (SAM prompted by boxes from "universeg+conf"), "sam+conf" (plus Eq. 3),
-      "iclsam" (plus the Eq. 1 fusion: the full method). With icl="features" the ICL variant is
-      "features" and there is no "+conf" ICL variant (Eq. 4 is UniverSeg's). "sam+gt" (boxes from
-      the ground truth, no map) when a query mask was given.
-    Only the variants asked for are computed (all by default); each is the same to the bit whether
-    it was asked for alone or with the others.
-    boxes: K x 4 XYXY prompts from the pseudo-label; gt_boxes likewise from the query mask.
-    confidence: H x W semantic confidence map in [0, 1] (Eq. 2); None when no variant needs it
-      (UniverSeg alone, SAM + GT boxes).
-    classifier: the confidence map's logistic regression (None likewise).
-    dice: Dice per variant when a query mask was given.
-    notes: what was skipped or substituted, in words."""
-
-    masks: dict[str, np.ndarray]
-    boxes: np.ndarray
-    confidence: np.ndarray | None
-    icl: str
-    alpha: float
-    gamma: float
-    classifier: ConfidenceClassifier | None
-    gt_boxes: np.ndarray | None = None
-    dice: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 class ICLSAM:
@@ -105,22 +76,18 @@ class ICLSAM:
             raise TypeError(f"ICLSAM got unknown setting(s) {unknown}; see ICLSAMConfig")
         config = dataclasses.replace(config or ICLSAMConfig(), **settings)
         self.device = sam.device if isinstance(sam, SamPredictor) else resolve_device(config.device)
-        self.sam = (
-            sam
-            if isinstance(sam, SamPredictor)
-            else SamPredictor(sam, sam_checkpoint, device=self.device, aspect=config.sam_aspect, cache_dir=cache_dir)
-        )
-        self.icl_model = (
-            icl
-            if isinstance(icl, ICLBackend)
-            else build_icl(
+        if not isinstance(sam, SamPredictor):
+            sam = SamPredictor(sam, sam_checkpoint, device=self.device, aspect=config.sam_aspect, cache_dir=cache_dir)
+        self.sam = sam
+        if not isinstance(icl, ICLBackend):
+            icl = build_icl(
                 icl,
-                sam_name=self.sam.backbone.name,
+                sam_name=sam.backbone.name,
                 universeg_checkpoint=universeg_checkpoint,
                 universeg_channel=config.universeg_channel,
                 device=self.device,
             )
-        )
+        self.icl_model = icl
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
         self.config = config
         self._support_sets = SupportSetCache(config.support_set_cache_size)
@@ -200,7 +167,7 @@ class ICLSAM:
         if not self.config.batch_queries or not query_images:
             return [self.predict_query(support, x, y, variants) for x, y in zip(query_images, query_masks)]
         checked = [check_image(x, f"query image {i}") for i, x in enumerate(query_images)]
-        outputs = batched_in_context_outputs(self, support, checked, self._wanted(variants, True))
+        outputs = batched_in_context_outputs(self, support, checked, wanted_variants(self, variants, True))
         return [
             self.predict_query(support, x, y, variants, icl_output=out)
             for x, y, out in zip(query_images, query_masks, outputs)
@@ -220,18 +187,16 @@ class ICLSAM:
 
         return densify_support(self.sam, images, boxes, points)
 
-    def segment_volume(self, volume, annotations: dict | None = None, axis: int = 2, spacing=None,
-                       support_volumes=(), method: str = "iclsam", keep_connected: bool = True):
+    def segment_volume(self, volume, annotations: dict | None = None, axis: int = 2, **options):
         """A 3-D scan from a few annotated slices of it: `annotations` {slice index along `axis`: H x W
-        mask} (an empty mask says "no target on this slice"), optionally `support_volumes` [(image,
-        label), ...] from other scans (alone: no annotated slice needed). `method="interpolation"` is
-        the "fill between slices" baseline. Returns a `volumes.VolumeResult`: the mask on the input
-        grid (annotated slices kept as given), a confidence per slice, and a record of what was done
-        (`iclsam.volumes.propagation` says how)."""
+        mask} (an empty mask says "no target on this slice"); options: `spacing`, `support_volumes`
+        [(image, label), ...] from other scans (alone: no annotated slice needed), `method`
+        ("interpolation": the "fill between slices" baseline), `keep_connected`. Returns a
+        `volumes.VolumeResult`: the mask on the input grid (annotated slices as given), a confidence
+        per slice, a record of what was done (`iclsam.volumes.propagation` says how)."""
         from .volumes import segment_volume
 
-        return segment_volume(self, volume, annotations, axis=axis, spacing=spacing, support_volumes=support_volumes,
-                              method=method, keep_connected=keep_connected)
+        return segment_volume(self, volume, annotations, axis=axis, **options)
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
@@ -265,7 +230,7 @@ class ICLSAM:
         for this query when it was computed in a batch (`predict_queries`)."""
         query = check_image(query_image, "query image")
         truth = None if query_mask is None else check_mask(query_mask, query.shape[:2], "query mask")
-        state = self.query_state(support, query, truth, self._wanted(variants, truth is not None))
+        state = self.query_state(support, query, truth, wanted_variants(self, variants, truth is not None))
         semantic_confidence(self, support, state)  # SAM's encoder, Eq. 2
         in_context_prediction(self, support, state, icl_output)  # the ICL model, Eq. 4
         box_prompts(self, support, state)  # boxes from the pseudo-label
@@ -305,78 +270,17 @@ class ICLSAM:
         and so does every SAM variant prompted by boxes, since the pseudo-label is that mask."""
         return bool(self.icl_model.map_variant in wanted or SAM_PROMPTED & wanted)
 
-    def _wanted(self, variants: Iterable[str] | None, has_truth: bool) -> set[str]:
-        known = self.variants()
-        if variants is None:
-            return set(known) - (set() if has_truth else {"sam+gt"})
-        wanted = {variants} if isinstance(variants, str) else set(variants)
-        unknown = sorted(wanted - set(known))
-        if unknown:
-            raise ValueError(f"unknown variant(s) {unknown}; with icl={self.icl!r} the variants are {list(known)}")
-        if not wanted:
-            raise ValueError(f"no variant asked for; choose among {list(known)}")
-        if "sam+gt" in wanted and not has_truth:
-            raise ValueError("the variant 'sam+gt' needs the query mask (its boxes come from the ground truth)")
-        return wanted
-
     # ------------------------------------------------------------------------------------------
     # what a support set gives once
     # ------------------------------------------------------------------------------------------
 
     def classifier(self, support: SupportSet) -> ConfidenceClassifier:
-        """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set."""
+        """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set
+        (and once for every model sharing this SAM predictor: `confidence.support_classifier`)."""
         if support.classifier is None:
-            # models sharing this SAM predictor (e.g. one per ICL model in the grid) fit Eq. 2 once per
-            # support set: the fit depends on the support's content, the solver, seed and token cap alone
-            config = self.config
-            key = (
-                None
-                if not support.content
-                else (support.content, config.solver, config.seed, config.confidence_tokens, str(self.device))
-            )
-            support.classifier = self.sam.memoised(
-                "confidence_fit", key, lambda: self.fit_map([self.sam.encode(x) for x in support.images], support.masks)
-            )
+            support.classifier = support_classifier(self.sam, support, self.config, self.device)
             self.classifier_fits += 1
         return support.classifier
-
-    def fit_map(self, embeddings, masks: Sequence[np.ndarray]) -> ConfidenceClassifier:
-        """Eq. 2's fit on the given images' embeddings and masks, with this model's solver, seed and token cap."""
-        config = self.config
-        return fit_confidence_classifier(
-            *support_tokens(embeddings, masks, self.sam.input_size),
-            solver=config.solver,
-            seed=config.seed,
-            **({} if config.confidence_tokens is not None else {"train_fraction": 1.0}),
-            max_tokens=config.confidence_tokens,
-            device=self.device,
-        )
-
-    def fusion_choice(self, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
-        """Whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction, and Eq. 1's
-        gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" (m >= 2) the pair that
-        `fusion_auto` chooses on the support images (once per support set and model setting)."""
-        config = self.config
-        paper = fusion_weight(config.a, config.tau, support.m)
-        if config.fusion == "paper" or support.m < 2:
-            if not self.sam_steering:
-                notes.append(
-                    "fusion: Eq. 1 with SAM without the map (no Eq. 3)"
-                    + (
-                        f"; sam_steering auto: the {self.icl} ICL model is the map"
-                        if config.sam_steering == "auto"
-                        else ""
-                    )
-                )
-            return self.sam_steering, paper
-        from .fusion_auto import auto_fusion_choice
-
-        steer, gamma = auto_fusion_choice(self, support, paper)
-        notes.append(
-            f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
-            f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
-        )
-        return steer, gamma
 
     def icl_support(self, support: SupportSet) -> object:
         """The ICL model's prepared support, once per support set."""

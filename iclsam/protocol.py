@@ -47,6 +47,34 @@ def support_annotation(
     raise ValueError(f"annotation must be one of {ANNOTATION_KINDS}, got {annotation!r}")
 
 
+def image_loader(task: Task):
+    """`load(id)`: the task's image and mask, each read once."""
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def load(image_id):
+        if image_id not in images:
+            images[image_id] = task.load(image_id)
+        return images[image_id]
+
+    return load
+
+
+def score_rows(prediction: Prediction, truth: np.ndarray, with_assd: bool, **keys) -> list[dict]:
+    """A row per variant of one prediction: `keys`, the variant, its Dice and (with_assd) its ASSD,
+    both masks resized to 512 x 512 (NaN otherwise)."""
+    truth_512 = resized_mask(truth) if with_assd else None
+    return [
+        {
+            **{k: keys[k] for k in ("task", "m", "draw", "query")},
+            "variant": variant,
+            "dice": dice(mask, truth),
+            "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan,
+            **{k: v for k, v in keys.items() if k not in ("task", "m", "draw", "query")},
+        }
+        for variant, mask in prediction.masks.items()
+    ]
+
+
 def run_grid(
     model: ICLSAM,
     task: Task,
@@ -62,13 +90,7 @@ def run_grid(
     With `annotation` (weak context, `support_annotation`), the support masks are those the
     annotation gives, and rows also hold `annotation` and `support_dice` (mean Dice of the support
     set's masks with the true ones)."""
-    images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def load(image_id):
-        if image_id not in images:
-            images[image_id] = task.load(image_id)
-        return images[image_id]
-
+    load = image_loader(task)
     sets = [
         (m, draw, list(group.sort_values("rank")["id"]))
         for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)
@@ -96,21 +118,9 @@ def run_grid(
                     "support_dice": float(np.mean([dice(a, b) for a, b in zip(masks, true_masks)])),
                 }
         image, truth = load(query)
-        prediction = predictions[(m, draw)][query]
-        truth_512 = resized_mask(truth) if with_assd else None
-        for variant, mask in prediction.masks.items():
-            rows.append(
-                {
-                    "task": task.name,
-                    "m": m,
-                    "draw": draw,
-                    "query": query,
-                    "variant": variant,
-                    "dice": dice(mask, truth),
-                    "assd": assd(resized_mask(mask), truth_512) if with_assd else np.nan,
-                    **weak,
-                }
-            )
+        rows += score_rows(
+            predictions[(m, draw)][query], truth, with_assd, task=task.name, m=m, draw=draw, query=query, **weak
+        )
     return pd.DataFrame(rows)
 
 

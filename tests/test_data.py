@@ -287,7 +287,7 @@ def test_kits23_kidney_and_tumour_on_the_first_axis(tmp_path):
 
 
 def test_kits23_window_endpoints(tmp_path):
-    from iclsam.data.sources import ct_to_uint8
+    from iclsam.data.scan_sources import ct_to_uint8
 
     np.testing.assert_array_equal(ct_to_uint8(np.array([-1000, -79, 304, 2000, 112.5])), [0, 0, 255, 255, 128])
 

@@ -1,11 +1,12 @@
-"""The `iclsam` command: user commands (`user`) and the pipeline's (`pipeline`), sharing the model
-options (`options`). Every error is one line (exit 2; Ctrl-C: 130)."""
+"""The `iclsam` command: user commands (`user`), data and weights (`data`) and the pipeline's
+(`pipeline`), sharing the model options (`options`). Every error is one line (exit 2; Ctrl-C: 130)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .data import DATA_COMMANDS
 from .pipeline import PIPELINE_COMMANDS
 from .user import USER_COMMANDS
 
@@ -25,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
         prog="iclsam", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (*USER_COMMANDS, *PIPELINE_COMMANDS):
+    for add in (*USER_COMMANDS, *DATA_COMMANDS, *PIPELINE_COMMANDS):
         add(commands)
     return top
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .synthetic_shapes import blob, ellipse, grid, smooth_field, texture
+
 TASKS = ("fundus_disc", "fundus_cup", "brain_flair", "brain_t1", "brain_t1ce", "brain_t2", "ct_kidney")
 FAMILY = {
     "fundus_disc": "fundus",
@@ -62,40 +64,10 @@ def jittered(rng, acq: Acquisition) -> Acquisition:
     )
 
 
-def _grid(shape):
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
-    return yy / shape[0], xx / shape[1]
-
-
-def _ellipse(shape, cy, cx, ry, rx, angle=0.0):
-    y, x = _grid(shape)
-    c, s = np.cos(angle), np.sin(angle)
-    u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
-    return (u / rx) ** 2 + (v / ry) ** 2
-
-
-def _blob(rng, shape, cy, cx, radius, roughness=0.35):
-    """An irregular blob: an ellipse whose boundary is perturbed by smooth noise."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=min(shape) * radius * 0.5)
-    field /= np.abs(field).max() + 1e-9
-    r = _ellipse(shape, cy, cx, radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3), rng.uniform(0, np.pi))
-    return r + roughness * field < 1
-
-
-def _smooth_field(rng, shape, sigma_fraction=0.25):
-    f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=min(shape) * sigma_fraction)
-    return f / (np.abs(f).max() + 1e-9)
-
-
-def _texture(rng, shape, sigma=1.5):
-    t = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return t / (t.std() + 1e-9)
-
-
 def _acquire(rng, clean, acq: Acquisition, body=None):
     """Clean intensities in [0, 1] -> acquired image in [0, 1]: bias field, contrast, noise."""
     shape = clean.shape[:2]
-    field = 1.0 + acq.bias * _smooth_field(rng, shape, 0.5)
+    field = 1.0 + acq.bias * smooth_field(rng, shape, 0.5)
     field = field[..., None] if clean.ndim == 3 else field
     x = clean * field
     x = (x - 0.5) * acq.gain + 0.5 + acq.offset
@@ -141,12 +113,12 @@ def fundus_case(rng, acq: Acquisition, shape=(192, 192)):
     Pale cup inside a yellow-orange disc on a red-orange retina, vessels leaving the disc."""
     cy, cx = 0.5 + rng.uniform(-0.07, 0.07), 0.5 + rng.uniform(-0.07, 0.07)
     r_disc = rng.uniform(0.19, 0.25)
-    disc = _ellipse(shape, cy, cx, r_disc * rng.uniform(1.0, 1.12), r_disc, rng.uniform(-0.3, 0.3))
-    disc = disc + 0.06 * _smooth_field(rng, shape, 0.08) < 1
+    disc = ellipse(shape, cy, cx, r_disc * rng.uniform(1.0, 1.12), r_disc, rng.uniform(-0.3, 0.3))
+    disc = disc + 0.06 * smooth_field(rng, shape, 0.08) < 1
     cup_ratio = rng.uniform(0.4, 0.7)
     temporal = rng.choice([-1, 1]) * rng.uniform(0.0, 0.1) * r_disc  # the cup sits off-centre, temporally
     cup = (
-        _ellipse(
+        ellipse(
             shape,
             cy + rng.uniform(-0.05, 0.05) * r_disc,
             cx + temporal,
@@ -156,16 +128,16 @@ def fundus_case(rng, acq: Acquisition, shape=(192, 192)):
         < 1
     )
     cup &= ndimage.binary_erosion(disc, iterations=3)
-    y, x = _grid(shape)
+    y, x = grid(shape)
     glow = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (2.2 * r_disc) ** 2))  # brighter retina near the disc
     base = np.stack([0.62 + 0.12 * glow, 0.24 + 0.08 * glow, 0.10 + 0.04 * glow], -1)
-    base += 0.025 * _texture(rng, shape, 2.5)[..., None]
+    base += 0.025 * texture(rng, shape, 2.5)[..., None]
     soft = lambda m, s: ndimage.gaussian_filter(m.astype(float), s)[..., None]  # noqa: E731
     rim_colour = np.array([0.93, 0.56, 0.26]) + rng.uniform(-0.04, 0.04, 3)
     cup_colour = np.array([1.0, 0.94, 0.84]) + rng.uniform(-0.03, 0.0, 3)
     img = base * (1 - soft(disc, 1.2)) + rim_colour * soft(disc, 1.2)
     img = img * (1 - soft(cup, 1.0)) + cup_colour * soft(cup, 1.0)
-    img += 0.015 * _texture(rng, shape, 1.0)[..., None]
+    img += 0.015 * texture(rng, shape, 1.0)[..., None]
     vessels = _vessel_tree(rng, shape, cy, cx + temporal / 2, trunks=int(rng.integers(3, 5)), width=1.5)
     # vessels: dark on the retina, faint where they cross the pale disc and cup (as on photographs)
     on_disc = 1 - 0.75 * soft(disc, 1.5)
@@ -186,20 +158,20 @@ BRAIN_CONTRASTS = {
 def brain_case(rng, acq: Acquisition, shape=(176, 144)):
     """Four MRI-like contrasts of one axial brain slice with a tumour, and the whole-tumour mask."""
     head_ry, head_rx = rng.uniform(0.4, 0.46), rng.uniform(0.38, 0.45)
-    head = _ellipse(shape, 0.5, 0.5, head_ry, head_rx)
+    head = ellipse(shape, 0.5, 0.5, head_ry, head_rx)
     brain = head < 0.86
     skull = (head < 1) & ~brain
-    wobble = 0.12 * _smooth_field(rng, shape, 0.08)
-    white = (_ellipse(shape, 0.5, 0.5, head_ry * 0.7, head_rx * 0.62) + wobble < 1) & brain
-    ventricles = (_ellipse(shape, 0.47, 0.44, 0.1, 0.025, 0.25) < 1) | (
-        _ellipse(shape, 0.47, 0.56, 0.1, 0.025, -0.25) < 1
+    wobble = 0.12 * smooth_field(rng, shape, 0.08)
+    white = (ellipse(shape, 0.5, 0.5, head_ry * 0.7, head_rx * 0.62) + wobble < 1) & brain
+    ventricles = (ellipse(shape, 0.47, 0.44, 0.1, 0.025, 0.25) < 1) | (
+        ellipse(shape, 0.47, 0.56, 0.1, 0.025, -0.25) < 1
     )
     ventricles &= brain
     side = rng.choice([-1, 1])
     ty, tx = rng.uniform(0.3, 0.68), 0.5 + side * rng.uniform(0.1, 0.22)
     r = rng.uniform(0.06, 0.13)
-    core = _blob(rng, shape, ty, tx, r) & brain
-    oedema = (_blob(rng, shape, ty, tx, r * rng.uniform(1.4, 1.9), 0.5) | core) & brain & ~ventricles
+    core = blob(rng, shape, ty, tx, r) & brain
+    oedema = (blob(rng, shape, ty, tx, r * rng.uniform(1.4, 1.9), 0.5) | core) & brain & ~ventricles
     rim = core & ~ndimage.binary_erosion(core, iterations=2)
     images = {}
     for name, v in BRAIN_CONTRASTS.items():
@@ -211,7 +183,7 @@ def brain_case(rng, acq: Acquisition, shape=(176, 144)):
         x[oedema] = v["oedema"]
         x[core] = v["core"]
         x[rim] = v["rim"]
-        x = ndimage.gaussian_filter(x, 0.8) + 0.02 * _texture(rng, shape) * (head < 1)
+        x = ndimage.gaussian_filter(x, 0.8) + 0.02 * texture(rng, shape) * (head < 1)
         images[name] = (_acquire(rng, x, acq, body=head < 1.05) * 255).astype(np.uint8)
     return images, oedema
 
@@ -222,28 +194,28 @@ CT_WINDOW = (-79.0, 304.0)
 def abdomen_case(rng, acq: Acquisition, shape=(192, 192)):
     """A CT-like axial abdominal slice (Hounsfield units, then windowed to 0..255) with kidneys and
     kidney tumours; the target is kidneys + tumours."""
-    body = _ellipse(shape, 0.52, 0.5, rng.uniform(0.33, 0.4), rng.uniform(0.42, 0.47))
+    body = ellipse(shape, 0.52, 0.5, rng.uniform(0.33, 0.4), rng.uniform(0.42, 0.47))
     hu = np.full(shape, -1000.0)
     hu[body < 1] = -100  # subcutaneous fat
     inner = body < 0.8
-    hu[inner] = 35 + 8 * _texture(rng, shape, 3)[inner]  # muscle / bowel
-    liver = (_ellipse(shape, 0.45, 0.3, 0.2, 0.17, 0.3) + 0.1 * _smooth_field(rng, shape, 0.1) < 1) & inner
+    hu[inner] = 35 + 8 * texture(rng, shape, 3)[inner]  # muscle / bowel
+    liver = (ellipse(shape, 0.45, 0.3, 0.2, 0.17, 0.3) + 0.1 * smooth_field(rng, shape, 0.1) < 1) & inner
     hu[liver] = 60
-    spine = _ellipse(shape, 0.68, 0.5, 0.055, 0.05) < 1
+    spine = ellipse(shape, 0.68, 0.5, 0.055, 0.05) < 1
     hu[spine] = 700
-    hu[(_ellipse(shape, 0.56, 0.5, 0.035, 0.035) < 1)] = 150  # aorta
+    hu[(ellipse(shape, 0.56, 0.5, 0.035, 0.035) < 1)] = 150  # aorta
     kidneys = np.zeros(shape, bool)
     cortex_hu = 150 * acq.gain + 20
     for side in (-1, 1):
         ky, kx = 0.62 + rng.uniform(-0.04, 0.04), 0.5 + side * rng.uniform(0.15, 0.2)
         ry, rx, tilt = rng.uniform(0.07, 0.1), rng.uniform(0.045, 0.06), side * rng.uniform(0.2, 0.5)
-        kidney = _ellipse(shape, ky, kx, ry, rx, tilt) < 1
-        hilum = _ellipse(shape, ky, kx - side * 0.04, 0.03, 0.025) < 1
+        kidney = ellipse(shape, ky, kx, ry, rx, tilt) < 1
+        hilum = ellipse(shape, ky, kx - side * 0.04, 0.03, 0.025) < 1
         kidney &= ~hilum & inner
         tumour = np.zeros(shape, bool)
         if rng.random() < 0.6:  # an exophytic tumour on the kidney's outer side, less enhancing than the cortex
             tumour = (
-                _blob(
+                blob(
                     rng,
                     shape,
                     ky + rng.uniform(-0.05, 0.05),

@@ -6,8 +6,9 @@ the other volumes of the set as support volumes, no annotated slice in the targe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -59,52 +60,100 @@ def target_of(label: np.ndarray, labels: Sequence[int] | None) -> np.ndarray:
     return label != 0 if not labels else np.isin(label, list(labels))
 
 
-def evaluate_volumes(model: ICLSAM, root: str | Path, ks: Sequence[int] = (1, 3, 5),
-                     methods: Sequence[str] = ("iclsam", "interpolation"), axis: int = 2, sets: Sequence[str] | None = None,
-                     labels: Sequence[int] | None = None, leave_one_out: bool = True, progress=None) -> pd.DataFrame:
-    """One row per set, case, method and k (or leave-one-volume-out): dice, assd, hd95 (mm), the
-    annotated slices, the target's extent, seconds."""
+def evaluate_volumes(
+    model: ICLSAM,
+    root: str | Path,
+    ks: Sequence[int] = (1, 3, 5),
+    methods: Sequence[str] = ("iclsam", "interpolation"),
+    axis: int = 2,
+    sets: Sequence[str] | None = None,
+    labels: Sequence[int] | None = None,
+    leave_one_out: bool = True,
+    progress=None,
+) -> pd.DataFrame:
+    """One row per set, case, method and k (k = 0: leave-one-volume-out): dice, assd, hd95 (mm),
+    the annotated slices, the target's extent in slices, seconds. Every volume is read and checked
+    before any is segmented."""
     found = volume_pairs(root)
     if sets:
         unknown = sorted(set(sets) - set(found))
         if unknown:
             raise ValueError(f"sets {unknown} not found under {root} (it has {sorted(found)})")
         found = {name: found[name] for name in sets}
+    cases = {
+        name: {case: read_case(image, label, labels, axis) for case, image, label in pairs}
+        for name, pairs in found.items()
+    }
     rows = []
-    for set_name, pairs in found.items():
-        scans = {case: (read_scan(image), read_scan(label)) for case, image, label in pairs}
-        for case, (scan, label_scan) in scans.items():
-            if label_scan.array.shape != scan.array.shape:
-                raise ValueError(f"{label_scan.path}: labels {label_scan.array.shape} differ from the image's {scan.array.shape}")
-            truth = target_of(label_scan.array, labels)
-            spans = np.nonzero(np.moveaxis(truth, axis, 0).reshape(truth.shape[axis], -1).any(axis=1))[0]
-            if not len(spans):
-                raise ValueError(f"{label_scan.path}: the label volume holds no target")
-            base = {"set": set_name, "case": case, "target_slices": int(spans[-1] - spans[0] + 1)}
-            for k in ks:
-                chosen = annotated_slices(truth, k, axis)
-                annotations = {z: np.take(truth, z, axis=axis) for z in chosen}
-                for method in methods:
-                    result = segment_volume(model, scan.array, annotations, axis=axis, spacing=scan.spacing, method=method)
-                    rows.append({**base, "method": method, "k": k, "annotated": " ".join(map(str, chosen)),
-                                 **volume_metrics(result.mask, truth, scan.spacing),
-                                 "seconds": result.record.get("seconds", 0.0)})
-                    if progress:
-                        progress(rows[-1])
-            others = [(s.array, target_of(l.array, labels)) for c, (s, l) in scans.items() if c != case]
-            if leave_one_out and others and "iclsam" in methods:
-                result = segment_volume(model, scan.array, None, axis=axis, spacing=scan.spacing, support_volumes=others)
-                rows.append({**base, "method": "iclsam", "k": 0, "annotated": LEAVE_ONE_OUT,
-                             **volume_metrics(result.mask, truth, scan.spacing), "seconds": result.record["seconds"]})
+    for set_name, scans in cases.items():
+        for case, (scan, truth) in scans.items():
+            base = {"set": set_name, "case": case, "target_slices": target_extent(truth, axis)}
+            others = [(s.array, t) for c, (s, t) in scans.items() if c != case] if leave_one_out else []
+            for row in evaluate_case(model, scan, truth, ks, methods, axis, others):
+                rows.append({**base, **row})
                 if progress:
                     progress(rows[-1])
     return pd.DataFrame(rows)
 
 
+def read_case(image: Path, label: Path, labels: Sequence[int] | None, axis: int):
+    """A case's scan and its target (`target_of`), checked: the same grid, a target present."""
+    scan, label_scan = read_scan(image), read_scan(label)
+    if label_scan.array.shape != scan.array.shape:
+        raise ValueError(f"{label}: labels {label_scan.array.shape} differ from the image's {scan.array.shape}")
+    truth = target_of(label_scan.array, labels)
+    if not truth.any():
+        raise ValueError(
+            f"{label}: the label volume holds no target" + (f" among labels {list(labels)}" if labels else "")
+        )
+    return scan, truth
+
+
+def target_extent(truth: np.ndarray, axis: int) -> int:
+    """How many slices along `axis` the target spans, first to last."""
+    holding = np.nonzero(np.moveaxis(truth, axis, 0).reshape(truth.shape[axis], -1).any(axis=1))[0]
+    return int(holding[-1] - holding[0] + 1)
+
+
+def evaluate_case(
+    model: ICLSAM, scan, truth: np.ndarray, ks: Sequence[int], methods: Sequence[str], axis: int, others: list
+) -> list[dict]:
+    """The rows of one case: each method with k annotated slices (`annotated_slices`), and ICL-SAM
+    from the `others` volumes alone when there are any."""
+    rows = []
+    for k in ks:
+        chosen = annotated_slices(truth, k, axis)
+        annotations = {z: np.take(truth, z, axis=axis) for z in chosen}
+        for method in methods:
+            result = segment_volume(model, scan.array, annotations, axis=axis, spacing=scan.spacing, method=method)
+            rows.append(
+                {
+                    "method": method,
+                    "k": k,
+                    "annotated": " ".join(map(str, chosen)),
+                    **volume_metrics(result.mask, truth, scan.spacing),
+                    "seconds": result.record["seconds"],
+                }
+            )
+    if others and "iclsam" in methods:
+        result = segment_volume(model, scan.array, None, axis=axis, spacing=scan.spacing, support_volumes=others)
+        rows.append(
+            {
+                "method": "iclsam",
+                "k": 0,
+                "annotated": LEAVE_ONE_OUT,
+                **volume_metrics(result.mask, truth, scan.spacing),
+                "seconds": result.record["seconds"],
+            }
+        )
+    return rows
+
+
 def volume_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean Dice and HD95 per set, method and k (k = 0: leave-one-volume-out), with the case count."""
-    return (rows.groupby(["set", "method", "k"], as_index=False, sort=True)
-            .agg(dice=("dice", "mean"), hd95=("hd95", "mean"), cases=("case", "count")))
+    return rows.groupby(["set", "method", "k"], as_index=False, sort=True).agg(
+        dice=("dice", "mean"), hd95=("hd95", "mean"), cases=("case", "count")
+    )
 
 
 def volume_markdown(summary: pd.DataFrame) -> str:

@@ -4,7 +4,7 @@ either mask to the other mask's surface, pooled)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -11,8 +11,9 @@ the target), `keep_connected_to_annotations` and `fill_between_annotations` (3-D
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -57,7 +58,9 @@ def check_axis(axis: int, ndim: int = 3) -> int:
     return int(axis) % ndim
 
 
-def check_annotations(annotations, shape: tuple[int, int], depth: int, name: str = "annotations") -> dict[int, np.ndarray]:
+def check_annotations(
+    annotations, shape: tuple[int, int], depth: int, name: str = "annotations"
+) -> dict[int, np.ndarray]:
     """{slice index: H x W mask}: at least one slice, indices in range, masks of the slice's shape
     with zero and at most one other value (an empty annotated slice says "no target here")."""
     if not isinstance(annotations, dict) or not annotations:
@@ -159,8 +162,9 @@ def fill_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray
     return mask, filled
 
 
-def support_slices(volumes: Sequence[tuple[np.ndarray, np.ndarray]], axis: int,
-                   per_volume: int = SUPPORT_PER_VOLUME) -> list[tuple[np.ndarray, np.ndarray]]:
+def support_slices(
+    volumes: Sequence[tuple[np.ndarray, np.ndarray]], axis: int, per_volume: int = SUPPORT_PER_VOLUME
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Support pairs from other annotated scans: up to `per_volume` slices holding the target,
     evenly spread over its extent along `axis`, each scan with its own intensity window."""
     pairs = []
@@ -179,9 +183,17 @@ def support_slices(volumes: Sequence[tuple[np.ndarray, np.ndarray]], axis: int,
     return pairs
 
 
-def segment_volume(model: ICLSAM, volume, annotations: dict | None = None, axis: int = 2,
-                   spacing: Sequence[float] | None = None, support_volumes=(), method: str = "iclsam",
-                   keep_connected: bool = True, context: int = CONTEXT) -> VolumeResult:
+def segment_volume(
+    model: ICLSAM,
+    volume,
+    annotations: dict | None = None,
+    axis: int = 2,
+    spacing: Sequence[float] | None = None,
+    support_volumes=(),
+    method: str = "iclsam",
+    keep_connected: bool = True,
+    context: int = CONTEXT,
+) -> VolumeResult:
     """See `ICLSAM.segment_volume`."""
     start = time.perf_counter()
     if method not in METHODS:
@@ -196,14 +208,20 @@ def segment_volume(model: ICLSAM, volume, annotations: dict | None = None, axis:
         confidence = mask.reshape(len(x), -1).any(axis=1).astype(np.float32)
         record = {"method": method, "axis": axis, "annotated": sorted(given), "seconds": 0.0}
         return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
-    mask, confidence, record = _propagate(model, x, given, support_slices(support_volumes, axis), keep_connected, context)
-    record.update(axis=axis, spacing=None if spacing is None else [float(s) for s in spacing],
-                  seconds=round(time.perf_counter() - start, 2))
+    mask, confidence, record = _propagate(
+        model, x, given, support_slices(support_volumes, axis), keep_connected, context
+    )
+    record.update(
+        axis=axis,
+        spacing=None if spacing is None else [float(s) for s in spacing],
+        seconds=round(time.perf_counter() - start, 2),
+    )
     return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
 
 
-def _propagate(model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool,
-               context: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def _propagate(
+    model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool, context: int
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """The slices of `x` (depth first) segmented outward from the annotated ones; see the module."""
     window = normalise_intensities(x)
     positive = sorted(k for k, m in given.items() if m.any())
@@ -238,7 +256,15 @@ def _propagate(model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra
         mask[k] = m
     mask, filled = fill_between_annotations(mask, given)
     confidence[~mask.reshape(len(mask), -1).any(axis=1)] = 0.0
-    record = {"method": "iclsam", "annotated": sorted(given), "annotated_empty": empty, "segmented": len(segmented),
-              "outside_target_range": len(skipped), "support_volume_slices": len(extra), "context": context,
-              "components_dropped": dropped, "filled_by_interpolation": filled}
+    record = {
+        "method": "iclsam",
+        "annotated": sorted(given),
+        "annotated_empty": empty,
+        "segmented": len(segmented),
+        "outside_target_range": len(skipped),
+        "support_volume_slices": len(extra),
+        "context": context,
+        "components_dropped": dropped,
+        "filled_by_interpolation": filled,
+    }
     return mask, confidence, record

@@ -1,0 +1,133 @@
+"""The commands that prepare data and weights: prepare, sample-support, weights fetch,
+train-universeg. Each has a function that declares its options and one that runs it."""
+
+from __future__ import annotations
+
+from .options import CHECKPOINT_CHOICES, DATASET_CHOICES, positive_int
+
+
+def add_prepare(commands) -> None:
+    p = commands.add_parser("prepare", help="bring a data set into the prepared folder format")
+    p.add_argument("dataset", choices=[*DATASET_CHOICES, "synthetic"])
+    p.add_argument("--raw", help="the official download, unpacked (see docs/data.md for each layout)")
+    p.add_argument("--out", required=True, help="output folder; one sub-folder per task")
+    p.add_argument("--seed", type=int, default=0, help="seed of the meta-support/query split (and of synthetic data)")
+    p.add_argument("--max-side", type=int, default=1024, help="fundus photographs: cap the longest side (default 1024)")
+    p.add_argument("--n-support", type=int, default=24, help="synthetic: meta-support cases per family")
+    p.add_argument("--n-query", type=int, default=12, help="synthetic: query cases per family")
+    p.add_argument("--figure", help="synthetic: also write a PNG of example cases")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="prepare a download that lacks its meta-support or query part (e.g. Drishti-GS1 without Test/)",
+    )
+    p.set_defaults(run=prepare)
+
+
+def prepare(args) -> int:
+    from tqdm import tqdm
+
+    from ..data.prepare import SOURCES, prepare_source, prepare_synthetic
+
+    if args.dataset == "synthetic":
+        written = prepare_synthetic(
+            args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query, progress=tqdm
+        )
+        if args.figure:
+            from ..data.synthetic import render_examples
+
+            render_examples(args.figure, seed=args.seed)
+    else:
+        if not args.raw:
+            raise ValueError(f"--raw is required for {args.dataset}; expected layout: {SOURCES[args.dataset].layout}")
+        written = prepare_source(
+            args.dataset,
+            args.raw,
+            args.out,
+            seed=args.seed,
+            progress=tqdm,
+            max_side=args.max_side,
+            allow_partial=args.allow_partial,
+        )
+    for folder in written:
+        print(folder)
+    return 0
+
+
+def add_sample_support(commands) -> None:
+    p = commands.add_parser("sample-support", help="draw the support sets of every task (seeded)")
+    p.add_argument("--data", required=True, help="folder of prepared tasks")
+    p.add_argument("--out", required=True, help="CSV to write (task, m, draw, rank, id)")
+    p.add_argument("--m", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="support sizes")
+    p.add_argument("--draws", type=positive_int, default=10, help="draws per support size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=sample_support)
+
+
+def sample_support(args) -> int:
+    from ..atomic import write_csv_atomic
+    from ..data.folder import open_tasks
+    from ..data.splits import draws_from_splits, split_table
+
+    tasks = open_tasks(args.data)
+    path = write_csv_atomic(
+        draws_from_splits(split_table(tasks, seed=args.seed), args.m, args.draws, args.seed), args.out
+    )
+    print(f"{path}: {len(tasks)} tasks, m in {args.m}, {args.draws} draws each")
+    return 0
+
+
+def add_weights(commands) -> None:
+    p = commands.add_parser("weights", help="the official checkpoints: `iclsam weights fetch universeg|sam|medsam`")
+    fetch_parser = p.add_subparsers(dest="action", required=True).add_parser(
+        "fetch", help="download an official checkpoint from its publisher and check it by a strict load"
+    )
+    fetch_parser.add_argument("kind", choices=CHECKPOINT_CHOICES)
+    fetch_parser.add_argument("--dest", default="checkpoints", help="folder to put it in (default checkpoints/)")
+    fetch_parser.add_argument("--url", help="download from here instead (a mirror)")
+    fetch_parser.set_defaults(run=weights_fetch)
+
+
+def weights_fetch(args) -> int:
+    from tqdm import tqdm
+
+    from ..fetch import fetch
+
+    path = fetch(args.kind, args.dest, url=args.url, progress=tqdm)
+    print(f"{path}: checked (loads key for key)")
+    return 0
+
+
+def add_train_universeg(commands) -> None:
+    p = commands.add_parser("train-universeg", help="train UniverSeg-architecture weights on generated tasks")
+    p.add_argument("--out", required=True, help="output stem: writes <out>.pt and <out>.json")
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 32, 32, 32])
+    p.add_argument("--size", type=int, default=64, help="training resolution (the official weights: 128)")
+    p.add_argument("--minutes", type=float, default=50.0, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--max-support", type=int, default=12)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=train_universeg)
+
+
+def train_universeg(args) -> int:
+    from ..training import TrainingConfig, train
+
+    config = TrainingConfig(
+        encoder_widths=tuple(args.widths),
+        size=args.size,
+        minutes=args.minutes,
+        steps=args.steps,
+        batch=args.batch,
+        max_support=args.max_support,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    record = train(config, args.out)
+    print(f"{args.out}.pt: {record['steps']} steps in {record['seconds']:.0f} s")
+    return 0
+
+
+DATA_COMMANDS = (add_prepare, add_sample_support, add_weights, add_train_universeg)
