@@ -92,7 +92,7 @@ def command_closure(cmd: str) -> set[Path]:
     the command's function imports when it runs."""
     command = cmd.split()[1]
     cli = PACKAGE / "cli"
-    for module in ("user", "data", "pipeline"):
+    for module in ("user", "volumes", "data", "pipeline"):
         tree = ast.parse((cli / f"{module}.py").read_text())
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == command.replace("-", "_"):

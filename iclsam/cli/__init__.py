@@ -9,12 +9,14 @@ import sys
 from .data import DATA_COMMANDS
 from .pipeline import PIPELINE_COMMANDS
 from .user import USER_COMMANDS
+from .volumes import VOLUME_COMMANDS
 
 DESCRIPTION = """ICL-SAM (MIDL 2024): segment medical images from a few labelled examples. An in-context model
 turns the examples into a coarse mask, boxes from it prompt SAM, a confidence map from SAM's own
 features steers both, and the two predictions are fused.
 
   iclsam segment --support-images S --support-masks M --query Q --out OUT   your own images
+  iclsam segment-volume --image CT --annotations PARTIAL --out PRED         a scan from a few slices
   iclsam evaluate --data PREPARED                                           Dice on a prepared folder
   iclsam demo                                                               a quick look
 
@@ -26,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
         prog="iclsam", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (*USER_COMMANDS, *DATA_COMMANDS, *PIPELINE_COMMANDS):
+    for add in (*USER_COMMANDS, *VOLUME_COMMANDS, *DATA_COMMANDS, *PIPELINE_COMMANDS):
         add(commands)
     return top
 

@@ -1,6 +1,7 @@
 """The baseline: "fill between slices" as 3D Slicer and ITK-SNAP do it, signed-distance shape
 interpolation between consecutive annotated slices. Nothing is predicted outside the annotated
-range; an empty annotated slice interpolates towards nothing."""
+range; towards an empty annotated slice the shape shrinks (its signed distance lowered evenly) and
+vanishes there."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def interpolate_slices(annotations: dict[int, np.ndarray], depth: int) -> np.nda
         if b - a < 2:
             continue
         da, db = signed_distance(out[a]), signed_distance(out[b])
+        if not out[a].any() or not out[b].any():  # towards an empty slice the shape shrinks to nothing
+            depth_of = (da.max() if out[a].any() else db.max()) / (b - a)  # gone just before the empty slice
+            da, db = (da, np.full_like(db, -depth_of)) if out[a].any() else (np.full_like(da, -depth_of), db)
         for z in range(a + 1, b):
             t = (z - a) / (b - a)
             out[z] = (1.0 - t) * da + t * db > 0

@@ -219,6 +219,39 @@ def segment_volume(
     return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
 
 
+def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], interpolated: np.ndarray) -> np.ndarray:
+    """Where slice z's target can be: around the interpolation between the annotated slices inside
+    their range, around the neighbour's result outside it; grown by a margin of a fifth of the
+    shape's size (at least 3 pixels), since the target moves and changes between slices."""
+    lo, hi = min(positive), max(positive)
+    prior = interpolated[z] if lo <= z <= hi else done[step_towards_annotation(z, positive)]
+    if not prior.any():
+        prior = done[step_towards_annotation(z, positive)] if z != lo and z != hi else prior
+    margin = max(3, int(round(0.2 * np.sqrt(prior.sum()))))
+    return ndimage.binary_dilation(prior, iterations=margin) if prior.any() else prior
+
+
+def segment_slice(
+    model: ICLSAM, images: list, masks: list, query: np.ndarray, region: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Figure 1 on one slice, with the pseudo-label (and so SAM's boxes and the result) kept inside
+    `region` when there is one; returns the mask and the map's mean confidence over it."""
+    from ..figure1 import box_prompts, in_context_prediction, sam_and_fusion, semantic_confidence
+
+    support = model.support_set(images, masks)
+    state = model.query_state(support, query, None, {"iclsam"})
+    semantic_confidence(model, support, state)
+    in_context_prediction(model, support, state)
+    if region is not None:
+        name = model.icl_model.map_variant
+        state.masks[name] = state.masks[name] & region
+    box_prompts(model, support, state)
+    sam_and_fusion(model, support, state)
+    mask = state.masks["iclsam"] if region is None else state.masks["iclsam"] & region
+    confidence = state.confidence.numpy()
+    return mask, float(confidence[mask].mean()) if mask.any() else 0.0
+
+
 def _propagate(
     model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool, context: int
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -232,6 +265,7 @@ def _propagate(
     confidence = np.zeros(len(x), np.float32)
     confidence[positive] = 1.0
     order = propagation_order(len(x), list(given)) if given else list(range(len(x)))
+    interpolated = interpolate_slices({k: given[k] for k in positive}, len(x)) if positive else None
     segmented, skipped = [], []
     for z in order:
         if positive and not target_present(z, positive, empty, done):
@@ -241,9 +275,8 @@ def _propagate(
         chosen = slice_support(z, positive, done, context) if positive else []
         images = [window[k] for k in chosen] + [image for image, _ in extra]
         masks = [done[k] for k in chosen] + [label for _, label in extra]
-        prediction = model.predict(images, masks, window[z], variants=["iclsam"])
-        done[z] = prediction.masks["iclsam"]
-        confidence[z] = float(prediction.confidence[done[z]].mean()) if done[z].any() else 0.0
+        region = search_region(z, positive, done, interpolated) if positive else None
+        done[z], confidence[z] = segment_slice(model, images, masks, window[z], region)
         segmented.append(z)
     mask = np.stack([done[z] for z in range(len(x))])
     annotated = np.zeros_like(mask)

@@ -1,0 +1,149 @@
+"""The volume commands: segment-volume (a scan from a few annotated slices) and evaluate-volumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .options import add_model, build_model, positive_int
+
+METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.volumes.METHODS
+
+
+def slice_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"a comma-separated list of slice indices, got {text!r}") from None
+
+
+def add_segment_volume(commands) -> None:
+    p = commands.add_parser("segment-volume", help="segment a whole CT or MRI scan from a few annotated slices of it")
+    add_model(p)
+    p.add_argument("--image", required=True, help="the scan: NIfTI, NRRD, MHA/MHD, or a DICOM series folder")
+    p.add_argument(
+        "--annotations", help="a label volume on the scan's grid holding labels on the annotated slices only"
+    )
+    p.add_argument(
+        "--slices",
+        type=slice_list,
+        help="the annotated slices, e.g. 12,30,48 (so that empty ones count; default: those holding a label)",
+    )
+    p.add_argument("--axis", type=int, default=2, help="the slice axis of the array as nibabel loads it (default 2)")
+    p.add_argument(
+        "--label", type=int, help="segment this label value of the annotations (default: every value > 0 as one target)"
+    )
+    p.add_argument(
+        "--support-volumes",
+        nargs="+",
+        default=[],
+        metavar="IMAGE:LABELS",
+        help="other annotated scans as context, each image:labels",
+    )
+    p.add_argument(
+        "--method",
+        choices=METHOD_CHOICES,
+        default="iclsam",
+        help="iclsam (default) or interpolation (fill between the annotated slices, the baseline)",
+    )
+    p.add_argument("--out", required=True, help="the label volume to write (.nii.gz or .nii), on the scan's grid")
+    p.set_defaults(run=segment_volume)
+
+
+def segment_volume(args) -> int:
+    from ..volumes.files import segment_volume_files
+
+    model = build_model(args) if args.method == "iclsam" else None
+    record = segment_volume_files(
+        model,
+        args.image,
+        args.annotations,
+        args.out,
+        slices=args.slices,
+        axis=args.axis,
+        label=args.label,
+        support_volumes=args.support_volumes,
+        method=args.method,
+    )
+    print(
+        f"{args.out}: {record['method']}, {record['target_voxels']} target voxels on {record['target_slices']} slices "
+        f"from annotated slices {record['annotated']} ({record['seconds']} s)"
+    )
+    return 0
+
+
+def add_evaluate_volumes(commands) -> None:
+    p = commands.add_parser(
+        "evaluate-volumes", help="3-D Dice / HD95 of ICL-SAM and interpolation from k annotated slices"
+    )
+    add_model(p)
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a folder of <case>_image.nii.gz / <case>_label.nii.gz pairs (sets as sub-folders)",
+    )
+    p.add_argument("--sets", nargs="+", help="only these sets (sub-folders)")
+    p.add_argument(
+        "--slices",
+        type=positive_int,
+        nargs="+",
+        default=[1, 3, 5],
+        help="k annotated slices per volume (default 1 3 5)",
+    )
+    p.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=list(METHOD_CHOICES))
+    p.add_argument("--labels", type=int, nargs="+", help="the target: these label values (default: every label > 0)")
+    p.add_argument("--axis", type=int, default=2, help="the slice axis (default 2)")
+    p.add_argument("--no-leave-one-out", action="store_true", help="skip the row from the other volumes of each set")
+    p.add_argument("--out", help="CSV of every case's row to write; its run record beside it (.json)")
+    p.set_defaults(run=evaluate_volumes)
+
+
+def evaluate_volumes(args) -> int:
+    from ..atomic import write_csv_atomic, write_text_atomic
+    from ..volumes.evaluation import evaluate_volumes as run
+    from ..volumes.evaluation import volume_markdown, volume_summary
+
+    model = build_model(args)
+    rows = run(
+        model,
+        args.data,
+        args.slices,
+        args.methods,
+        axis=args.axis,
+        sets=args.sets,
+        labels=args.labels,
+        leave_one_out=not args.no_leave_one_out,
+        progress=lambda row: print(
+            f"{row['set']}/{row['case']} {row['method']} k={row['k']}: Dice {row['dice']:.3f}", file=sys.stderr
+        ),
+    )
+    print(
+        f"Mean 3-D Dice / HD95 (mm) per set ({args.data}; SAM {model.sam.backbone.name}, ICL {model.icl}; "
+        "k annotated slices evenly inside the target's extent; 'other volumes': no annotated slice, the set's "
+        "other volumes as context):\n"
+    )
+    print(volume_markdown(volume_summary(rows)))
+    if args.out:
+        write_csv_atomic(rows, args.out)
+        record = {
+            "data": str(args.data),
+            "slices": args.slices,
+            "methods": args.methods,
+            "labels": args.labels,
+            "axis": args.axis,
+            "sam": model.sam.backbone.name,
+            "icl": model.icl,
+            "icl_weights": model.icl_weights,
+            "sam_steering": model.sam_steering,
+            "box_confidence": args.box_confidence,
+            "device": str(model.device),
+        }
+        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+        print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+VOLUME_COMMANDS = (add_segment_volume, add_evaluate_volumes)

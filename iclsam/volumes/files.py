@@ -1,0 +1,114 @@
+"""`iclsam segment-volume` on files: the scan, a label volume holding the annotated slices, other
+annotated scans; every input read and checked before any work, the result written atomically as
+NIfTI on the scan's grid with the annotations' label value and dtype class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .propagation import check_axis, check_volume, segment_volume
+from .scan_io import Scan, read_scan, write_label_volume
+
+if TYPE_CHECKING:
+    from ..model import ICLSAM
+
+
+def same_grid(scan: Scan, other: Scan) -> None:
+    """The annotations must lie on the scan's grid: the same shape and (both NIfTI) the same affine."""
+    if other.array.shape != scan.array.shape:
+        raise ValueError(
+            f"{other.path}: shape {other.array.shape} differs from the scan {scan.path}'s {scan.array.shape}"
+        )
+    if scan.affine is not None and other.affine is not None and not np.allclose(scan.affine, other.affine, atol=1e-3):
+        raise ValueError(
+            f"{other.path}: its affine (voxel-to-world mapping) differs from the scan {scan.path}'s; "
+            "resample it onto the scan's grid first"
+        )
+
+
+def annotated_targets(
+    labels: np.ndarray, slices: Sequence[int] | None, axis: int, label: int | None, path: Path
+) -> dict[int, np.ndarray]:
+    """{slice: mask} from a label volume: the listed slices (empty ones count), else those holding any
+    label; the target is `label` or every value > 0."""
+    if label is not None and not (labels == label).any():
+        present = sorted(int(v) for v in np.unique(labels) if v != 0)
+        raise ValueError(f"{path}: label value {label} is absent from the annotations (they hold {present})")
+    target = labels != 0 if label is None else labels == label
+    depth = labels.shape[axis]
+    if slices is None:
+        slices = [int(z) for z in np.nonzero(np.moveaxis(labels, axis, 0).reshape(depth, -1).any(axis=1))[0]]
+        if not slices:
+            raise ValueError(
+                f"{path}: no slice holds a label, so no slice is annotated; draw the target on one to three "
+                "slices (or pass --support-volumes)"
+            )
+    bad = [z for z in slices if not 0 <= z < depth]
+    if bad:
+        raise ValueError(
+            f"{path}: slice index {bad[0]} is out of range (the scan has {depth} slices along axis {axis})"
+        )
+    return {int(z): np.take(target, z, axis=axis) for z in slices}
+
+
+def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`image:labels` pairs, each on its own grid, the target as in the annotations."""
+    pairs = []
+    for spec in specs:
+        if spec.count(":") != 1:
+            raise ValueError(f"--support-volumes {spec!r}: give image:labels")
+        image_path, label_path = spec.split(":")
+        image, labels = read_scan(image_path), read_scan(label_path)
+        same_grid(image, labels)
+        target = labels.array != 0 if label is None else labels.array == label
+        if not target.any():
+            raise ValueError(f"{label_path}: no target voxel" + ("" if label is None else f" of label {label}"))
+        pairs.append((check_volume(image.array, str(image_path)), target))
+    return pairs
+
+
+def segment_volume_files(
+    model: ICLSAM | None,
+    image: str | Path,
+    annotations: str | Path | None,
+    out: str | Path,
+    slices: Sequence[int] | None = None,
+    axis: int = 2,
+    label: int | None = None,
+    support_volumes: Sequence[str] = (),
+    method: str = "iclsam",
+) -> dict:
+    """Reads, checks, segments and writes; returns the run's record."""
+    out = Path(out)
+    axis = check_axis(axis)
+    scan = read_scan(image)
+    check_volume(scan.array, str(scan.path))
+    for given in (image, annotations):
+        if given is not None and out.resolve() == Path(given).resolve():
+            raise ValueError(f"--out {out} is an input file; choose another name")
+    given, like = {}, None
+    if annotations is not None:
+        labels = read_scan(annotations)
+        same_grid(scan, labels)
+        like = labels.array.dtype
+        given = annotated_targets(labels.array, slices, axis, label, labels.path)
+    elif not support_volumes:
+        raise ValueError("give --annotations (the annotated slices) or --support-volumes")
+    others = read_support_volumes(support_volumes, label)
+    result = segment_volume(
+        model, scan.array, given or None, axis=axis, spacing=scan.spacing, support_volumes=others, method=method
+    )
+    value = 1 if label is None else label
+    write_label_volume(out, result.mask.astype(np.int64) * value, scan, like)
+    holding = np.moveaxis(result.mask, axis, 0).reshape(result.mask.shape[axis], -1).any(axis=1)
+    return {
+        **result.record,
+        "method": method,
+        "annotated": sorted(given),
+        "target_voxels": int(result.mask.sum()),
+        "target_slices": int(holding.sum()),
+    }

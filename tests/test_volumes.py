@@ -1,0 +1,204 @@
+"""Volumes: each step of `segment_volume` against an independent computation, the interpolation
+baseline on a hand-built case, the metrics against medpy, files in and out, bad input."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from iclsam.cli import main
+from iclsam.volumes import interpolate_slices, volume_metrics
+from iclsam.volumes.evaluation import annotated_slices
+from iclsam.volumes.propagation import (
+    check_annotations,
+    fill_between_annotations,
+    keep_connected_to_annotations,
+    propagation_order,
+    slice_support,
+    target_present,
+)
+from iclsam.volumes.scan_io import read_scan, write_label_volume
+
+
+def disc(shape, centre, radius):
+    y, x = np.ogrid[: shape[0], : shape[1]]
+    return (y - centre[0]) ** 2 + (x - centre[1]) ** 2 <= radius**2
+
+
+def ellipsoid_volume(shape=(72, 80, 24), centre=(36, 38, 12), radii=(18, 22, 8), seed=0):
+    """A textured scan (x, y, z) holding a bright ellipsoid with a darker rim around it."""
+    rng = np.random.default_rng(seed)
+    x, y, z = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r = ((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2
+    target = r <= 1.0
+    image = 40 + 15 * rng.standard_normal(shape) + 120 * target - 20 * ((r > 1.0) & (r < 1.6))
+    return image.astype(np.float32), target
+
+
+def test_interpolation_between_two_discs_is_the_disc_of_the_mean_radius():
+    shape = (64, 64)
+    out = interpolate_slices({0: disc(shape, (32, 32), 8), 4: disc(shape, (32, 32), 16)}, 7)
+    expected = disc(shape, (32, 32), 12)  # concentric discs: the signed distances interpolate the radius
+    assert np.array_equal(out[0], disc(shape, (32, 32), 8)) and np.array_equal(out[4], disc(shape, (32, 32), 16))
+    assert abs(int(out[2].sum()) - int(expected.sum())) <= 0.03 * expected.sum()
+    assert (out[2] & expected).sum() / (out[2] | expected).sum() > 0.95
+    assert not out[5:].any()  # nothing outside the annotated range
+    towards_nothing = interpolate_slices({0: disc(shape, (32, 32), 10), 4: np.zeros(shape, bool)}, 5)
+    assert towards_nothing[1].sum() > towards_nothing[2].sum() > towards_nothing[3].sum()
+
+
+def test_volume_metrics_equal_medpy_with_anisotropic_spacing():
+    from medpy.metric import binary
+
+    rng = np.random.default_rng(1)
+    truth = np.zeros((30, 34, 12), bool)
+    truth[8:22, 9:25, 3:9] = True
+    prediction = np.roll(truth, 2, axis=0) & (rng.random(truth.shape) > 0.05)
+    spacing = (0.8, 0.7, 3.0)
+    got = volume_metrics(prediction, truth, spacing)
+    assert got["assd"] == pytest.approx(binary.assd(prediction, truth, voxelspacing=spacing), rel=1e-9)
+    assert got["hd95"] == pytest.approx(binary.hd95(prediction, truth, voxelspacing=spacing), rel=1e-9)
+    assert got["dice"] == pytest.approx(binary.dc(prediction, truth))
+    assert np.isnan(volume_metrics(np.zeros_like(truth), truth, spacing)["hd95"])
+
+
+def test_the_annotated_slices_sit_evenly_inside_the_target():
+    label = np.zeros((4, 4, 40), bool)
+    label[1:3, 1:3, 10:31] = True  # lo 10, hi 30
+    assert annotated_slices(label, 1) == [20]
+    assert annotated_slices(label, 3) == [15, 20, 25]
+    assert annotated_slices(label, 5) == [13, 17, 20, 23, 27]  # 13.33, 16.67, 20, 23.33, 26.67 rounded
+
+
+def test_propagation_steps():
+    assert propagation_order(8, [2, 5]) == [1, 3, 4, 6, 0, 7]
+    done = {10: np.ones((2, 2), bool), 11: np.ones((2, 2), bool), 12: np.ones((2, 2), bool)}
+    assert slice_support(13, [10, 20], done, context=2) == [10, 11, 12, 20]  # nearest annotations + grown context
+    grown = {21: np.ones((2, 2), bool), 22: np.ones((2, 2), bool)}
+    assert slice_support(23, [10, 20], grown, context=2) == [20, 21, 22]
+    assert slice_support(23, [10, 20], grown, context=1) == [20, 22]
+    assert target_present(8, [10, 20], [], {9: np.ones((2, 2), bool)})
+    assert not target_present(8, [10, 20], [], {9: np.zeros((2, 2), bool)})  # the neighbour lost the target
+    assert not target_present(6, [10, 20], [8], {7: np.ones((2, 2), bool)})  # an empty annotated slice between
+
+
+def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():
+    mask = np.zeros((10, 8, 8), bool)
+    mask[2:7, 2:5, 2:5] = True  # the target, touching the annotated slice 4
+    mask[8, 6:8, 6:8] = True  # a speck elsewhere
+    annotated = np.zeros_like(mask)
+    annotated[4] = mask[4]
+    kept, dropped = keep_connected_to_annotations(mask, annotated)
+    assert dropped == 1 and kept.sum() == mask[2:7].sum() - 0 and not kept[8].any()
+    holes = kept.copy()
+    holes[5] = False
+    filled, which = fill_between_annotations(holes, {4: kept[4], 6: kept[6]})
+    assert which == [5] and filled[5].any()
+
+
+def test_segment_volume_from_three_slices_beats_nothing_and_keeps_the_annotations(features_model):
+    image, target = ellipsoid_volume()
+    chosen = annotated_slices(target, 3)
+    annotations = {z: target[:, :, z] for z in chosen}
+    result = features_model.segment_volume(image, annotations, axis=2, spacing=(1.0, 1.0, 2.0))
+    for z in chosen:
+        assert np.array_equal(result.mask[:, :, z], target[:, :, z])
+    metrics = volume_metrics(result.mask, target, (1.0, 1.0, 2.0))
+    baseline = volume_metrics(
+        features_model.segment_volume(image, annotations, method="interpolation").mask, target, (1.0, 1.0, 2.0)
+    )
+    assert metrics["dice"] > 0.8 and metrics["dice"] > baseline["dice"], (metrics, baseline)
+    assert result.confidence.shape == (image.shape[2],) and result.record["segmented"] > 0
+
+
+def test_segment_volume_along_another_axis_is_the_same_segmentation(features_model):
+    image, target = ellipsoid_volume(shape=(60, 64, 20), centre=(30, 30, 10), radii=(16, 18, 7))
+    annotations = {z: target[:, :, z] for z in annotated_slices(target, 2)}
+    along_z = features_model.segment_volume(image, annotations, axis=2)
+    moved = np.moveaxis(image, 2, 0)
+    along_0 = features_model.segment_volume(moved, annotations, axis=0)
+    assert np.array_equal(np.moveaxis(along_0.mask, 0, 2), along_z.mask)
+
+
+@pytest.mark.parametrize(
+    "volume, annotations, axis, words",
+    [
+        (np.zeros((16, 16)), {0: np.zeros((16, 16))}, 2, "must be 3-D"),
+        (np.zeros((16, 16, 4, 2)), {0: np.zeros((16, 16))}, 2, "must be 3-D"),
+        (np.full((16, 16, 4), np.nan), {0: np.zeros((16, 16))}, 2, "NaN"),
+        (np.zeros((16, 16, 4)), {}, 2, "no annotated slice"),
+        (np.zeros((16, 16, 4)), {7: np.zeros((16, 16))}, 2, "out of range"),
+        (np.zeros((16, 16, 4)), {0: np.zeros((16, 16))}, 3, "axis"),
+        (np.zeros((16, 16, 4)), {0: np.zeros((12, 16))}, 2, "slices are"),
+        (np.zeros((16, 16, 4)), {0: np.arange(256).reshape(16, 16)}, 2, "not binary"),
+    ],
+)
+def test_bad_volume_input_is_one_clear_error(features_model, volume, annotations, axis, words):
+    with pytest.raises(ValueError, match=words):
+        features_model.segment_volume(volume, annotations, axis=axis)
+
+
+def test_check_annotations_keeps_empty_slices_as_information():
+    checked = check_annotations({3: np.zeros((8, 8)), 5: disc((8, 8), (4, 4), 2)}, (8, 8), 10)
+    assert not checked[3].any() and checked[5].any()
+
+
+def write_nifti(path, array, affine):
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+
+
+def test_nifti_round_trip_keeps_the_affine_values_and_dtype_class(tmp_path):
+    affine = np.array([[0.8, 0, 0, -10], [0, 0.7, 0, 5], [0, 0, 3.0, 2], [0, 0, 0, 1]])
+    write_nifti(tmp_path / "scan.nii.gz", np.zeros((10, 12, 5), np.int16), affine)
+    scan = read_scan(tmp_path / "scan.nii.gz")
+    assert scan.spacing == pytest.approx((0.8, 0.7, 3.0))
+    labels = np.zeros((10, 12, 5), np.int64)
+    labels[2:5, 3:6, 1:3] = 4
+    write_label_volume(tmp_path / "out.nii.gz", labels, scan, like=np.dtype(np.int16))
+    back = nib.load(str(tmp_path / "out.nii.gz"))
+    assert np.allclose(back.affine, affine) and back.get_data_dtype() == np.int16
+    assert np.array_equal(np.asarray(back.dataobj), labels)
+
+
+def test_nrrd_and_mha_read_through_simpleitk_on_nibabels_axes(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    array = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)  # x, y, z as nibabel would give
+    image = sitk.GetImageFromArray(np.transpose(array))  # SimpleITK's arrays are z, y, x
+    image.SetSpacing((0.5, 0.6, 2.5))
+    for name in ("scan.mha", "scan.nrrd"):
+        sitk.WriteImage(image, str(tmp_path / name))
+        scan = read_scan(tmp_path / name)
+        assert np.array_equal(scan.array, array) and scan.spacing == pytest.approx((0.5, 0.6, 2.5))
+    (tmp_path / "bad.mha").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.mha"):
+        read_scan(tmp_path / "bad.mha")
+
+
+def test_segment_volume_cli_writes_the_label_and_refuses_bad_files(tmp_path, capsys):
+    image, target = ellipsoid_volume(shape=(48, 52, 14), centre=(24, 26, 7), radii=(12, 14, 5))
+    affine = np.diag([0.9, 0.9, 2.5, 1.0])
+    write_nifti(tmp_path / "scan.nii.gz", image, affine)
+    partial = np.zeros(target.shape, np.uint8)
+    partial[:, :, 7] = target[:, :, 7] * 2
+    write_nifti(tmp_path / "partial.nii.gz", partial, affine)
+    base = ["segment-volume", "--image", str(tmp_path / "scan.nii.gz")]
+    assert main([*base, "--annotations", str(tmp_path / "partial.nii.gz"), "--slices", "3,7",
+                 "--out", str(tmp_path / "pred.nii.gz")]) == 0
+    pred = nib.load(str(tmp_path / "pred.nii.gz"))
+    values = np.asarray(pred.dataobj)
+    assert np.allclose(pred.affine, affine) and set(np.unique(values)) <= {0, 2} and pred.get_data_dtype() == np.uint8
+    assert not values[:, :, 3].any()  # slice 3 was annotated empty: kept so
+    capsys.readouterr()
+    write_nifti(tmp_path / "moved.nii.gz", partial, np.diag([1.0, 0.9, 2.5, 1.0]))
+    cases = [
+        (["--annotations", str(tmp_path / "moved.nii.gz")], "affine"),
+        (["--annotations", str(tmp_path / "partial.nii.gz"), "--slices", "30"], "out of range"),
+        (["--annotations", str(tmp_path / "partial.nii.gz"), "--label", "5"], "label value 5 is absent"),
+        (["--annotations", str(tmp_path / "partial.nii.gz"), "--axis", "3"], "axis"),
+    ]
+    for extra, words in cases:
+        assert main([*base, *extra, "--out", str(tmp_path / "bad.nii.gz")]) == 2
+        error = capsys.readouterr().err
+        assert words in error and error.count("\n") == 1, error
+        assert not (tmp_path / "bad.nii.gz").exists()
