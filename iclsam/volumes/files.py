@@ -90,19 +90,21 @@ def segment_volume_files(
     for given in (image, annotations):
         if given is not None and out.resolve() == Path(given).resolve():
             raise ValueError(f"--out {out} is an input file; choose another name")
-    given, like = {}, None
+    given, like, value = {}, None, 1 if label is None else label
     if annotations is not None:
         labels = read_scan(annotations)
         same_grid(scan, labels)
         like = labels.array.dtype
         given = annotated_targets(labels.array, slices, axis, label, labels.path)
+        values = np.unique(labels.array[labels.array != 0])
+        if label is None and len(values) == 1:  # one label: the result carries its value
+            value = int(values[0])
     elif not support_volumes:
         raise ValueError("give --annotations (the annotated slices) or --support-volumes")
     others = read_support_volumes(support_volumes, label)
     result = segment_volume(
         model, scan.array, given or None, axis=axis, spacing=scan.spacing, support_volumes=others, method=method
     )
-    value = 1 if label is None else label
     write_label_volume(out, result.mask.astype(np.int64) * value, scan, like)
     holding = np.moveaxis(result.mask, axis, 0).reshape(result.mask.shape[axis], -1).any(axis=1)
     return {

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 METHODS = ("iclsam", "interpolation")
 CONTEXT = 2  # already segmented neighbour slices that join a slice's support set
 SUPPORT_PER_VOLUME = 6  # slices taken from each other annotated scan
+OUTSIDE_MARGIN = 2  # pixels a result outside the annotated range may reach beyond its neighbour's
+GROWTH_LIMIT = 1.25  # outside the annotated range, a result larger than its neighbour's times this is cut back
+TAPER = 0.5  # ... the target ends after a step that shrank it below this fraction
+VANISH = 0.2  # ... and where a result is under this fraction of its neighbour's
 
 
 @dataclass
@@ -224,11 +228,27 @@ def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], 
     their range, around the neighbour's result outside it; grown by a margin of a fifth of the
     shape's size (at least 3 pixels), since the target moves and changes between slices."""
     lo, hi = min(positive), max(positive)
-    prior = interpolated[z] if lo <= z <= hi else done[step_towards_annotation(z, positive)]
-    if not prior.any():
-        prior = done[step_towards_annotation(z, positive)] if z != lo and z != hi else prior
-    margin = max(3, int(round(0.2 * np.sqrt(prior.sum()))))
+    inside = lo <= z <= hi
+    prior = interpolated[z] if inside else done[step_towards_annotation(z, positive)]
+    margin = max(3, int(round(0.2 * np.sqrt(prior.sum())))) if inside else OUTSIDE_MARGIN
     return ndimage.binary_dilation(prior, iterations=margin) if prior.any() else prior
+
+
+def beyond_annotations(z: int, mask: np.ndarray, positive: Sequence[int], done: dict[int, np.ndarray]) -> np.ndarray:
+    """Outside the annotated range the target tapers off. A result more than `GROWTH_LIMIT` times its
+    neighbour's (towards the annotations) is cut back to the neighbour's footprint (a leak into other
+    tissue); the target ends where the previous step shrank it below `TAPER` of the slice before, or
+    where the result is under `VANISH` of its neighbour's."""
+    if min(positive) <= z <= max(positive):
+        return mask
+    step = step_towards_annotation(z, positive)
+    neighbour, further = done[step], 2 * step - z  # further: the next slice inwards
+    inwards = further >= min(positive) if z > max(positive) else further <= max(positive)
+    if inwards and further in done and neighbour.sum() < TAPER * done[further].sum():
+        return np.zeros_like(mask)
+    if mask.sum() > GROWTH_LIMIT * neighbour.sum():
+        mask = mask & neighbour
+    return mask if mask.sum() >= VANISH * neighbour.sum() else np.zeros_like(mask)
 
 
 def segment_slice(
@@ -277,6 +297,8 @@ def _propagate(
         masks = [done[k] for k in chosen] + [label for _, label in extra]
         region = search_region(z, positive, done, interpolated) if positive else None
         done[z], confidence[z] = segment_slice(model, images, masks, window[z], region)
+        if positive:
+            done[z] = beyond_annotations(z, done[z], positive, done)
         segmented.append(z)
     mask = np.stack([done[z] for z in range(len(x))])
     annotated = np.zeros_like(mask)
