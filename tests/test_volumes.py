@@ -183,8 +183,20 @@ def test_segment_volume_cli_writes_the_label_and_refuses_bad_files(tmp_path, cap
     partial[:, :, 7] = target[:, :, 7] * 2
     write_nifti(tmp_path / "partial.nii.gz", partial, affine)
     base = ["segment-volume", "--image", str(tmp_path / "scan.nii.gz")]
-    assert main([*base, "--annotations", str(tmp_path / "partial.nii.gz"), "--slices", "3,7",
-                 "--out", str(tmp_path / "pred.nii.gz")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--annotations",
+                str(tmp_path / "partial.nii.gz"),
+                "--slices",
+                "3,7",
+                "--out",
+                str(tmp_path / "pred.nii.gz"),
+            ]
+        )
+        == 0
+    )
     pred = nib.load(str(tmp_path / "pred.nii.gz"))
     values = np.asarray(pred.dataobj)
     assert np.allclose(pred.affine, affine) and set(np.unique(values)) <= {0, 2} and pred.get_data_dtype() == np.uint8
