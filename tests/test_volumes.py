@@ -11,6 +11,7 @@ from iclsam.cli import main
 from iclsam.volumes import interpolate_slices, volume_metrics
 from iclsam.volumes.evaluation import annotated_slices
 from iclsam.volumes.propagation import (
+    blend_between_annotations,
     check_annotations,
     fill_between_annotations,
     keep_connected_to_annotations,
@@ -137,6 +138,18 @@ def test_segment_volume_along_another_axis_is_the_same_segmentation(features_mod
 def test_bad_volume_input_is_one_clear_error(features_model, volume, annotations, axis, words):
     with pytest.raises(ValueError, match=words):
         features_model.segment_volume(volume, annotations, axis=axis)
+
+
+def test_blending_trusts_interpolation_next_to_an_annotation_and_iclsam_half_way():
+    shape = (40, 40)
+    annotations = {0: disc(shape, (20, 20), 10), 4: disc(shape, (20, 20), 10)}
+    mask = np.zeros((5, *shape), bool)
+    mask[0], mask[4] = annotations[0], annotations[4]
+    mask[1] = mask[2] = mask[3] = disc(shape, (20, 20), 4)  # ICL-SAM's slices: smaller
+    blended = blend_between_annotations(mask.copy(), annotations)
+    assert np.array_equal(blended[2], disc(shape, (20, 20), 4))  # w = 1 half way: ICL-SAM's own
+    assert disc(shape, (20, 20), 4).sum() < blended[1].sum() < annotations[0].sum()  # w = 0.5 at slice 1
+    assert np.array_equal(blended[0], annotations[0])
 
 
 def test_check_annotations_keeps_empty_slices_as_information():

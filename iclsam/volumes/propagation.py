@@ -5,8 +5,9 @@ each with the nearest annotated slices and its already segmented neighbours as i
 
 Steps, each a function below: `check_volume` / `check_annotations` (bad input: one line, nothing
 done), `normalise_intensities` (one window for the whole scan), `propagation_order`, `slice_support`
-(the context of one slice), `target_present` (whether a slice outside the annotated range still holds
-the target), `keep_connected_to_annotations` and `fill_between_annotations` (3-D consistency)."""
+(the context of one slice), `search_region`, `target_present` and `beyond_annotations` (where the
+target ends), `keep_connected_to_annotations`, `blend_between_annotations` and
+`fill_between_annotations` (3-D consistency)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
-from .interpolation import interpolate_slices
+from .interpolation import interpolate_slices, signed_distance
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
@@ -150,6 +151,21 @@ def keep_connected_to_annotations(mask: np.ndarray, annotated: np.ndarray) -> tu
         sizes = ndimage.sum(mask, labels, range(1, count + 1))
         keep = {int(np.argmax(sizes)) + 1}
     return np.isin(labels, sorted(keep)), count - len(keep)
+
+
+def blend_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray]) -> np.ndarray:
+    """Between two annotated slices the interpolation is good near them and ICL-SAM in the middle:
+    slice z takes (1 - w) d_interpolation + w d_iclsam > 0 (signed distances), w = 2 min(z - a, b - z)
+    / (b - a), 0 at an annotated slice, 1 half way."""
+    positive = sorted(k for k, m in annotations.items() if m.any())
+    if len(positive) < 2:
+        return mask
+    interpolated = interpolate_slices({k: annotations[k] for k in positive}, mask.shape[0])
+    for a, b in zip(positive[:-1], positive[1:]):
+        for z in range(a + 1, b):
+            w = min(1.0, 2.0 * min(z - a, b - z) / (b - a))
+            mask[z] = (1.0 - w) * signed_distance(interpolated[z]) + w * signed_distance(mask[z]) > 0
+    return mask
 
 
 def fill_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray]) -> tuple[np.ndarray, list[int]]:
@@ -309,7 +325,7 @@ def _propagate(
         mask, dropped = keep_connected_to_annotations(mask, annotated)
     for k, m in given.items():
         mask[k] = m
-    mask, filled = fill_between_annotations(mask, given)
+    mask, filled = fill_between_annotations(blend_between_annotations(mask, given), given)
     confidence[~mask.reshape(len(mask), -1).any(axis=1)] = 0.0
     record = {
         "method": "iclsam",
