@@ -9,16 +9,14 @@ import pytest
 
 from iclsam.cli import main
 from iclsam.volumes import interpolate_slices, volume_metrics
-from iclsam.volumes.evaluation import annotated_slices
-from iclsam.volumes.propagation import (
+from iclsam.volumes.checks import check_annotations
+from iclsam.volumes.consistency import (
     blend_between_annotations,
-    check_annotations,
     fill_between_annotations,
     keep_connected_to_annotations,
-    propagation_order,
-    slice_support,
-    target_present,
 )
+from iclsam.volumes.evaluation import annotated_slices
+from iclsam.volumes.propagation import propagation_order, slice_support, target_present
 from iclsam.volumes.scan_io import read_scan, write_label_volume
 
 
@@ -94,7 +92,7 @@ def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():
     assert dropped == 1 and kept.sum() == mask[2:7].sum() - 0 and not kept[8].any()
     holes = kept.copy()
     holes[5] = False
-    filled, which = fill_between_annotations(holes, {4: kept[4], 6: kept[6]})
+    filled, which = fill_between_annotations(holes, [4, 6], interpolate_slices({4: kept[4], 6: kept[6]}, 10))
     assert which == [5] and filled[5].any()
 
 
@@ -146,7 +144,7 @@ def test_blending_trusts_interpolation_next_to_an_annotation_and_iclsam_half_way
     mask = np.zeros((5, *shape), bool)
     mask[0], mask[4] = annotations[0], annotations[4]
     mask[1] = mask[2] = mask[3] = disc(shape, (20, 20), 4)  # ICL-SAM's slices: smaller
-    blended = blend_between_annotations(mask.copy(), annotations)
+    blended = blend_between_annotations(mask.copy(), [0, 4], interpolate_slices(annotations, 5))
     assert np.array_equal(blended[2], disc(shape, (20, 20), 4))  # w = 1 half way: ICL-SAM's own
     assert disc(shape, (20, 20), 4).sum() < blended[1].sum() < annotations[0].sum()  # w = 0.5 at slice 1
     assert np.array_equal(blended[0], annotations[0])

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .propagation import check_axis, check_volume, segment_volume
+from .checks import check_axis, check_volume
+from .propagation import segment_volume
 from .scan_io import Scan, read_scan, write_label_volume
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ Steps, each a function below: `check_volume` / `check_annotations` (bad input: o
 done), `normalise_intensities` (one window for the whole scan), `propagation_order`, `slice_support`
 (the context of one slice), `search_region`, `target_present` and `beyond_annotations` (where the
 target ends), `keep_connected_to_annotations`, `blend_between_annotations` and
-`fill_between_annotations` (3-D consistency)."""
+`fill_between_annotations` (3-D consistency, `consistency`); the input checks are in `checks`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
-from .interpolation import interpolate_slices, signed_distance
+from .checks import check_annotations, check_axis, check_volume, normalise_intensities
+from .consistency import blend_between_annotations, fill_between_annotations, keep_connected_to_annotations
+from .interpolation import interpolate_slices
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
@@ -42,60 +44,6 @@ class VolumeResult:
     mask: np.ndarray
     confidence: np.ndarray
     record: dict = field(default_factory=dict)
-
-
-def check_volume(volume, name: str = "volume") -> np.ndarray:
-    x = np.asarray(volume)
-    if x.ndim != 3:
-        raise ValueError(f"{name}: a volume must be 3-D, got shape {x.shape}")
-    if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{name}: volume has dtype {x.dtype}, expected numbers")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise ValueError(f"{name}: volume contains NaN or infinite values")
-    if min(x.shape) < 1 or min(sorted(x.shape)[1:]) < 8:
-        raise ValueError(f"{name}: volume of shape {x.shape} is too small (slices of at least 8 x 8)")
-    return x
-
-
-def check_axis(axis: int, ndim: int = 3) -> int:
-    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis!r} is out of range for a 3-D volume (0, 1 or 2)")
-    return int(axis) % ndim
-
-
-def check_annotations(
-    annotations, shape: tuple[int, int], depth: int, name: str = "annotations"
-) -> dict[int, np.ndarray]:
-    """{slice index: H x W mask}: at least one slice, indices in range, masks of the slice's shape
-    with zero and at most one other value (an empty annotated slice says "no target here")."""
-    if not isinstance(annotations, dict) or not annotations:
-        raise ValueError(f"{name}: no annotated slice; give at least one {{slice index: mask}}")
-    checked = {}
-    for index, mask in annotations.items():
-        if not isinstance(index, (int, np.integer)) or not -depth <= index < depth:
-            raise ValueError(f"{name}: slice index {index!r} is out of range (the volume has {depth} slices)")
-        m = np.asarray(mask)
-        if m.shape != tuple(shape):
-            raise ValueError(f"{name}: the mask of slice {index} is {m.shape}, the slices are {tuple(shape)}")
-        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
-            raise ValueError(f"{name}: the mask of slice {index} contains NaN or infinite values")
-        values = np.unique(m)
-        if len(values) > 2 or (len(values) == 2 and values[0] != 0):
-            raise ValueError(f"{name}: the mask of slice {index} is not binary (values {values[:5].tolist()})")
-        checked[int(index) % depth] = m != 0
-    return checked
-
-
-def normalise_intensities(volume: np.ndarray) -> np.ndarray:
-    """The whole scan to 0..255 (uint8) with one window, the 0.5-99.5 percentiles of its voxels (of
-    its non-zero voxels when most are zero, as in skull-stripped MRI), so that every slice is seen
-    with the same contrast."""
-    x = volume.astype(np.float32)
-    values = x[x != 0] if (x != 0).mean() < 0.5 and (x != 0).any() else x.ravel()
-    low, high = np.percentile(values, [0.5, 99.5])
-    if high <= low:
-        high = low + 1.0
-    return np.round(np.clip((x - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def propagation_order(depth: int, annotated: Sequence[int]) -> list[int]:
@@ -138,48 +86,6 @@ def target_present(z: int, positive: Sequence[int], empty: Sequence[int], done: 
         return False
     neighbour = step_towards_annotation(z, positive)
     return neighbour in positive or (neighbour in done and bool(done[neighbour].any()))
-
-
-def keep_connected_to_annotations(mask: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, int]:
-    """The 3-D connected components (6-connected) that touch an annotated target voxel; without any,
-    the largest component. Returns the mask and how many components were dropped."""
-    labels, count = ndimage.label(mask)
-    if count <= 1:
-        return mask, 0
-    keep = set(np.unique(labels[annotated & mask])) - {0}
-    if not keep:
-        sizes = ndimage.sum(mask, labels, range(1, count + 1))
-        keep = {int(np.argmax(sizes)) + 1}
-    return np.isin(labels, sorted(keep)), count - len(keep)
-
-
-def blend_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray]) -> np.ndarray:
-    """Between two annotated slices the interpolation is good near them and ICL-SAM in the middle:
-    slice z takes (1 - w) d_interpolation + w d_iclsam > 0 (signed distances), w = 2 min(z - a, b - z)
-    / (b - a), 0 at an annotated slice, 1 half way."""
-    positive = sorted(k for k, m in annotations.items() if m.any())
-    if len(positive) < 2:
-        return mask
-    interpolated = interpolate_slices({k: annotations[k] for k in positive}, mask.shape[0])
-    for a, b in zip(positive[:-1], positive[1:]):
-        for z in range(a + 1, b):
-            w = min(1.0, 2.0 * min(z - a, b - z) / (b - a))
-            mask[z] = (1.0 - w) * signed_distance(interpolated[z]) + w * signed_distance(mask[z]) > 0
-    return mask
-
-
-def fill_between_annotations(mask: np.ndarray, annotations: dict[int, np.ndarray]) -> tuple[np.ndarray, list[int]]:
-    """A slice between two annotated slices that both hold the target, left empty, takes the
-    interpolation's mask: there is no hole that "fill between slices" would fill."""
-    positive = sorted(k for k, m in annotations.items() if m.any())
-    interpolated = interpolate_slices({k: annotations[k] for k in positive}, mask.shape[0]) if positive else None
-    filled = []
-    for a, b in zip(positive[:-1], positive[1:]):
-        for z in range(a + 1, b):
-            if not mask[z].any() and interpolated[z].any():
-                mask[z] = interpolated[z]
-                filled.append(z)
-    return mask, filled
 
 
 def support_slices(
@@ -325,7 +231,9 @@ def _propagate(
         mask, dropped = keep_connected_to_annotations(mask, annotated)
     for k, m in given.items():
         mask[k] = m
-    mask, filled = fill_between_annotations(blend_between_annotations(mask, given), given)
+    if positive:
+        mask = blend_between_annotations(mask, positive, interpolated)
+    mask, filled = fill_between_annotations(mask, positive, interpolated)
     confidence[~mask.reshape(len(mask), -1).any(axis=1)] = 0.0
     record = {
         "method": "iclsam",
