@@ -234,7 +234,7 @@ def part_pipeline() -> list[str]:
     order = (
         ["prepare", "split", "sample_support"]
         + sorted(s for s in stages if s.startswith("grid-"))
-        + ["ablation", "sensitivity", "report"]
+        + ["ablation", "sensitivity", "weak_context", "volumes", "report"]
     )
     lines = [
         "### 3. The default `dvc repro` from nothing (SYNTHETIC benchmark, empty encoder cache)",

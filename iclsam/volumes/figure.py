@@ -60,6 +60,14 @@ def _view(ax, case, masks: dict, annotated: list[int], axis: int, index: int, ti
     ax.set_yticks([])
 
 
+def draw_views(axes, case, masks: dict, annotated: list[int]) -> None:
+    """Three orthogonal views (`view_planes`) of `case` (a `stage.VolumeCase`) on three axes: the
+    truth shaded, each method's mask {method: H x W x D} outlined, annotated slices dotted."""
+    for ax, (view, (axis, index)) in zip(axes, view_planes(case.truth, annotated).items()):
+        title = f"{view}, slice {index}" + (" (annotated slices dotted)" if axis != 2 else "")
+        _view(ax, case, masks, annotated, axis, index, title)
+
+
 def volume_figure(example: dict, per_slice: pd.DataFrame, k: int, provenance: Provenance, path: str | Path) -> Path:
     """Top: the example case (`volumes_stage`'s) at k annotated slices, three views; bottom: mean
     Dice per slice against the distance to the nearest annotated slice, one line per method and k."""
@@ -67,10 +75,7 @@ def volume_figure(example: dict, per_slice: pd.DataFrame, k: int, provenance: Pr
     per_slice = per_slice[per_slice["case"] == case.name]
     annotated = sorted(set(per_slice.loc[(per_slice["k"] == k) & (per_slice["distance"] == 0), "slice"].astype(int)))
     fig = plt.figure(figsize=(10, 6.4))
-    for i, (view, (axis, index)) in enumerate(view_planes(case.truth, annotated).items()):
-        ax = fig.add_subplot(2, 3, i + 1)
-        title = f"{view}, slice {index}" + (" (annotated slices dotted)" if axis != 2 else "")
-        _view(ax, case, masks, annotated, axis, index, title)
+    draw_views([fig.add_subplot(2, 3, i + 1) for i in range(3)], case, masks, annotated)
     ax = fig.add_subplot(2, 1, 2)
     means = (
         per_slice[per_slice["case"] == case.name].groupby(["method", "k", "distance"], as_index=False)["dice"].mean()
