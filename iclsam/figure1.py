@@ -26,6 +26,7 @@ from .sam import decoder_confidence_bias
 from .sam.cache import image_key
 from .sam.embedding import ImageEmbedding
 from .universeg import universeg_confidence_weight
+from .znorm import z_norm
 
 if TYPE_CHECKING:
     from .model import ICLSAM
@@ -51,6 +52,7 @@ class QueryState:
     confidence_grid: Tensor | None = None  # Eq. 2 on SAM's 64 x 64 token grid
     confidence: Tensor | None = None  # the same, H x W
     icl_probability: Tensor | None = None  # the ICL model's probability with the map, on its own grid
+    fused: Tensor | None = None  # Eq. 1's F, H x W: "iclsam" is F > 0
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int64))
     gt_boxes: np.ndarray | None = None
@@ -155,6 +157,8 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
         state.notes.append("the ICL pseudo-label is empty: SAM was not prompted and the (empty) ICL mask stands")
         for name in asked:
             state.masks[name] = state.masks[model.icl_model.map_variant].copy()
+        if "iclsam" in asked and state.icl_probability is not None:  # F's ICL term alone: its score
+            state.fused = to_image_size(z_norm(state.icl_probability, centre=0.5), state.size)
         return
     steer = None
     if "iclsam" in state.wanted:
@@ -167,7 +171,8 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
     if "sam+conf" in state.wanted:
         state.masks["sam+conf"] = (steered > 0).numpy()
     if "iclsam" in state.wanted:
-        state.masks["iclsam"] = (fuse(steered if steer else plain, state.icl_probability, state.gamma) > 0).numpy()
+        state.fused = fuse(steered if steer else plain, state.icl_probability, state.gamma)
+        state.masks["iclsam"] = (state.fused > 0).numpy()
 
 
 def ground_truth_boxes(model: ICLSAM, state: QueryState) -> None:

@@ -73,3 +73,16 @@ def check_support(
     checked_images = [check_image(x, name) for x, name in zip(images, names)]
     checked_masks = [check_mask(y, x.shape[:2], name) for x, y, name in zip(checked_images, masks, names)]
     return checked_images, checked_masks
+
+
+def check_queries(query_images: Sequence, query_masks: Sequence | None) -> tuple[list, list]:
+    """The queries and their masks (None: none), every one checked before any work."""
+    query_images = list(query_images)
+    query_masks = [None] * len(query_images) if query_masks is None else list(query_masks)
+    if len(query_masks) != len(query_images):
+        raise ValueError(f"{len(query_images)} query images but {len(query_masks)} query masks")
+    for i, (x, y) in enumerate(zip(query_images, query_masks)):
+        image = check_image(x, f"query image {i}")
+        if y is not None:
+            check_mask(y, image.shape[:2], f"query mask {i}")
+    return query_images, query_masks

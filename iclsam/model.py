@@ -29,7 +29,8 @@ from .figure1 import (
 )
 from .fusion import fusion_weight
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
-from .inputs import check_image, check_mask
+from .inputs import check_image, check_mask, check_queries
+from .labels import is_label_map_set, predict_label_maps
 from .metrics import dice
 from .prediction import Prediction
 from .sam import SamPredictor
@@ -125,10 +126,17 @@ class ICLSAM:
         query_image: np.ndarray,
         query_mask: np.ndarray | None = None,
         variants: Iterable[str] | None = None,
+        **label_options,
     ) -> Prediction:
         """Segments `query_image` from the labelled examples. Images: H x W or H x W x 3, any dtype;
         masks: H x W, nonzero = target. Returns the variants asked for (default: all; see
-        `Prediction`); "sam+gt" needs `query_mask`."""
+        `Prediction`); "sam+gt" needs `query_mask`. Masks that are label maps (two or more labels
+        over the set) give a `labels.LabelPrediction` (options `labels`, `nested`; see `labels`)."""
+        if is_label_map_set(support_masks):
+            queries = [query_mask] if query_mask is not None else None
+            return predict_label_maps(
+                self, support_images, support_masks, [query_image], queries, variants, **label_options
+            )[0]
         return self.predict_query(self.support_set(support_images, support_masks), query_image, query_mask, variants)
 
     def predict_many(
@@ -138,16 +146,14 @@ class ICLSAM:
         query_images: Sequence[np.ndarray],
         query_masks: Sequence[np.ndarray | None] | None = None,
         variants: Iterable[str] | None = None,
+        **label_options,
     ) -> list[Prediction]:
         """`predict` for several queries sharing one support set (prepared once)."""
-        query_images = list(query_images)
-        query_masks = [None] * len(query_images) if query_masks is None else list(query_masks)
-        if len(query_masks) != len(query_images):
-            raise ValueError(f"{len(query_images)} query images but {len(query_masks)} query masks")
-        for i, (x, y) in enumerate(zip(query_images, query_masks)):  # every query checked before any work
-            image = check_image(x, f"query image {i}")
-            if y is not None:
-                check_mask(y, image.shape[:2], f"query mask {i}")
+        if is_label_map_set(support_masks):
+            return predict_label_maps(
+                self, support_images, support_masks, query_images, query_masks, variants, **label_options
+            )
+        query_images, query_masks = check_queries(query_images, query_masks)
         return self.predict_queries(
             self.support_set(support_images, support_masks), query_images, query_masks, variants
         )
@@ -248,6 +254,7 @@ class ICLSAM:
             gt_boxes=state.gt_boxes,
             dice={} if truth is None else {k: dice(v, truth) for k, v in masks.items()},
             notes=state.notes,
+            score=None if state.fused is None else state.fused.detach().cpu().numpy(),
         )
 
     def query_state(

@@ -25,6 +25,8 @@ class Prediction:
       (UniverSeg alone, SAM + GT boxes).
     classifier: the confidence map's logistic regression (None likewise).
     dice: Dice per variant when a query mask was given.
+    score: Eq. 1's fused map F (H x W) when "iclsam" was asked for: its mask is F > 0 (without a
+      box, F is the ICL term alone); it ranks labels that claim one pixel (`iclsam.labels`).
     notes: what was skipped or substituted, in words."""
 
     masks: dict[str, np.ndarray]
@@ -37,3 +39,4 @@ class Prediction:
     gt_boxes: np.ndarray | None = None
     dice: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    score: np.ndarray | None = None

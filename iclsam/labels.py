@@ -1,0 +1,182 @@
+"""Several labels in one pass: support label maps (0 = background, other values = labels) in, a
+label map out. Each label is segmented as its own binary task (the support images holding it, its
+pixels as the target), all sharing one SAM encoding per image (the embedding cache) and the
+tokens Eq. 2 is fit on; where two labels claim a pixel, the one whose fused score (Eq. 1's F, the
+map whose > 0 is that label's mask) is higher keeps it, so no pixel carries two labels. A nested
+label (`nested={inner: outer}`, e.g. a cup inside a disc) is part of its outer label: the outer
+label's target includes the inner one's pixels, the inner label wins inside both, and neither
+conflicts with the other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .metrics import dice
+from .prediction import Prediction
+
+if TYPE_CHECKING:
+    from .model import ICLSAM
+
+MAX_LABELS = 65535  # the most a uint16 label map holds
+
+
+@dataclass
+class LabelPrediction:
+    """labels: the H x W label map with the support's values (the support maps' dtype), 0 where no
+    label; per_label: each label's binary `Prediction` (its masks, confidence map, boxes), before
+    overlaps were resolved; dice: per label, of `labels`, when query labels were given."""
+
+    labels: np.ndarray
+    per_label: dict[int, Prediction]
+    nested: dict[int, int] = field(default_factory=dict)
+    dice: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return tuple(self.per_label)
+
+    def mask(self, value: int) -> np.ndarray:
+        """Label `value`'s pixels in the resolved map (with a nested label's, for an outer one)."""
+        inner = [i for i, o in self.nested.items() if o == value]
+        return np.isin(self.labels, [value, *inner])
+
+
+def is_label_map_set(masks: Sequence) -> bool:
+    """Whether the support masks are label maps: two or more distinct nonzero values over them
+    (a binary set keeps today's path, bit for bit)."""
+    values = set()
+    for m in masks:
+        values |= set(np.unique(np.asarray(m)).tolist()) - {0}
+        if len(values) > 1:
+            return True
+    return False
+
+
+def support_label_values(masks: Sequence, names: Sequence[str] | None = None) -> tuple[int, ...]:
+    """The labels of a label-map support set, checked: integer maps (a float map only when its
+    values are whole numbers), no binary bool / 0-255 mask among label maps, at most `MAX_LABELS`."""
+    names = list(names) if names is not None else [f"support {i}" for i in range(len(masks))]
+    values, kinds = set(), []
+    for m, name in zip(masks, names):
+        x = np.asarray(m)
+        if np.issubdtype(x.dtype, np.floating):
+            if not np.isfinite(x).all() or (x != np.round(x)).any():
+                raise ValueError(f"{name}: a label map must hold whole numbers, got float values")
+        elif not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+            raise ValueError(f"{name}: a label map must be integer, got {x.dtype}")
+        if (x < 0).any():
+            raise ValueError(f"{name}: label values must be >= 0 (0 = background)")
+        own = set(np.unique(x).astype(np.int64).tolist()) - {0}
+        kinds.append((name, x.dtype == bool or own == {255}))
+        values |= own
+    binary = [name for name, is_binary in kinds if is_binary]
+    if binary and len(values) > 1:
+        raise ValueError(
+            f"{binary[0]}: a binary mask mixed with label maps (values {sorted(values)}): give every "
+            "support image a label map, or binary masks for one target"
+        )
+    if len(values) > MAX_LABELS:
+        raise ValueError(f"the support label maps hold {len(values)} labels; at most {MAX_LABELS}")
+    return tuple(sorted(int(v) for v in values))
+
+
+def check_nested(nested: Mapping[int, int] | None, values: Sequence[int]) -> dict[int, int]:
+    """{inner: outer}, both labels of the support, one level deep."""
+    nested = {int(i): int(o) for i, o in (nested or {}).items()}
+    for inner, outer in nested.items():
+        for v in (inner, outer):
+            if v not in values:
+                raise ValueError(f"nested label {v} is not in the support label maps (labels {list(values)})")
+        if inner == outer or outer in nested:
+            raise ValueError(f"nested={nested}: a label cannot contain itself, and nesting is one level deep")
+    return nested
+
+
+def label_target(label_map: np.ndarray, value: int, nested: Mapping[int, int]) -> np.ndarray:
+    """Label `value`'s binary target in a label map: its pixels, plus those of labels nested in it."""
+    inner = [i for i, o in nested.items() if o == value]
+    return np.isin(np.asarray(label_map), [value, *inner])
+
+
+def chosen_labels(values: Sequence[int], labels: Iterable[int] | None) -> list[int]:
+    """The labels to segment: all, or the subset `labels` (each one of `values`)."""
+    if labels is None:
+        return list(values)
+    chosen = [int(v) for v in labels]
+    missing = [v for v in chosen if v not in values]
+    if missing:
+        raise ValueError(f"labels {missing} are in no support label map (labels {list(values)})")
+    return chosen
+
+
+def resolve_overlaps(
+    masks: Mapping[int, np.ndarray], scores: Mapping[int, np.ndarray], nested: Mapping[int, int], dtype
+) -> np.ndarray:
+    """The label map: each pixel takes, among the labels whose mask holds it, the one of highest
+    score; an inner label (`nested`) takes its pixels inside its outer label, never conflicting."""
+    values = list(masks)
+    shape = next(iter(masks.values())).shape
+    out = np.zeros(shape, dtype)
+    flat = [v for v in values if v not in nested]
+    if flat:
+        stacked = np.stack([np.where(masks[v], scores[v], -np.inf) for v in flat])
+        best = stacked.argmax(axis=0)
+        claimed = np.isfinite(stacked.max(axis=0))
+        out[claimed] = np.asarray(flat, dtype=np.int64)[best[claimed]]
+    for inner, outer in nested.items():
+        if inner in masks:
+            free = out == 0 if outer not in masks else (out == 0) | (out == outer)
+            out[masks[inner] & free] = inner
+    return out
+
+
+def predict_label_maps(
+    model: ICLSAM,
+    support_images: Sequence[np.ndarray],
+    support_maps: Sequence[np.ndarray],
+    query_images: Sequence[np.ndarray],
+    query_labels: Sequence[np.ndarray | None] | None = None,
+    variants: Iterable[str] | None = None,
+    labels: Iterable[int] | None = None,
+    nested: Mapping[int, int] | None = None,
+) -> list[LabelPrediction]:
+    """`ICLSAM.predict_many` with label maps: each label a binary task on the support images that
+    hold it (its support set prepared once for every query), then `resolve_overlaps` per query."""
+    values = support_label_values(support_maps)
+    nested = check_nested(nested, values)
+    chosen = chosen_labels(values, labels)
+    query_labels = [None] * len(query_images) if query_labels is None else list(query_labels)
+    for i, truth in enumerate(query_labels):
+        extra = [] if truth is None else sorted(set(np.unique(truth).astype(np.int64).tolist()) - {0, *values})
+        if extra:
+            raise ValueError(
+                f"query labels {i} hold values {extra} that no support label map has (labels {list(values)})"
+            )
+    wanted = None if variants is None else {variants} if isinstance(variants, str) else set(variants) | {"iclsam"}
+    per_label = {}
+    for value in chosen:
+        targets = [label_target(m, value, nested) for m in support_maps]
+        holding = [i for i, t in enumerate(targets) if t.any()]
+        truths = [None if t is None else label_target(t, value, nested) for t in query_labels]
+        support = model.support_set([support_images[i] for i in holding], [targets[i] for i in holding])
+        per_label[value] = model.predict_queries(
+            support, query_images, [t if t is not None and t.any() else None for t in truths], wanted
+        )
+    dtype = np.result_type(*[np.asarray(m).dtype for m in support_maps], np.uint8)
+    dtype = np.dtype(np.int64) if np.issubdtype(dtype, np.floating) else dtype
+    inner = {i: o for i, o in nested.items() if i in chosen}
+    results = []
+    for q, truth in enumerate(query_labels):
+        mine = {v: per_label[v][q] for v in chosen}
+        label_map = resolve_overlaps(
+            {v: p.masks["iclsam"] for v, p in mine.items()}, {v: p.score for v, p in mine.items()}, nested, dtype
+        )
+        result = LabelPrediction(label_map, mine, inner)
+        if truth is not None:
+            result.dice = {v: dice(result.mask(v), label_target(truth, v, nested)) for v in chosen}
+        results.append(result)
+    return results
