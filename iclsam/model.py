@@ -199,7 +199,8 @@ class ICLSAM:
         [(image, label), ...] from other scans (alone: no annotated slice needed), `method`
         ("interpolation": the "fill between slices" baseline), `keep_connected`. Returns a
         `volumes.VolumeResult`: the mask on the input grid (annotated slices as given), a confidence
-        per slice, a record of what was done (`iclsam.volumes.propagation` says how)."""
+        per slice, a record of what was done (`iclsam.volumes.propagation` says how). Label-map
+        annotations give a `LabelVolumeResult` (options `labels`, `nested`; `volumes.labels`)."""
         from .volumes import segment_volume
 
         return segment_volume(self, volume, annotations, axis=axis, **options)

@@ -93,3 +93,30 @@ def test_bad_label_requests_are_one_clear_error(features_model):
         features_model.predict(images, maps, query, labels=[5])
     with pytest.raises(ValueError, match="nested label 9"):
         features_model.predict(images, maps, query, nested={9: 1})
+
+
+def test_label_volumes_resolve_each_labels_propagation_without_overlap():
+    from iclsam.volumes import segment_volume
+    from iclsam.volumes.synthetic import synthetic_volume
+
+    image, label, _ = synthetic_volume(0)
+    labels = label.astype(np.uint16)
+    labels[:, 48:][label[:, 48:] != 0] = 4  # the target's right half: label 4
+    chosen = [7, 10, 13]
+    annotations = {z: labels[..., z] for z in chosen}
+    result = segment_volume(None, image, annotations, method="interpolation")
+    assert result.labels.dtype == np.uint16 and set(np.unique(result.labels)) <= {0, 1, 4}
+    for value in (1, 4):
+        alone = segment_volume(None, image, {z: labels[..., z] == value for z in chosen}, method="interpolation")
+        assert np.array_equal(result.per_label[value].mask, alone.mask)
+        claimed_by_other = result.per_label[5 - value].mask
+        assert np.array_equal(result.labels == value, alone.mask & ~claimed_by_other | (result.labels == value))
+    assert not (result.labels[..., chosen[0] - 1] != 0).any()  # interpolation: nothing outside the range
+    nested = labels.copy()
+    nested[label != 0] = 1
+    nested[(label != 0) & (np.arange(96)[None, :, None] >= 48)] = 2  # 2 inside 1, given as 2 only
+    inner = segment_volume(None, image, {z: nested[..., z] for z in chosen}, method="interpolation", nested={2: 1})
+    outer_alone = segment_volume(None, image, {z: nested[..., z] != 0 for z in chosen}, method="interpolation")
+    assert np.array_equal(inner.labels != 0, outer_alone.mask | inner.per_label[2].mask)
+    with pytest.raises(ValueError, match=r"labels \[3\] are in no support label map"):
+        segment_volume(None, image, annotations, method="interpolation", labels=[3])

@@ -63,6 +63,10 @@ class EmbeddingCache:
             self._remember(key, embedding)
         return embedding
 
+    def forget(self) -> None:
+        """Empties the memory store (the disk store stays)."""
+        self._memory.clear()
+
     def put(self, key: str, embedding: ImageEmbedding) -> None:
         self._remember(key, embedding)
         if self.directory is not None and not self.unwritable:

@@ -182,6 +182,12 @@ class SamPredictor:
         logits = self.postprocess(embedding, low_res).cpu()
         return (logits, iou[:, 0].float().cpu()) if with_iou else logits
 
+    def forget(self) -> None:
+        """Empties the memory caches (embeddings and `memoised` work; the on-disk cache stays): the
+        next image is encoded again, as in a new process."""
+        self.cache.forget()
+        self._memo.clear()
+
     def memoised(self, kind: str, key, compute):
         """`compute()`, remembered by (kind, key) among the last 64 of that kind, for work derived from
         this predictor's features that several models sharing it ask for (key None: not remembered)."""

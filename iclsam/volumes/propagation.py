@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from ..labels import is_label_map_set
 from .checks import check_annotations, check_axis, check_volume, normalise_intensities
 from .consistency import blend_between_annotations, fill_between_annotations, keep_connected_to_annotations
 from .interpolation import interpolate_slices
@@ -119,8 +120,16 @@ def segment_volume(
     method: str = "iclsam",
     keep_connected: bool = True,
     context: int = CONTEXT,
+    **label_options,
 ) -> VolumeResult:
-    """See `ICLSAM.segment_volume`."""
+    """See `ICLSAM.segment_volume`; label-map annotations: `labels.segment_label_volume`."""
+    if is_label_map_set([*(annotations or {}).values(), *(label for _, label in support_volumes)]):
+        from .labels import segment_label_volume
+
+        options = {"spacing": spacing, "method": method, "keep_connected": keep_connected, "context": context}
+        return segment_label_volume(
+            model, volume, annotations, axis, support_volumes=support_volumes, **options, **label_options
+        )
     start = time.perf_counter()
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
