@@ -45,7 +45,13 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A binary mask file of the given image size as bool, or an error naming the file. A palette
+    """A binary mask file of the given image size as bool, or an error naming the file (see
+    `read_mask_values`)."""
+    return check_mask(read_mask_values(path), shape, str(path))
+
+
+def read_mask_values(path: str | Path) -> np.ndarray:
+    """A mask or label-map file's values as they are stored, or an error naming the file. A palette
     (indexed) PNG is read by index, not through its colours: index 0 is background whatever colour
     the palette gives it. A NIfTI mask (.nii, .nii.gz) must hold one 2-D slice."""
     path = Path(path)
@@ -55,16 +61,15 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         array = np.squeeze(read_volume(path))
         if array.ndim != 2:
             raise ValueError(f"{path}: a NIfTI mask of a 2-D image must hold one slice, got shape {array.shape}")
-        return check_mask(array, shape, str(path))
+        return array
     try:
         with Image.open(path) as image:
             indexed = image.mode in ("P", "L", "1", "I", "I;16")  # read by value (a palette by index)
-            array = np.asarray(image if indexed else image.convert("L"))
+            return np.asarray(image if indexed else image.convert("L"))
     except Image.DecompressionBombError as error:
         raise _too_large(path, error) from None
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: unreadable mask ({error})") from error
-    return check_mask(array, shape, str(path))
 
 
 def read_picture(path: Path, mode: str | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ stale result survives beside the new ones; a folder holding anything else is ref
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,10 @@ from PIL import Image
 
 from .metrics import dice
 from .model import ICLSAM
-from .readers import read_image, read_mask
+from .readers import read_image
 from .run_folder import StagedRun, previous_outputs
-from .segment_inputs import Query, find_mask, list_images, output_name, read_query, read_weak_annotations, unique_stems
+from .segment_inputs import Query, list_images, output_name, read_query, read_weak_annotations, unique_stems
+from .segment_labels import label_dice_rows, label_map_writer, read_support_masks, segment_label_query
 
 
 def check_outputs(out: Path, inputs: dict[str, Path], queries: list[Path]) -> None:
@@ -59,15 +61,16 @@ def support_labels(
     support_masks: Path | None,
     support_boxes: Path | None,
     support_points: Path | None,
-) -> list[np.ndarray]:
-    """The support masks: read from their folder, or densified from weak annotations (`ICLSAM.densify`)."""
+) -> tuple[list[np.ndarray], bool]:
+    """The support masks, and whether they are label maps: read from their folder
+    (`segment_labels.read_support_masks`), or densified from weak annotations (`ICLSAM.densify`)."""
     if support_masks is not None:
-        return [read_mask(find_mask(support_masks, p.stem, p), x.shape[:2]) for p, x in zip(support_files, support)]
+        return read_support_masks(support_files, support_masks, support)
     kind, path = ("boxes", support_boxes) if support_boxes is not None else ("points", support_points)
     if path is None:
         raise ValueError("the support set needs masks, boxes or points")
     try:
-        return model.densify(support, **{kind: read_weak_annotations(path, support_files, kind)})
+        return model.densify(support, **{kind: read_weak_annotations(path, support_files, kind)}), False
     except ValueError as error:  # name the file: "support image i" is the i-th file in name order
         raise ValueError(f"{path}: {error} (support images in name order: {[p.name for p in support_files]})") from None
 
@@ -83,6 +86,8 @@ def segment_folders(
     progress=None,
     support_boxes: Path | None = None,
     support_points: Path | None = None,
+    labels: Iterable[int] | None = None,
+    nested: Mapping[int, int] | None = None,
 ) -> pd.DataFrame | None:
     """Segments every query; returns the Dice table when query masks are given (also written to
     `<out>/dice.csv`). The support masks come from `support_masks`, or from weak annotations
@@ -92,31 +97,28 @@ def segment_folders(
     support_files = list_images(support_images, "support images")
     unique_stems(support_files, "support images")
     query_files = list_images(queries, "query", allow_nifti=True)
-    check_outputs(
-        out,
-        {
-            "support images": support_images,
-            "support masks": support_masks,
-            "query": queries,
-            "query masks": query_masks,
-        },
-        query_files,
-    )
+    folders = {"support images": support_images, "support masks": support_masks, "query": queries}
+    check_outputs(out, {**folders, "query masks": query_masks}, query_files)
     previous_outputs(out)  # refuses a folder holding files we did not write, before any work
     if variant not in model.variants() or variant == "sam+gt":
         raise ValueError(
             f"unknown variant {variant!r}; this model gives {[v for v in model.variants() if v != 'sam+gt']}"
         )
     support = [read_image(p) for p in support_files]
-    items = [read_query(p, query_masks) for p in query_files]
-    labels = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
-    prepared = model.support_set(support, labels)  # features and Eq. 2 fit once for every query
+    masks, label_maps = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
+    if label_maps and variant != "iclsam":
+        raise ValueError(f"{support_masks} holds label maps: they are segmented with the full method, not {variant!r}")
+    items = [read_query(p, query_masks, label_maps) for p in query_files]
+    prepared = None if label_maps else model.support_set(support, masks)  # features and Eq. 2 fit once
     rows = []
     with StagedRun(out) as run:
         if support_masks is None:  # the densified support masks, for inspection
-            for path, label in zip(support_files, labels):
-                run.write(f"densified_{path.stem}.png", png_writer(label))
+            for path, mask in zip(support_files, masks):
+                run.write(f"densified_{path.stem}.png", png_writer(mask))
         for query in progress(items, desc="queries") if progress else items:
+            if label_maps:
+                rows += write_label_query(run, model, support, masks, query, labels, nested)
+                continue
             per_slice = segment_query(model, prepared, query, variant)
             run.write(output_name(query.path), mask_writer(query, [p.masks[variant] for p in per_slice]))
             if query.truth is not None:
@@ -130,6 +132,13 @@ def segment_folders(
             )
         )
     return table
+
+
+def write_label_query(run: StagedRun, model: ICLSAM, support, maps, query: Query, labels, nested) -> list[dict]:
+    """A query segmented with label maps (`segment_labels`), its label map written; its Dice rows."""
+    results = segment_label_query(model, support, maps, query, labels, nested)
+    run.write(output_name(query.path), label_map_writer(query, [r.labels for r in results]))
+    return [] if query.truth is None else label_dice_rows(query, results)
 
 
 def segment_query(model: ICLSAM, prepared, query: Query, variant: str) -> list:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .inputs import check_image
-from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_volume
+from .readers import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_nifti, read_image, read_mask, read_mask_values, read_volume
 
 
 def stem_of(path: Path) -> str:
@@ -77,7 +77,9 @@ class Query:
     header: object | None = None  # the NIfTI image, to copy its header and affine
 
 
-def read_query(path: Path, masks: Path | None) -> Query:
+def read_query(path: Path, masks: Path | None, label_maps: bool = False) -> Query:
+    """A query file with its truth (`masks`: their folder): binary masks as bool, or, with
+    `label_maps`, the stored label values."""
     mask_path = None if masks is None else find_mask(masks, stem_of(path), path)
     if is_nifti(path):
         import nibabel as nib
@@ -91,13 +93,25 @@ def read_query(path: Path, masks: Path | None) -> Query:
             labels = read_volume(mask_path)
             if labels.shape != volume.shape:
                 raise ValueError(f"{mask_path}: shape {labels.shape} differs from its volume's {volume.shape}")
-            truth = [labels[..., k] != 0 for k in range(labels.shape[-1])]
+            truth = [labels[..., k] if label_maps else labels[..., k] != 0 for k in range(labels.shape[-1])]
         return Query(path, slices, truth, nib.load(str(path)))
     image = read_image(path)
     truth = None
     if mask_path is not None:
-        truth = [read_mask(mask_path, image.shape[:2])]
+        truth = [read_label_truth(mask_path, image.shape[:2]) if label_maps else read_mask(mask_path, image.shape[:2])]
     return Query(path, [image], truth)
+
+
+def read_label_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A query's label map, checked: the image's size, whole numbers."""
+    values = read_mask_values(path)
+    if values.shape != tuple(shape):
+        raise ValueError(
+            f"{path}: label map is {values.shape[0]} x {values.shape[1]} but its image is {shape[0]} x {shape[1]}"
+        )
+    if np.issubdtype(values.dtype, np.floating) and (~np.isfinite(values) | (values != np.round(values))).any():
+        raise ValueError(f"{path}: a label map must hold whole numbers")
+    return values
 
 
 WEAK_COLUMNS = {"boxes": ["x0", "y0", "x1", "y1"], "points": ["x", "y"]}

@@ -120,3 +120,67 @@ def test_label_volumes_resolve_each_labels_propagation_without_overlap():
     assert np.array_equal(inner.labels != 0, outer_alone.mask | inner.per_label[2].mask)
     with pytest.raises(ValueError, match=r"labels \[3\] are in no support label map"):
         segment_volume(None, image, annotations, method="interpolation", labels=[3])
+
+
+def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys):
+    from PIL import Image
+
+    from iclsam.cli import main
+
+    for i in range(4):
+        image, labels = two_label_case(i)
+        labels = np.where(labels == 2, 300, labels.astype(np.uint16)).astype(np.uint16)  # above 255: a 16-bit PNG
+        for folder, array in (("support", image), ("support_masks", labels), ("query", image), ("query_masks", labels)):
+            if (folder.startswith("query")) == (i == 3):
+                (tmp_path / folder).mkdir(exist_ok=True)
+                Image.fromarray(array).save(tmp_path / folder / f"c{i}.png")
+    args = ["segment", "--icl", "features", "--support-images", str(tmp_path / "support"), "--support-masks"]
+    args += [
+        str(tmp_path / "support_masks"),
+        "--query",
+        str(tmp_path / "query"),
+        "--query-masks",
+        str(tmp_path / "query_masks"),
+    ]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "c3.png"))
+    assert written.dtype == np.uint16 and set(np.unique(written)) <= {0, 1, 300}
+    table = __import__("pandas").read_csv(tmp_path / "out" / "dice.csv")
+    assert list(table["label"]) == [1, 300] and (table["iclsam"] > 0.8).all()
+    assert main([*args, "--labels", "1", "--out", str(tmp_path / "one")]) == 0
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "one" / "c3.png")))) <= {0, 1}
+    capsys.readouterr()
+    assert main([*args, "--labels", "7", "--out", str(tmp_path / "bad")]) == 2
+    assert "labels [7] are in no support label map" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_segment_volume_cli_writes_a_label_map(tmp_path):
+    import nibabel as nib
+
+    from iclsam.cli import main
+    from iclsam.volumes.synthetic import synthetic_volume
+
+    image, label, _ = synthetic_volume(0)
+    labels = label.astype(np.int16)
+    labels[:, 48:][label[:, 48:] != 0] = 2
+    partial = np.zeros_like(labels)
+    for z in (7, 10, 13):
+        partial[..., z] = labels[..., z]
+    affine = np.diag([1.0, 1.0, 5.0, 1.0])
+    nib.save(nib.Nifti1Image(image, affine), str(tmp_path / "scan.nii.gz"))
+    nib.save(nib.Nifti1Image(partial, affine), str(tmp_path / "partial.nii.gz"))
+    base = [
+        "segment-volume",
+        "--image",
+        str(tmp_path / "scan.nii.gz"),
+        "--annotations",
+        str(tmp_path / "partial.nii.gz"),
+    ]
+    assert main([*base, "--method", "interpolation", "--out", str(tmp_path / "pred.nii.gz")]) == 0
+    pred = nib.load(str(tmp_path / "pred.nii.gz"))
+    values = np.asarray(pred.dataobj)
+    assert set(np.unique(values)) == {0, 1, 2} and np.issubdtype(pred.get_data_dtype(), np.signedinteger)
+    assert np.array_equal(values[..., 10], labels[..., 10])
+    assert main([*base, "--method", "interpolation", "--label", "2", "--out", str(tmp_path / "two.nii.gz")]) == 0
+    assert set(np.unique(np.asarray(nib.load(str(tmp_path / "two.nii.gz")).dataobj))) == {0, 2}

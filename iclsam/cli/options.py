@@ -24,6 +24,34 @@ def positive_int(text: str) -> int:
     return value
 
 
+def label_list(text: str) -> list[int]:
+    """--labels 1,2,4"""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of label values, got {text!r}") from None
+
+
+def nested_labels(text: str) -> dict[int, int]:
+    """--nested 2:1 (label 2 lies inside label 1; several: 2:1,3:1)"""
+    try:
+        return {int(i): int(o) for i, o in (part.split(":") for part in text.split(",") if part.strip())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"inner:outer label pairs, e.g. 2:1, got {text!r}") from None
+
+
+def add_label_options(parser: argparse.ArgumentParser) -> None:
+    """--labels and --nested, for label-map support masks or annotations."""
+    parser.add_argument(
+        "--labels", type=label_list, help="with label maps: only these label values, e.g. 1,2,4 (default: all)"
+    )
+    parser.add_argument(
+        "--nested",
+        type=nested_labels,
+        help="with label maps: inner:outer pairs, e.g. 2:1 (a cup inside a disc: the disc's result includes the cup)",
+    )
+
+
 def box_confidence(text: str) -> float | None:
     if text.lower() == "none":
         return None

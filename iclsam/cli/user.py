@@ -12,6 +12,7 @@ from .options import (
     REAL_DATA_VARIABLE,
     VARIANT_CHOICES,
     add_backbone,
+    add_label_options,
     add_model,
     add_refinements,
     build_model,
@@ -50,7 +51,11 @@ def add_segment(commands) -> None:
     add_model(p)
     p.add_argument("--support-images", required=True, help="folder of labelled example images")
     labels = p.add_mutually_exclusive_group(required=True)
-    labels.add_argument("--support-masks", help="folder of their masks (same file stems; nonzero = target)")
+    labels.add_argument(
+        "--support-masks",
+        help="folder of their masks (same file stems; nonzero = target) or label maps (0 = background; "
+        "two or more values: one label map per query with those values)",
+    )
     labels.add_argument(
         "--support-boxes", help="instead of masks: CSV of boxes (image, x0, y0, x1, y1; a row per object)"
     )
@@ -63,6 +68,7 @@ def add_segment(commands) -> None:
         "empty, or one an earlier iclsam segment wrote",
     )
     p.add_argument("--query-masks", help="ground truth of the queries: also writes dice.csv")
+    add_label_options(p)
     p.add_argument(
         "--variant",
         choices=VARIANT_CHOICES,
@@ -98,6 +104,8 @@ def segment(args) -> int:
         progress=tqdm,
         support_boxes=_path(args.support_boxes),
         support_points=_path(args.support_points),
+        labels=args.labels,
+        nested=args.nested,
     )
     if table is not None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_model, build_model, positive_int
+from .options import add_label_options, add_model, build_model, positive_int
 
 METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.volumes.METHODS
 
@@ -34,8 +34,11 @@ def add_segment_volume(commands) -> None:
     )
     p.add_argument("--axis", type=int, default=2, help="the slice axis of the array as nibabel loads it (default 2)")
     p.add_argument(
-        "--label", type=int, help="segment this label value of the annotations (default: every value > 0 as one target)"
+        "--label",
+        type=int,
+        help="segment this label value alone (default: each label of the annotations; one label map out)",
     )
+    add_label_options(p)
     p.add_argument(
         "--support-volumes",
         nargs="+",
@@ -67,6 +70,8 @@ def segment_volume(args) -> int:
         label=args.label,
         support_volumes=args.support_volumes,
         method=args.method,
+        labels=args.labels,
+        nested=args.nested,
     )
     print(
         f"{args.out}: {record['method']}, {record['target_voxels']} target voxels on {record['target_slices']} slices "

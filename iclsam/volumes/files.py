@@ -1,6 +1,7 @@
 """`iclsam segment-volume` on files: the scan, a label volume holding the annotated slices, other
 annotated scans; every input read and checked before any work, the result written atomically as
-NIfTI on the scan's grid with the annotations' label value and dtype class."""
+NIfTI on the scan's grid with the annotations' label values and dtype class. Annotations holding
+two or more label values give a label map (`labels`), unless `label` picks one of them."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ def annotated_targets(
     labels: np.ndarray, slices: Sequence[int] | None, axis: int, label: int | None, path: Path
 ) -> dict[int, np.ndarray]:
     """{slice: mask} from a label volume: the listed slices (empty ones count), else those holding any
-    label; the target is `label` or every value > 0."""
+    label; the target is `label`, else the label map itself when it holds two or more values, else
+    every value > 0."""
     if label is not None and not (labels == label).any():
         present = sorted(int(v) for v in np.unique(labels) if v != 0)
         raise ValueError(f"{path}: label value {label} is absent from the annotations (they hold {present})")
-    target = labels != 0 if label is None else labels == label
+    multi = label is None and len(np.unique(labels[labels != 0])) > 1
+    target = labels if multi else labels != 0 if label is None else labels == label
     depth = labels.shape[axis]
     if slices is None:
         slices = [int(z) for z in np.nonzero(np.moveaxis(labels, axis, 0).reshape(depth, -1).any(axis=1))[0]]
@@ -57,7 +60,8 @@ def annotated_targets(
 
 
 def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`image:labels` pairs, each on its own grid, the target as in the annotations."""
+    """`image:labels` pairs, each on its own grid, the target as in the annotations (a label map
+    when it holds two or more values and no `label` is picked)."""
     pairs = []
     for spec in specs:
         if spec.count(":") != 1:
@@ -65,7 +69,8 @@ def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[
         image_path, label_path = spec.split(":")
         image, labels = read_scan(image_path), read_scan(label_path)
         same_grid(image, labels)
-        target = labels.array != 0 if label is None else labels.array == label
+        multi = label is None and len(np.unique(labels.array[labels.array != 0])) > 1
+        target = labels.array if multi else labels.array != 0 if label is None else labels.array == label
         if not target.any():
             raise ValueError(f"{label_path}: no target voxel" + ("" if label is None else f" of label {label}"))
         pairs.append((check_volume(image.array, str(image_path)), target))
@@ -82,8 +87,11 @@ def segment_volume_files(
     label: int | None = None,
     support_volumes: Sequence[str] = (),
     method: str = "iclsam",
+    labels: Sequence[int] | None = None,
+    nested: dict[int, int] | None = None,
 ) -> dict:
-    """Reads, checks, segments and writes; returns the run's record."""
+    """Reads, checks, segments and writes; returns the run's record. `labels` / `nested`: with
+    label-map annotations, see `ICLSAM.segment_volume`."""
     out = Path(out)
     axis = check_axis(axis)
     scan = read_scan(image)
@@ -93,25 +101,35 @@ def segment_volume_files(
             raise ValueError(f"--out {out} is an input file; choose another name")
     given, like, value = {}, None, 1 if label is None else label
     if annotations is not None:
-        labels = read_scan(annotations)
-        same_grid(scan, labels)
-        like = labels.array.dtype
-        given = annotated_targets(labels.array, slices, axis, label, labels.path)
-        values = np.unique(labels.array[labels.array != 0])
+        marked = read_scan(annotations)
+        same_grid(scan, marked)
+        like = marked.array.dtype
+        given = annotated_targets(marked.array, slices, axis, label, marked.path)
+        values = np.unique(marked.array[marked.array != 0])
         if label is None and len(values) == 1:  # one label: the result carries its value
             value = int(values[0])
     elif not support_volumes:
         raise ValueError("give --annotations (the annotated slices) or --support-volumes")
     others = read_support_volumes(support_volumes, label)
+    options = {"labels": labels, "nested": nested} if labels or nested else {}
     result = segment_volume(
-        model, scan.array, given or None, axis=axis, spacing=scan.spacing, support_volumes=others, method=method
+        model,
+        scan.array,
+        given or None,
+        axis=axis,
+        spacing=scan.spacing,
+        support_volumes=others,
+        method=method,
+        **options,
     )
-    write_label_volume(out, result.mask.astype(np.int64) * value, scan, like)
-    holding = np.moveaxis(result.mask, axis, 0).reshape(result.mask.shape[axis], -1).any(axis=1)
+    found = result.labels if hasattr(result, "labels") else result.mask.astype(np.int64) * value
+    write_label_volume(out, found, scan, like)
+    mask = found != 0
+    holding = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)
     return {
         **result.record,
         "method": method,
         "annotated": sorted(given),
-        "target_voxels": int(result.mask.sum()),
+        "target_voxels": int(mask.sum()),
         "target_slices": int(holding.sum()),
     }
