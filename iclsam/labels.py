@@ -180,3 +180,38 @@ def predict_label_maps(
             result.dice = {v: dice(result.mask(v), label_target(truth, v, nested)) for v in chosen}
         results.append(result)
     return results
+
+
+def densify_labels(sam, images: Sequence[np.ndarray], per_label: Mapping[int, Sequence], kind: str) -> list[np.ndarray]:
+    """Weak context per label: `per_label` {label: [boxes or points of image i, or None where image i
+    does not show the label]} (`kind` "boxes" or "points"); each label densified by SAM on the
+    images that show it (`densify.densify_support`), then one label map per image (uint16 above 255,
+    else uint8). Where two labels' masks overlap, the smaller mask's label keeps the pixels (an
+    object drawn inside another is the smaller one)."""
+    from .densify import densify_support
+
+    if not per_label:
+        raise ValueError(f"densify: no label given (a {{label: {kind} per image}} mapping)")
+    maps_dtype = np.uint16 if max(per_label) > 255 else np.uint8
+    masks: dict[int, list] = {}
+    for value, given in per_label.items():
+        if int(value) <= 0 or int(value) > MAX_LABELS:
+            raise ValueError(f"densify: label {value} must be between 1 and {MAX_LABELS}")
+        given = list(given)
+        if len(given) != len(images):
+            raise ValueError(f"label {value}: {len(images)} support images but {len(given)} annotation lists")
+        shown = [i for i, a in enumerate(given) if a is not None]
+        if not shown:
+            raise ValueError(f"label {value}: no image has {kind} for it")
+        found = densify_support(sam, [images[i] for i in shown], **{kind: [given[i] for i in shown]})
+        masks[int(value)] = [None] * len(images)
+        for i, mask in zip(shown, found):
+            masks[int(value)][i] = mask
+    out = []
+    for i, image in enumerate(images):
+        label_map = np.zeros(np.asarray(image).shape[:2], maps_dtype)
+        mine = [(v, m[i]) for v, m in masks.items() if m[i] is not None]
+        for value, mask in sorted(mine, key=lambda vm: -int(vm[1].sum())):  # largest first: smaller ones on top
+            label_map[mask] = value
+        out.append(label_map)
+    return out

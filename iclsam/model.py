@@ -30,7 +30,7 @@ from .figure1 import (
 from .fusion import fusion_weight
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_queries
-from .labels import is_label_map_set, predict_label_maps
+from .labels import densify_labels, is_label_map_set, predict_label_maps
 from .metrics import dice
 from .prediction import Prediction
 from .sam import SamPredictor
@@ -130,8 +130,7 @@ class ICLSAM:
     ) -> Prediction:
         """Segments `query_image` from the labelled examples. Images: H x W or H x W x 3, any dtype;
         masks: H x W, nonzero = target. Returns the variants asked for (default: all; see
-        `Prediction`); "sam+gt" needs `query_mask`. Masks that are label maps (two or more labels
-        over the set) give a `labels.LabelPrediction` (options `labels`, `nested`; see `labels`)."""
+        `Prediction`); "sam+gt" needs `query_mask`. Label maps: a `labels.LabelPrediction`."""
         if is_label_map_set(support_masks):
             queries = [query_mask] if query_mask is not None else None
             return predict_label_maps(
@@ -188,9 +187,12 @@ class ICLSAM:
         """Weak context (not in the paper): support masks from weak annotations, by this model's SAM.
         boxes[i]: K x 4 XYXY pixel boxes of image i, one per object; points[i]: K x 2 (x, y) positive
         clicks, one per object. Give one of the two. Returns one H x W bool mask per image, to
-        `predict` with as usual (`iclsam.densify.densify_support` says how)."""
+        `predict` with as usual (`densify.densify_support`); per label, a dict {label: [annotations of
+        image i, or None]} gives one label map per image (`labels.densify_labels`)."""
         from .densify import densify_support
 
+        if isinstance(boxes, dict) or isinstance(points, dict):
+            return densify_labels(self.sam, images, *((boxes, "boxes") if boxes is not None else (points, "points")))
         return densify_support(self.sam, images, boxes, points)
 
     def segment_volume(self, volume, annotations: dict | None = None, axis: int = 2, **options):
@@ -199,8 +201,8 @@ class ICLSAM:
         [(image, label), ...] from other scans (alone: no annotated slice needed), `method`
         ("interpolation": the "fill between slices" baseline), `keep_connected`. Returns a
         `volumes.VolumeResult`: the mask on the input grid (annotated slices as given), a confidence
-        per slice, a record of what was done (`iclsam.volumes.propagation` says how). Label-map
-        annotations give a `LabelVolumeResult` (options `labels`, `nested`; `volumes.labels`)."""
+        per slice, a record of what was done (`volumes.propagation`); label-map annotations a
+        `LabelVolumeResult` (options `labels`, `nested`)."""
         from .volumes import segment_volume
 
         return segment_volume(self, volume, annotations, axis=axis, **options)
