@@ -130,4 +130,26 @@ def train_universeg(args) -> int:
     return 0
 
 
-DATA_COMMANDS = (add_prepare, add_sample_support, add_weights, add_train_universeg)
+def add_slice_volumes(commands) -> None:
+    from ..data.volume_slices import VOLUME_TASKS
+
+    p = commands.add_parser(
+        "slice-volumes", help="2-D tasks in the prepared format cut from real volumes (the real-dev-3d layout)"
+    )
+    p.add_argument("--data", required=True, help="folder of <set>/<case>_image.nii.gz and <case>_label.nii.gz")
+    p.add_argument("--out", required=True, help="output folder; one sub-folder per task")
+    p.add_argument("--tasks", nargs="+", choices=sorted(VOLUME_TASKS), help="only these tasks (default: all)")
+    p.add_argument("--per-volume", type=positive_int, default=24, help="slices per volume, at most (default 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the meta-support/query split by volume")
+    p.set_defaults(run=slice_volumes)
+
+
+def slice_volumes(args) -> int:
+    from ..data.volume_slices import slice_volume_tasks
+
+    for path in slice_volume_tasks(args.data, args.out, args.tasks, args.per_volume, seed=args.seed):
+        print(f"{path}: {sum(1 for _ in (path / 'images').iterdir())} slices")
+    return 0
+
+
+DATA_COMMANDS = (add_prepare, add_sample_support, add_weights, add_train_universeg, add_slice_volumes)
