@@ -59,7 +59,7 @@ def one_slice(data: str, tasks: list[str], out: str, deterministic: bool) -> Non
     if deterministic:
         torch.use_deterministic_algorithms(True)
     from iclsam import ICLSAM
-    from iclsam.protocol import evaluate_folder
+    from iclsam.evaluation import evaluate_folder
 
     models = {icl: ICLSAM(icl=icl, sam="lite") for icl in ("universeg", "features")}
     scores = evaluate_folder(models, data, sizes=[1, 4], draws=2, max_queries=3, tasks=tasks)

@@ -9,12 +9,53 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.folder import open_tasks
 from .densify import ANNOTATION_KINDS, ANNOTATION_SECONDS
+from .label_protocol import run_label_grid
 from .model import ICLSAM
-from .protocol import evaluate_folder
+from .protocol import run_grid, run_weak_context, task_protocol
 from .report import in_paper_order, weak_context_markdown, weak_context_table
 
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
+
+
+def evaluate_folder(
+    models: dict[str, ICLSAM],
+    data: str | Path,
+    sizes: Sequence[int],
+    draws: int,
+    max_queries: int | None,
+    tasks: Sequence[str] | None = None,
+    seed: int = 0,
+    progress=None,
+    annotations: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
+    format, under `task_protocol` (a task of label maps: `label_protocol.run_label_grid`). Rows: task, m, draw, query, variant, dice, icl; with `annotations`
+    (weak context, `run_weak_context`) also annotation and support_dice."""
+    found = open_tasks(data)
+    if tasks:
+        unknown = sorted(set(tasks) - {t.name for t in found})
+        if unknown:
+            raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
+        found = [t for t in found if t.name in set(tasks)]
+    plans = [(task, *task_protocol(task, sizes, draws, max_queries, seed)) for task in found]  # every check first
+    frames = []
+    for task, sets, queries in plans:
+        label_maps = task.holds_label_maps()
+        if label_maps and annotations is not None:
+            raise ValueError(
+                f"task {task.name}: weak context is evaluated on binary masks, and its masks are label maps"
+            )
+        for label, model in models.items():
+            if label_maps:
+                scores = run_label_grid(model, task, sets, queries, progress=progress)
+            elif annotations is None:
+                scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress).drop(columns="assd")
+            else:
+                scores = run_weak_context(model, task, sets, queries, annotations, progress=progress)
+            frames.append(scores.assign(icl=label))
+    return pd.concat(frames, ignore_index=True)
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:

@@ -79,6 +79,8 @@ def support_label_values(masks: Sequence, names: Sequence[str] | None = None) ->
             f"{binary[0]}: a binary mask mixed with label maps (values {sorted(values)}): give every "
             "support image a label map, or binary masks for one target"
         )
+    if not values:
+        raise ValueError(f"the support masks ({names[0]}, ...) hold no label: every pixel is 0")
     if len(values) > MAX_LABELS:
         raise ValueError(f"the support label maps hold {len(values)} labels; at most {MAX_LABELS}")
     return tuple(sorted(int(v) for v in values))

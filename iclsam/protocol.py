@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
-from .data.folder import Task, open_tasks
+from .data.folder import Task
 from .data.splits import draw_supports, with_splits
 from .densify import ANNOTATION_KINDS, boxes_from_mask, points_from_mask
 from .metrics import assd, dice
@@ -156,38 +156,6 @@ def task_protocol(
     except ValueError as error:  # name the task and its file, whichever step refused it
         raise ValueError(f"task {task.name} ({task.root / 'meta.csv'}): {error}") from None
     return sets, select_queries(meta.loc[meta["split"] == "query", "id"], max_queries, seed)
-
-
-def evaluate_folder(
-    models: dict[str, ICLSAM],
-    data: str | Path,
-    sizes: Sequence[int],
-    draws: int,
-    max_queries: int | None,
-    tasks: Sequence[str] | None = None,
-    seed: int = 0,
-    progress=None,
-    annotations: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
-    format, under `task_protocol`. Rows: task, m, draw, query, variant, dice, icl; with `annotations`
-    (weak context, `run_weak_context`) also annotation and support_dice."""
-    found = open_tasks(data)
-    if tasks:
-        unknown = sorted(set(tasks) - {t.name for t in found})
-        if unknown:
-            raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
-        found = [t for t in found if t.name in set(tasks)]
-    plans = [(task, *task_protocol(task, sizes, draws, max_queries, seed)) for task in found]  # every check first
-    frames = []
-    for task, sets, queries in plans:
-        for label, model in models.items():
-            if annotations is None:
-                scores = run_grid(model, task, sets, queries, with_assd=False, progress=progress).drop(columns="assd")
-            else:
-                scores = run_weak_context(model, task, sets, queries, annotations, progress=progress)
-            frames.append(scores.assign(icl=label))
-    return pd.concat(frames, ignore_index=True)
 
 
 SENSITIVITY_CONSTANTS = ("a", "b", "tau", "beta")

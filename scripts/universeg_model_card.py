@@ -30,7 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from iclsam import ICLSAM  # noqa: E402
 from iclsam.checkpoints import file_sha256  # noqa: E402
 from iclsam.data.prepare import prepare_synthetic  # noqa: E402
-from iclsam.protocol import evaluate_folder  # noqa: E402
+from iclsam.evaluation import evaluate_folder  # noqa: E402
 from iclsam.report import to_markdown  # noqa: E402
 from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
 

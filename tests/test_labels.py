@@ -205,3 +205,29 @@ def test_boxes_per_label_densify_to_label_maps(features_model):
 
 def dice_of(a, b):
     return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_evaluate_scores_each_label_of_a_label_map_task(tmp_path, capsys):
+    import pandas as pd
+    from PIL import Image
+
+    from iclsam.cli import main
+
+    task = tmp_path / "data" / "two-labels"
+    (task / "images").mkdir(parents=True)
+    (task / "masks").mkdir()
+    rows = []
+    for i in range(6):
+        image, labels = two_label_case(10 + i)
+        Image.fromarray(image).save(task / "images" / f"c{i}.png")
+        Image.fromarray(labels).save(task / "masks" / f"c{i}.png")
+        rows.append({"id": f"c{i}", "case": f"c{i}", "split": "support" if i < 3 else "query"})
+    pd.DataFrame(rows).to_csv(task / "meta.csv", index=False)
+    out = tmp_path / "scores.csv"
+    args = ["evaluate", "--data", str(tmp_path / "data"), "--m", "2", "--draws", "1", "--queries", "2"]
+    assert main([*args, "--icl", "features", "--out", str(tmp_path / "s.csv"), "--scores", str(out)]) == 0
+    scores = pd.read_csv(out)
+    assert set(scores["task"]) == {"two-labels label 1", "two-labels label 2"}
+    full = scores[scores["variant"] == "iclsam"]
+    assert len(full) == 4 and (full["dice"] > 0.8).all()
+    assert "two-labels label 2" in capsys.readouterr().out

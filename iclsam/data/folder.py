@@ -1,7 +1,8 @@
 """The prepared folder format every downstream step reads:
 
 <root>/<task>/images/<id>.<ext>    (PNG, JPEG, TIFF, or .npy)
-<root>/<task>/masks/<id>.png       (0 background, 255 target, the image's size)
+<root>/<task>/masks/<id>.png       (0 background, 255 target, the image's size; or a label map:
+                                    0 background, two or more label values over the task)
 <root>/<task>/meta.csv             (at least `id`; `case` or `group` keeps related images together)
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..readers import IMAGE_SUFFIXES, read_image, read_mask
+from ..readers import IMAGE_SUFFIXES, read_image, read_mask, read_mask_values
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,23 @@ class Task:
     def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         image = read_image(self.image_path(image_id))
         return image, read_mask(self.root / "masks" / f"{image_id}.png", image.shape[:2])
+
+    def load_label_map(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The image and its mask's stored values (a label map)."""
+        image = read_image(self.image_path(image_id))
+        values = read_mask_values(self.root / "masks" / f"{image_id}.png")
+        if values.shape != image.shape[:2]:
+            raise ValueError(f"{self.root / 'masks' / f'{image_id}.png'}: {values.shape} differs from its image's size")
+        return image, values
+
+    def holds_label_maps(self) -> bool:
+        """Whether the task's masks hold two or more label values over the task."""
+        found: set = set()
+        for image_id in self.ids:
+            found |= set(np.unique(read_mask_values(self.root / "masks" / f"{image_id}.png")).tolist()) - {0}
+            if len(found) > 1:
+                return True
+        return False
 
 
 def open_task(root: str | Path) -> Task:
