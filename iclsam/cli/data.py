@@ -131,14 +131,17 @@ def train_universeg(args) -> int:
 
 
 def add_slice_volumes(commands) -> None:
-    from ..data.volume_slices import VOLUME_TASKS
-
     p = commands.add_parser(
         "slice-volumes", help="2-D tasks in the prepared format cut from real volumes (the real-dev-3d layout)"
     )
     p.add_argument("--data", required=True, help="folder of <set>/<case>_image.nii.gz and <case>_label.nii.gz")
     p.add_argument("--out", required=True, help="output folder; one sub-folder per task")
-    p.add_argument("--tasks", nargs="+", choices=sorted(VOLUME_TASKS), help="only these tasks (default: all)")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        help="only these tasks (default: all: rd3d-brats-t1c rd3d-liver-ct rd3d-chest-lungs rd3d-chest-tumour "
+        "rd3d-brain-t1post)",
+    )
     p.add_argument("--per-volume", type=positive_int, default=24, help="slices per volume, at most (default 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the meta-support/query split by volume")
     p.set_defaults(run=slice_volumes)
