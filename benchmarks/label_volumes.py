@@ -64,10 +64,11 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/real-dev-3d")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/label_maps")
+    parser.add_argument("--cases", nargs="+", choices=[c for _, c in CASES], help="only these (default: both)")
     args = parser.parse_args()
     model = ICLSAM()
     rows, times = [], []
-    for set_name, case in CASES:
+    for set_name, case in [(s, c) for s, c in CASES if not args.cases or c in args.cases]:
         folder = Path(args.data) / set_name
         scan, labels = read_scan(folder / f"{case}_image.nii.gz"), read_scan(folder / f"{case}_label.nii.gz")
         found, one_pass, separate = run_case(model, scan.array, labels.array.astype(np.int64), scan.spacing, args.k)
