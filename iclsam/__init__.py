@@ -12,6 +12,7 @@ _EXPORTS = {
     "ICLSAM": "iclsam.model",
     "ICLSAMConfig": "iclsam.config",
     "Prediction": "iclsam.model",
+    "LabelPrediction": "iclsam.labels",
     "ICL_BACKENDS": "iclsam.icl",
     "ICLBackend": "iclsam.icl",
     "build_icl": "iclsam.icl",
