@@ -45,22 +45,25 @@ class LabelPrediction:
         return np.isin(self.labels, [value, *inner])
 
 
+BINARY_VALUES = {1, 255}  # the usual target values of binary masks (True counts as 1)
+
+
 def is_label_map_set(masks: Sequence) -> bool:
-    """Whether the support masks are label maps: two or more distinct nonzero values over them
-    (a binary set keeps today's path, bit for bit)."""
-    values = set()
+    """Whether the support masks are label maps: two or more distinct nonzero values over them.
+    A binary set keeps today's path, bit for bit, also when its masks mix 0/1 and 0/255."""
+    values, each_binary = set(), True
     for m in masks:
-        values |= set(np.unique(np.asarray(m)).tolist()) - {0}
-        if len(values) > 1:
-            return True
-    return False
+        own = set(np.unique(np.asarray(m)).tolist()) - {0}
+        values |= own
+        each_binary &= len(own) <= 1
+    return len(values) > 1 and not (each_binary and values <= BINARY_VALUES)
 
 
 def support_label_values(masks: Sequence, names: Sequence[str] | None = None) -> tuple[int, ...]:
     """The labels of a label-map support set, checked: integer maps (a float map only when its
     values are whole numbers), no binary bool / 0-255 mask among label maps, at most `MAX_LABELS`."""
     names = list(names) if names is not None else [f"support {i}" for i in range(len(masks))]
-    values, kinds = set(), []
+    values, kinds, owns = set(), [], []
     for m, name in zip(masks, names):
         x = np.asarray(m)
         if np.issubdtype(x.dtype, np.floating):
@@ -72,12 +75,15 @@ def support_label_values(masks: Sequence, names: Sequence[str] | None = None) ->
             raise ValueError(f"{name}: label values must be >= 0 (0 = background)")
         own = set(np.unique(x).astype(np.int64).tolist()) - {0}
         kinds.append((name, x.dtype == bool or own == {255}))
+        owns.append(own)
         values |= own
     binary = [name for name, is_binary in kinds if is_binary]
     if binary and len(values) > 1:
+        odd = next((name, own) for (name, is_binary), own in zip(kinds, owns) if not is_binary)
+        shown = ", ".join(str(v) for v in [0, *sorted(odd[1])][:5]) + (" ..." if len(odd[1]) > 4 else "")
         raise ValueError(
-            f"{binary[0]}: a binary mask mixed with label maps (values {sorted(values)}): give every "
-            "support image a label map, or binary masks for one target"
+            f"{odd[0]}: mask is not binary (values {shown}) while {binary[0]} is a binary mask (a binary mask "
+            "mixed with label maps): give every support image 0 and one target value, or every one a label map"
         )
     if not values:
         raise ValueError(f"the support masks ({names[0]}, ...) hold no label: every pixel is 0")

@@ -231,3 +231,16 @@ def test_evaluate_scores_each_label_of_a_label_map_task(tmp_path, capsys):
     full = scores[scores["variant"] == "iclsam"]
     assert len(full) == 4 and (full["dice"] > 0.8).all()
     assert "two-labels label 2" in capsys.readouterr().out
+
+
+def test_binary_masks_mixing_0_1_and_0_255_stay_binary():
+    a = np.zeros((4, 4), np.uint8)
+    a[1, 1] = 1
+    b = np.zeros((4, 4), np.uint8)
+    b[2, 2] = 255
+    c = np.zeros((4, 4), bool)
+    c[0, 0] = True
+    assert not is_label_map_set([a, b, c])
+    two = a.copy()
+    two[3, 3] = 2
+    assert is_label_map_set([a, two]) and is_label_map_set([a, a * 2])
