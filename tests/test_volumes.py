@@ -130,7 +130,7 @@ def test_segment_volume_along_another_axis_is_the_same_segmentation(features_mod
         (np.zeros((16, 16, 4)), {7: np.zeros((16, 16))}, 2, "out of range"),
         (np.zeros((16, 16, 4)), {0: np.zeros((16, 16))}, 3, "axis"),
         (np.zeros((16, 16, 4)), {0: np.zeros((12, 16))}, 2, "slices are"),
-        (np.zeros((16, 16, 4)), {0: np.arange(256).reshape(16, 16)}, 2, "not binary"),
+        (np.zeros((16, 16, 4)), {0: np.linspace(0, 1, 256).reshape(16, 16)}, 2, "whole numbers"),
     ],
 )
 def test_bad_volume_input_is_one_clear_error(features_model, volume, annotations, axis, words):
