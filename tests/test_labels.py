@@ -244,3 +244,17 @@ def test_binary_masks_mixing_0_1_and_0_255_stay_binary():
     two = a.copy()
     two[3, 3] = 2
     assert is_label_map_set([a, two]) and is_label_map_set([a, a * 2])
+
+
+def test_in_volumes_the_label_smaller_on_the_slice_keeps_a_shared_voxel():
+    from iclsam.volumes.labels import smaller_first_scores
+
+    big = np.zeros((8, 8, 2), bool)
+    big[1:7, 1:7, :] = True
+    small = np.zeros((8, 8, 2), bool)
+    small[5:8, 5:8, 0] = True
+    small[0:8, 0:8, 1] = True  # on slice 1 the "small" label is the larger one
+    scores = {1: smaller_first_scores(big, 2), 2: smaller_first_scores(small, 2)}
+    out = resolve_overlaps({1: big, 2: small}, scores, {}, np.uint8)
+    assert (out[5:7, 5:7, 0] == 2).all() and (out[1:5, 1:5, 0] == 1).all()
+    assert (out[1:7, 1:7, 1] == 1).all() and (out[..., 1] != 0).all() and (out[0, :, 1] == 2).all()

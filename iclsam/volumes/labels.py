@@ -1,9 +1,11 @@
 """Several labels of a volume in one pass: annotated slices that are label maps in, a label volume
 out. Each label is propagated as its own binary target (`segment_volume`, the same annotated
 slices: a slice without the label says "not here"), the labels sharing one SAM encoding per slice
-(the embedding cache); a voxel that two labels claim goes to the label it lies deeper inside (the
-larger 2-D signed distance on its slice, after each label's 3-D consistency steps), and a nested
-label (`nested={inner: outer}`) is part of its outer one, as in `iclsam.labels`."""
+(the embedding cache); a voxel that two labels claim goes to the label whose cross-section on that
+slice is smaller (a tumour beside a lung, a cup in a disc: the small structure is the one a big
+mask swallows; each label's mask has passed its 3-D consistency steps, so no one fused score
+describes it), and a nested label (`nested={inner: outer}`) is part of its outer one, as in
+`iclsam.labels`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..labels import check_nested, chosen_labels, label_target, resolve_overlaps, support_label_values
-from .interpolation import signed_distance
 from .propagation import VolumeResult, segment_volume
 
 if TYPE_CHECKING:
@@ -31,10 +32,13 @@ class LabelVolumeResult:
     record: dict = field(default_factory=dict)
 
 
-def depth_scores(mask: np.ndarray, axis: int) -> np.ndarray:
-    """Per voxel, the signed distance (pixels) to the mask's boundary on its slice along `axis`."""
-    moved = np.moveaxis(mask, axis, 0)
-    return np.moveaxis(np.stack([signed_distance(s) for s in moved]), 0, axis)
+def smaller_first_scores(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Per voxel, minus the area of the mask's cross-section on its slice along `axis`: where two
+    labels claim a voxel, the one smaller on that slice keeps it."""
+    areas = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).sum(axis=1).astype(np.float64)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    return np.broadcast_to(-areas.reshape(shape), mask.shape)
 
 
 def annotation_values(annotations: Mapping[int, np.ndarray], support_volumes: Sequence) -> tuple[int, ...]:
@@ -69,7 +73,7 @@ def segment_label_volume(
             raise ValueError(f"label {value}: no annotated slice and no support volume holds it")
         result = segment_volume(model, volume, given or None, axis=axis, support_volumes=others, **options)
         per_label[value], masks[value] = result, result.mask
-        scores[value] = depth_scores(result.mask, axis)
+        scores[value] = smaller_first_scores(result.mask, axis)
     dtype = np.result_type(*[np.asarray(m).dtype for m in annotations.values()], np.uint8)
     dtype = np.dtype(np.int64) if np.issubdtype(dtype, np.floating) else dtype
     label_map = resolve_overlaps(masks, scores, nested, dtype)
