@@ -16,6 +16,7 @@ import pandas as pd
 from .data.folder import Task
 from .labels import predict_label_maps, support_label_values
 from .metrics import dice
+from .protocol import image_loader, support_sets
 
 if TYPE_CHECKING:
     from .model import ICLSAM
@@ -30,17 +31,8 @@ def run_label_grid(
 ) -> pd.DataFrame:
     """Rows task ("<task> label <v>"), m, draw, query, variant, dice for every support set of `draws`
     (rows of this task) and query; a label no image of the support set holds is not scored."""
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def load(image_id):
-        if image_id not in cache:
-            cache[image_id] = task.load_label_map(image_id)
-        return cache[image_id]
-
-    sets = [
-        (m, draw, list(group.sort_values("rank")["id"]))
-        for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)
-    ]
+    load = image_loader(task, task.load_label_map)
+    sets = support_sets(task, draws)
     rows = []
     for m, draw, support_ids in progress(sets, desc=task.name) if progress else sets:
         images, maps = zip(*(load(i) for i in support_ids))

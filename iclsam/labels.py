@@ -92,6 +92,13 @@ def support_label_values(masks: Sequence, names: Sequence[str] | None = None) ->
     return tuple(sorted(int(v) for v in values))
 
 
+def label_map_dtype(maps: Iterable) -> np.dtype:
+    """The dtype a resolved label map takes: the maps' common integer type (at least uint8); int64
+    for float maps (their values are whole numbers, checked)."""
+    dtype = np.result_type(*[np.asarray(m).dtype for m in maps], np.uint8)
+    return np.dtype(np.int64) if np.issubdtype(dtype, np.floating) else dtype
+
+
 def check_nested(nested: Mapping[int, int] | None, values: Sequence[int]) -> dict[int, int]:
     """{inner: outer}, both labels of the support, one level deep."""
     nested = {int(i): int(o) for i, o in (nested or {}).items()}
@@ -174,8 +181,7 @@ def predict_label_maps(
         per_label[value] = model.predict_queries(
             support, query_images, [t if t is not None and t.any() else None for t in truths], wanted
         )
-    dtype = np.result_type(*[np.asarray(m).dtype for m in support_maps], np.uint8)
-    dtype = np.dtype(np.int64) if np.issubdtype(dtype, np.floating) else dtype
+    dtype = label_map_dtype(support_maps)
     inner = {i: o for i, o in nested.items() if i in chosen}
     results = []
     for q, truth in enumerate(query_labels):

@@ -47,16 +47,25 @@ def support_annotation(
     raise ValueError(f"annotation must be one of {ANNOTATION_KINDS}, got {annotation!r}")
 
 
-def image_loader(task: Task):
-    """`load(id)`: the task's image and mask, each read once."""
+def image_loader(task: Task, read=None):
+    """`load(id)`: the task's image and mask (`read(id)`, default `task.load`), each read once."""
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    read = read or task.load
 
     def load(image_id):
         if image_id not in images:
-            images[image_id] = task.load(image_id)
+            images[image_id] = read(image_id)
         return images[image_id]
 
     return load
+
+
+def support_sets(task: Task, draws: pd.DataFrame) -> list[tuple[int, int, list[str]]]:
+    """(m, draw, support ids in rank order) of every support set of `draws` for this task."""
+    return [
+        (m, draw, list(group.sort_values("rank")["id"]))
+        for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)
+    ]
 
 
 def score_rows(prediction: Prediction, truth: np.ndarray, with_assd: bool, **keys) -> list[dict]:
@@ -91,10 +100,7 @@ def run_grid(
     annotation gives, and rows also hold `annotation` and `support_dice` (mean Dice of the support
     set's masks with the true ones)."""
     load = image_loader(task)
-    sets = [
-        (m, draw, list(group.sort_values("rank")["id"]))
-        for (m, draw), group in draws[draws["task"] == task.name].groupby(["m", "draw"], sort=True)
-    ]
+    sets = support_sets(task, draws)
     if not sets:
         raise ValueError(f"no support draws for task {task.name}")
     rows = []

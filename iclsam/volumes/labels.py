@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..labels import check_nested, chosen_labels, label_target, resolve_overlaps, support_label_values
+from ..labels import (
+    check_nested,
+    chosen_labels,
+    label_map_dtype,
+    label_target,
+    resolve_overlaps,
+    support_label_values,
+)
 from .propagation import VolumeResult, segment_volume
 
 if TYPE_CHECKING:
@@ -74,9 +81,7 @@ def segment_label_volume(
         result = segment_volume(model, volume, given or None, axis=axis, support_volumes=others, **options)
         per_label[value], masks[value] = result, result.mask
         scores[value] = smaller_first_scores(result.mask, axis)
-    dtype = np.result_type(*[np.asarray(m).dtype for m in annotations.values()], np.uint8)
-    dtype = np.dtype(np.int64) if np.issubdtype(dtype, np.floating) else dtype
-    label_map = resolve_overlaps(masks, scores, nested, dtype)
+    label_map = resolve_overlaps(masks, scores, nested, label_map_dtype(annotations.values()))
     record = {"labels": chosen, "nested": {i: o for i, o in nested.items() if i in chosen}}
     record["seconds"] = round(sum(r.record.get("seconds", 0.0) for r in per_label.values()), 2)
     return LabelVolumeResult(label_map, per_label, record)
