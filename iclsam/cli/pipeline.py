@@ -1,4 +1,5 @@
-"""The commands the DVC pipeline runs: run-notebook, check-inputs, check-tables, profile."""
+"""The commands the DVC pipeline and its maintainers run: run-notebook, check-inputs, check-tables,
+profile, decide-default."""
 
 from __future__ import annotations
 
@@ -102,4 +103,29 @@ def profile(args) -> int:
     return 0
 
 
-PIPELINE_COMMANDS = (add_run_notebook, add_check_inputs, add_check_tables, add_profile)
+def add_decide_default(commands) -> None:
+    p = commands.add_parser(
+        "decide-default", help="the rule for defaults applied to two `iclsam evaluate` summaries (per-set table)"
+    )
+    p.add_argument("current", help="summary CSV of the current default (iclsam evaluate --out)")
+    p.add_argument("candidate", help="summary CSV of the candidate setting")
+    p.add_argument("--icl", help="the current default's ICL model, when its summary holds several")
+    p.add_argument("--candidate-icl", help="the candidate's ICL model, when its summary holds several")
+    p.add_argument("--variant", default="iclsam", help="the variant compared (default iclsam, the full method)")
+    p.add_argument("--tolerance", type=float, default=0.02, help="the most one set may fall (default 0.02)")
+    p.set_defaults(run=decide_default)
+
+
+def decide_default(args) -> int:
+    """Prints the per-set table and whether the candidate may become the default (exit 0) or not (exit 1)."""
+    from ..report.compare import read_table
+    from ..report.default_rule import default_rule, full_method_cells, verdict_markdown
+
+    current = full_method_cells(read_table(Path(args.current)), args.variant, args.icl)
+    candidate = full_method_cells(read_table(Path(args.candidate)), args.variant, args.candidate_icl)
+    verdict = default_rule(current, candidate, args.tolerance)
+    print(verdict_markdown(verdict, Path(args.current).stem, Path(args.candidate).stem), end="")
+    return 0 if verdict.adopt else 1
+
+
+PIPELINE_COMMANDS = (add_run_notebook, add_check_inputs, add_check_tables, add_profile, add_decide_default)
