@@ -1,11 +1,14 @@
 """The three defaults that depart from the paper (features ICL model, SAM unsteered in the full
 method, confident boxes only) re-decided by the project's rule on the ten development sets.
 
-    python benchmarks/defaults.py [--data .cache/real-dev-all] [--settings current steered ...] [--out DIR]
+    python benchmarks/defaults.py [--data .cache/real-dev-all] [--runs steered.rd3d current.real_dev ...] [--out DIR]
 
 `make real-dev-all` builds the ten-set folder (five real-dev sets and five sets cut from the
-real-dev-3d volumes). Each setting is one `iclsam evaluate` run (m = 1, 4, 8; 3 draws; 16 queries;
-LiteMedSAM; one embedding cache for all) into DIR/<setting>.csv with its run record. Then each
+real-dev-3d volumes). Each setting is `iclsam evaluate` (m = 1, 4, 8; 3 draws; 16 queries;
+LiteMedSAM; one embedding cache for all) on the five cut sets (DIR/<setting>.rd3d.csv) and on the
+five real-dev sets (DIR/<setting>.real_dev.csv), the latter taken from `make real-dev`'s stored runs
+(benchmarks/real_dev/, same protocol and seed; tests/test_real_dev_regression.py keeps them current)
+where one exists; both together are DIR/<setting>.csv. Then each
 decision is `iclsam decide-default` between two of them, one setting changed at a time, the paper's
 side first: a departure from the paper stays only if it obeys the rule against the paper's setting.
 Writes DIR/decisions.md (per-set tables and verdicts) and prints it."""
@@ -17,7 +20,9 @@ import contextlib
 import io
 from pathlib import Path
 
-from iclsam.atomic import write_text_atomic
+import pandas as pd
+
+from iclsam.atomic import write_csv_atomic, write_text_atomic
 from iclsam.cli import main as iclsam
 
 # setting: the evaluate options that differ from the current defaults (features, unsteered, boxes 0.95)
@@ -28,6 +33,9 @@ SETTINGS = {
     "paper_boxes_steered": ["--icl", "features", "--box-confidence", "none", "--sam-steering", "on"],
     "fusion_auto": ["--icl", "features", "--fusion", "auto"],
 }
+STORED = {"current": "summary", "paper_boxes": "paper_boxes", "fusion_auto": "fusion_auto"}  # in benchmarks/real_dev
+REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
+CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
 # decision: (question, (paper's side, ICL model), (departure, ICL model))
 DECISIONS = {
     "sam_steering": ("SAM unsteered in the full method (features)", ("steered", None), ("current", "features")),
@@ -51,13 +59,28 @@ DECISIONS = {
 }
 
 
-def evaluate(data: str, name: str, out: Path) -> None:
+def evaluate(data: str, name: str, part: str, out: Path) -> None:
+    """One setting on one half of the bench (part "rd3d" or "real_dev") into DIR/<name>.<part>.csv."""
+    target = out / f"{name}.{part}.csv"
+    if part == "real_dev" and name in STORED:
+        stored = pd.read_csv(Path("benchmarks/real_dev") / f"{STORED[name]}.csv")
+        write_csv_atomic(stored[stored["task"].isin(REAL_DEV)], target)
+        return
     options = ["--m", "1", "4", "8", "--draws", "3", "--queries", "16", "--cache-dir", ".cache/embeddings"]
-    with contextlib.redirect_stdout(io.StringIO()) as table:
-        code = iclsam(["evaluate", "--data", data, *options, *SETTINGS[name], "--out", str(out / f"{name}.csv")])
+    tasks = ["--tasks", *(CUT if part == "rd3d" else REAL_DEV)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = iclsam(["evaluate", "--data", data, *tasks, *options, *SETTINGS[name], "--out", str(target)])
     if code:
-        raise SystemExit(f"iclsam evaluate ({name}) failed with exit code {code}")
-    write_text_atomic(out / f"{name}.md", table.getvalue())
+        raise SystemExit(f"iclsam evaluate ({name}, {part}) failed with exit code {code}")
+
+
+def combine(out: Path, name: str) -> bool:
+    """DIR/<name>.csv from its two halves, when both are there."""
+    parts = [out / f"{name}.{part}.csv" for part in ("real_dev", "rd3d")]
+    if not all(p.is_file() for p in parts):
+        return False
+    write_csv_atomic(pd.concat([pd.read_csv(p) for p in parts], ignore_index=True), out / f"{name}.csv")
+    return True
 
 
 def decide(out: Path, question: str, paper: tuple, departure: tuple) -> str:
@@ -72,16 +95,22 @@ def decide(out: Path, question: str, paper: tuple, departure: tuple) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=".cache/real-dev-all")
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=[f"{s}.{p}" for s in SETTINGS for p in ("rd3d", "real_dev")],
+        help="<setting>.<rd3d|real_dev> runs, in this order (default: all)",
+    )
     parser.add_argument("--out", default="benchmarks/defaults")
-    parser.add_argument("--decide-only", action="store_true", help="only the decisions, from the CSVs already there")
+    parser.add_argument("--decide-only", action="store_true", help="only the decisions, from the runs already there")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in [] if args.decide_only else args.settings:
-        print(f"evaluating {name}", flush=True)
-        evaluate(args.data, name, out)
-    ready = {p.stem for p in out.glob("*.csv")}
+    for run in [] if args.decide_only else args.runs:
+        name, part = run.split(".")
+        print(f"evaluating {name} on the {part} sets", flush=True)
+        evaluate(args.data, name, part, out)
+    ready = {name for name in SETTINGS if combine(out, name)}
     parts = [decide(out, *d) for d in DECISIONS.values() if {d[1][0], d[2][0]} <= ready]
     text = (
         f"# Defaults under the rule (`benchmarks/defaults.py`, data {args.data}; LiteMedSAM; m = 1, 4, 8; "
