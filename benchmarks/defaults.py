@@ -89,7 +89,8 @@ def decide(out: Path, question: str, paper: tuple, departure: tuple) -> str:
     command += (["--icl", a_icl] if a_icl else []) + (["--candidate-icl", b_icl] if b_icl else [])
     with contextlib.redirect_stdout(io.StringIO()) as text:
         iclsam(command)
-    return f"## {question}\n\n" + text.getvalue().replace(f"{a} -> {b}", f"`{a}` -> `{b}`")
+    names = [f"`{n}`" + (f" ({icl})" if icl else "") for n, icl in ((a, a_icl), (b, b_icl))]
+    return f"## {question}\n\n" + text.getvalue().replace(f"{a} -> {b}:", f"{names[0]} -> {names[1]}:", 1)
 
 
 def main() -> None:
