@@ -14,7 +14,6 @@ prediction holds it; time of each pass (encoder cache warm for both). Writes `co
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from label_maps import SETS, slices_of
+from label_maps import benchmark_arguments, volume_cases
 from sklearn.linear_model import LogisticRegression
 
 from iclsam import ICLSAM
@@ -88,31 +87,23 @@ def one_pass(model: ICLSAM, images, maps, queries, multinomial: bool):
 
 def main() -> None:
     warnings.filterwarnings("ignore", message="Importing from timm")
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/data/real-dev-3d")
-    parser.add_argument("--m", type=int, default=4)
-    parser.add_argument("--queries", type=int, default=8)
-    parser.add_argument("--out", default="benchmarks/label_maps")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.split("\n\n")[0])
     model = ICLSAM()
     rows, times = [], []
-    for set_name in SETS:
-        for image in sorted((Path(args.data) / set_name).glob("*_image.nii.gz")):
-            case = image.name.split("_image.nii")[0]
-            support, queries = slices_of(image, image.with_name(f"{case}_label.nii.gz"), args.m, args.queries)
-            images, maps = [x for x, _ in support], [y for _, y in support]
-            values = sorted(set(np.unique(np.stack(maps)).tolist()) - {0})
-            model.sam.encode_many(images + [x for x, _ in queries])  # both passes start warm
-            ovr, ovr_s = one_pass(model, images, maps, queries, multinomial=False)
-            multi, multi_s = one_pass(model, images, maps, queries, multinomial=True)
-            times.append({"set": set_name, "case": case, "one_vs_rest_s": ovr_s, "multinomial_s": multi_s})
-            for q, (_, truth) in enumerate(queries):
-                for v in values:
-                    t, a, b = truth == v, ovr[q] == v, multi[q] == v
-                    if t.any() or a.any() or b.any():
-                        rows.append({"set": set_name, "case": case, "query": q, "label": v,
-                                     "one_vs_rest": dice(a, t), "multinomial": dice(b, t)})  # fmt: skip
-            print(case, f"one-vs-rest {ovr_s:.1f} s, multinomial {multi_s:.1f} s", flush=True)
+    for set_name, case, support, queries in volume_cases(args.data, args.m, args.queries):
+        images, maps = [x for x, _ in support], [y for _, y in support]
+        values = sorted(set(np.unique(np.stack(maps)).tolist()) - {0})
+        model.sam.encode_many(images + [x for x, _ in queries])  # both passes start warm
+        ovr, ovr_s = one_pass(model, images, maps, queries, multinomial=False)
+        multi, multi_s = one_pass(model, images, maps, queries, multinomial=True)
+        times.append({"set": set_name, "case": case, "one_vs_rest_s": ovr_s, "multinomial_s": multi_s})
+        for q, (_, truth) in enumerate(queries):
+            for v in values:
+                t, a, b = truth == v, ovr[q] == v, multi[q] == v
+                if t.any() or a.any() or b.any():
+                    rows.append({"set": set_name, "case": case, "query": q, "label": v,
+                                 "one_vs_rest": dice(a, t), "multinomial": dice(b, t)})  # fmt: skip
+        print(case, f"one-vs-rest {ovr_s:.1f} s, multinomial {multi_s:.1f} s", flush=True)
     table, timing = pd.DataFrame(rows), pd.DataFrame(times)
     write_csv_atomic(table, Path(args.out) / "confidence.csv")
     per_label = table.groupby(["set", "label"], as_index=False).agg(

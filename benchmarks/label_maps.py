@@ -49,6 +49,24 @@ def slices_of(image_path: Path, label_path: Path, m: int, queries: int):
     return [(window[z], labels[z]) for z in support], [(window[z], labels[z]) for z in chosen]
 
 
+def benchmark_arguments(description: str) -> argparse.Namespace:
+    """The options the 2-D label-map benchmarks share: --data, --m, --queries, --out."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default="../shared/data/real-dev-3d")
+    parser.add_argument("--m", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=8)
+    parser.add_argument("--out", default="benchmarks/label_maps")
+    return parser.parse_args()
+
+
+def volume_cases(data: str, m: int, queries: int):
+    """(set, case, support, queries) for each volume of `SETS` under `data` (see `slices_of`)."""
+    for set_name in SETS:
+        for image in sorted((Path(data) / set_name).glob("*_image.nii.gz")):
+            case = image.name.split("_image.nii")[0]
+            yield set_name, case, *slices_of(image, image.with_name(f"{case}_label.nii.gz"), m, queries)
+
+
 def run_volume(model: ICLSAM, support, queries) -> tuple[list[dict], float, float]:
     """Rows per query and label, the one pass's seconds and the separate runs' seconds."""
     images, maps = [x for x, _ in support], [y for _, y in support]
@@ -91,22 +109,14 @@ def run_volume(model: ICLSAM, support, queries) -> tuple[list[dict], float, floa
 
 def main() -> None:
     warnings.filterwarnings("ignore", message="Importing from timm")
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/data/real-dev-3d")
-    parser.add_argument("--m", type=int, default=4)
-    parser.add_argument("--queries", type=int, default=8)
-    parser.add_argument("--out", default="benchmarks/label_maps")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.split("\n\n")[0])
     model = ICLSAM()
     rows, times = [], []
-    for set_name in SETS:
-        for image in sorted((Path(args.data) / set_name).glob("*_image.nii.gz")):
-            case = image.name.split("_image.nii")[0]
-            support, queries = slices_of(image, image.with_name(f"{case}_label.nii.gz"), args.m, args.queries)
-            found, one_pass, separate = run_volume(model, support, queries)
-            rows += [{"set": set_name, "case": case, **r} for r in found]
-            times.append({"set": set_name, "case": case, "one_pass_s": one_pass, "separate_s": separate})
-            print(case, f"one pass {one_pass:.1f} s, separate {separate:.1f} s", flush=True)
+    for set_name, case, support, queries in volume_cases(args.data, args.m, args.queries):
+        found, one_pass, separate = run_volume(model, support, queries)
+        rows += [{"set": set_name, "case": case, **r} for r in found]
+        times.append({"set": set_name, "case": case, "one_pass_s": one_pass, "separate_s": separate})
+        print(case, f"one pass {one_pass:.1f} s, separate {separate:.1f} s", flush=True)
     table = pd.DataFrame(rows)
     out = Path(args.out)
     write_csv_atomic(table, out / "labels.csv")
