@@ -30,6 +30,7 @@ def toy(tmp_path_factory):
     return root, task, draws, queries, grid
 
 
+@pytest.mark.slow  # 42 s here (two worker processes start); the grid's sequential path is checked in make test
 def test_two_workers_give_the_sequential_scores_and_one_encoding_per_image(toy, monkeypatch):
     root, task, draws, queries, grid = toy
     monkeypatch.chdir(root)  # each run's encoder cache in its own folder: .cache/embeddings here

@@ -411,6 +411,7 @@ def test_palette_masks_are_read_by_index(tmp_path):
     np.testing.assert_array_equal(mask, index == 1)
 
 
+@pytest.mark.slow  # 18 s here: a check of the generator, which changes rarely
 def test_synthetic_targets_are_segmentable_by_sam_with_true_boxes(lite):
     """The benchmark stands in for real images only if SAM can segment its targets: with a box per
     true component, LiteMedSAM reaches >= 0.85 mean Dice on every task (both acquisitions), as it

@@ -246,15 +246,24 @@ def test_binary_masks_mixing_0_1_and_0_255_stay_binary():
     assert is_label_map_set([a, two]) and is_label_map_set([a, a * 2])
 
 
-def test_in_volumes_the_label_smaller_on_the_slice_keeps_a_shared_voxel():
-    from iclsam.volumes.labels import smaller_first_scores
+def test_in_volumes_a_shared_voxel_goes_by_the_outlines_or_else_to_the_smaller_label():
+    from iclsam.volumes.interpolation import signed_distance
+    from iclsam.volumes.labels import resolve_volume_overlaps
 
-    big = np.zeros((8, 8, 2), bool)
-    big[1:7, 1:7, :] = True
-    small = np.zeros((8, 8, 2), bool)
-    small[5:8, 5:8, 0] = True
-    small[0:8, 0:8, 1] = True  # on slice 1 the "small" label is the larger one
-    scores = {1: smaller_first_scores(big, 2), 2: smaller_first_scores(small, 2)}
-    out = resolve_overlaps({1: big, 2: small}, scores, {}, np.uint8)
-    assert (out[5:7, 5:7, 0] == 2).all() and (out[1:5, 1:5, 0] == 1).all()
-    assert (out[1:7, 1:7, 1] == 1).all() and (out[..., 1] != 0).all() and (out[0, :, 1] == 2).all()
+    left, right = np.zeros((3, 12, 12), bool), np.zeros((3, 12, 12), bool)
+    left[:, 2:10, 2:6], right[:, 2:10, 6:10] = True, True  # outlined on slices 0 and 2
+    whole = left | right
+    outlines = {1: {0: signed_distance(left[0]), 2: signed_distance(left[2])}}
+    outlines[2] = {0: signed_distance(right[0]), 2: signed_distance(right[2])}
+    claims = {1: whole.copy(), 2: whole & (np.arange(12)[None, None, :] >= 4)}  # 2 claims less of slice 1
+    claims[1][[0, 2]], claims[2][[0, 2]] = left[[0, 2]], right[[0, 2]]
+    out = resolve_volume_overlaps(claims, outlines, {}, np.uint8)
+    depth_1 = signed_distance(left[0])  # slice 1 lies half way: the same outlines on both sides
+    depth_2 = signed_distance(right[0])
+    shared = claims[1][1] & claims[2][1]
+    expected = np.where(depth_2 > depth_1, 2, 1)
+    assert np.array_equal(out[1][shared], expected[shared]) and (out[1][whole[1] & ~shared] == 1).all()
+    assert (out[1][:, 6:10][whole[1][:, 6:10]] == 2).all()  # the outlines split the box, not the smaller claim
+    outlines[2][2] = signed_distance(np.zeros((12, 12), bool))  # label 2 absent from slice 2: not outlined on slice 1
+    out = resolve_volume_overlaps(claims, outlines, {}, np.uint8)
+    assert (out[1][shared] == 2).all() and (out[1][whole[1] & ~shared] == 1).all()  # the smaller claim keeps them

@@ -1,14 +1,20 @@
 """Several labels of a volume in one pass: annotated slices that are label maps in, a label volume
-out. Each label is propagated as its own binary target (`segment_volume`, the same annotated
-slices: a slice without the label says "not here"), the labels sharing one SAM encoding per slice
-(the embedding cache); a voxel that two labels claim goes to the label whose cross-section on that
-slice is smaller (a tumour beside a lung, a cup in a disc: the small structure is the one a big
-mask swallows; each label's mask has passed its 3-D consistency steps, so no one fused score
-describes it), and a nested label (`nested={inner: outer}`) is part of its outer one, as in
-`iclsam.labels`."""
+out. Each label is propagated as its own binary target (`segment_target`, the same annotated
+slices: a slice without the label says "not here"), the labels sharing the scan's intensity window
+and one SAM encoding per slice (the embedding cache). Each label's mask has passed its 3-D
+consistency steps, so no one fused score describes a voxel; a voxel that two labels claim goes,
+slice by slice (`overlap_scores`):
+- where the annotations outline every claimant on the annotated slices around that slice, to the
+  label whose outline, interpolated between them (`outline_depth`), the voxel lies deepest inside:
+  the user's own outlines tell a necrotic core from the rim around it;
+- elsewhere (a claimant missing from an annotated slice around it, so its outline cannot be
+  interpolated there) to the label whose cross-section on the slice is smaller: a tumour beside a
+  lung, a cup in a disc, the small structure being the one a big mask swallows.
+A nested label (`nested={inner: outer}`) is part of its outer one, as in `iclsam.labels`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -23,10 +29,14 @@ from ..labels import (
     resolve_overlaps,
     support_label_values,
 )
-from .propagation import VolumeResult, segment_volume
+from .checks import check_axis, check_volume, normalise_intensities
+from .interpolation import signed_distance
+from .propagation import VolumeResult, segment_target
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
+
+OUTLINED = 1e6  # added to an outline depth so that it ranks above any (negative) smaller-first score
 
 
 @dataclass
@@ -39,13 +49,64 @@ class LabelVolumeResult:
     record: dict = field(default_factory=dict)
 
 
-def smaller_first_scores(mask: np.ndarray, axis: int) -> np.ndarray:
-    """Per voxel, minus the area of the mask's cross-section on its slice along `axis`: where two
-    labels claim a voxel, the one smaller on that slice keeps it."""
-    areas = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).sum(axis=1).astype(np.float64)
-    shape = [1, 1, 1]
-    shape[axis] = -1
-    return np.broadcast_to(-areas.reshape(shape), mask.shape)
+def bracketing_slices(z: int, annotated: Sequence[int]) -> list[int]:
+    """The annotated slices around slice z: the nearest on each side inside the annotated range
+    (z alone when it is annotated), the nearest one outside it."""
+    marks = sorted(annotated)
+    if z in marks:
+        return [z]
+    below, above = [k for k in marks if k < z], [k for k in marks if k > z]
+    return ([below[-1]] if below else []) + ([above[0]] if above else [])
+
+
+def outline_depth(z: int, distances: Mapping[int, np.ndarray]) -> np.ndarray:
+    """How deep inside a label's annotated outline each pixel of slice z lies (pixels; negative
+    outside): `distances` {annotated slice: `signed_distance` of the label's mask there}, linear in
+    z between the bracketing annotated slices."""
+    around = bracketing_slices(z, list(distances))
+    if len(around) == 1:
+        return distances[around[0]]
+    a, b = around
+    t = (z - a) / (b - a)
+    return (1.0 - t) * distances[a] + t * distances[b]
+
+
+def overlap_scores(
+    z: int, claims: Mapping[int, np.ndarray], outlines: Mapping[int, Mapping[int, np.ndarray]]
+) -> dict[int, np.ndarray]:
+    """Scores for `resolve_overlaps` on slice z (see the module): claims {label: its mask on the
+    slice}; outlines {label: {annotated slice: signed distance of its mask there}}. A pixel whose
+    claimants are all outlined on every bracketing annotated slice scores each by `outline_depth`
+    (plus `OUTLINED`); any other pixel scores each claimant by minus its area on the slice."""
+    outlined = {
+        v: bool(outlines.get(v)) and all(outlines[v][k].max() > 0 for k in bracketing_slices(z, list(outlines[v])))
+        for v in claims
+    }
+    every_outlined = np.ones(next(iter(claims.values())).shape, bool)
+    for v, claim in claims.items():
+        if not outlined[v]:
+            every_outlined &= ~claim
+    scores = {}
+    for v, claim in claims.items():
+        scores[v] = np.full(claim.shape, -float(claim.sum()))
+        if outlined[v] and every_outlined.any():
+            scores[v] = np.where(every_outlined, OUTLINED + outline_depth(z, outlines[v]), scores[v])
+    return scores
+
+
+def resolve_volume_overlaps(
+    masks: Mapping[int, np.ndarray], outlines: Mapping[int, Mapping[int, np.ndarray]], nested: Mapping[int, int], dtype
+) -> np.ndarray:
+    """The label volume (depth first) from each label's mask, slice by slice: `resolve_overlaps`,
+    scored by `overlap_scores` on slices where two labels that are not nested claim a pixel."""
+    flat = [v for v in masks if v not in nested]
+    out = np.zeros(next(iter(masks.values())).shape, dtype)
+    for z in range(len(out)):
+        claims = {v: m[z] for v, m in masks.items()}
+        overlapping = len(flat) > 1 and (sum(claims[v].astype(np.int8) for v in flat) > 1).any()
+        scores = overlap_scores(z, {v: claims[v] for v in flat}, outlines) if overlapping else {}
+        out[z] = resolve_overlaps(claims, {v: scores.get(v, 0.0) for v in claims}, nested, dtype)
+    return out
 
 
 def annotation_values(annotations: Mapping[int, np.ndarray], support_volumes: Sequence) -> tuple[int, ...]:
@@ -65,23 +126,29 @@ def segment_label_volume(
     support_volumes: Sequence = (),
     **options,
 ) -> LabelVolumeResult:
-    """`segment_volume` for each label of label-map annotations (see the module); `options` as
+    """`segment_target` for each label of label-map annotations (see the module); `options` as
     `segment_volume`'s (spacing, method, keep_connected, context)."""
+    start = time.perf_counter()
     annotations = dict(annotations or {})
     values = annotation_values(annotations, support_volumes)
     nested = check_nested(nested, values)
     chosen = chosen_labels(values, labels)
-    per_label, masks, scores = {}, {}, {}
+    axis = check_axis(axis)
+    x = np.moveaxis(check_volume(volume), axis, 0)
+    window = normalise_intensities(x) if options.get("method", "iclsam") == "iclsam" else None
+    per_label, outlines = {}, {}
     for value in chosen:
         given = {z: label_target(m, value, nested) for z, m in annotations.items()}
         others = [(image, label_target(label, value, nested)) for image, label in support_volumes]
         others = [(image, target) for image, target in others if target.any()]
         if not any(m.any() for m in given.values()) and not others:
             raise ValueError(f"label {value}: no annotated slice and no support volume holds it")
-        result = segment_volume(model, volume, given or None, axis=axis, support_volumes=others, **options)
-        per_label[value], masks[value] = result, result.mask
-        scores[value] = smaller_first_scores(result.mask, axis)
-    label_map = resolve_overlaps(masks, scores, nested, label_map_dtype(annotations.values()))
+        per_label[value] = segment_target(
+            model, x, given or None, axis, support_volumes=others, window=window, **options
+        )
+        outlines[value] = {int(z) % len(x): signed_distance(m) for z, m in given.items()}
+    masks = {v: np.moveaxis(r.mask, axis, 0) for v, r in per_label.items()}
+    label_map = resolve_volume_overlaps(masks, outlines, nested, label_map_dtype(annotations.values()))
     record = {"labels": chosen, "nested": {i: o for i, o in nested.items() if i in chosen}}
-    record["seconds"] = round(sum(r.record.get("seconds", 0.0) for r in per_label.values()), 2)
-    return LabelVolumeResult(label_map, per_label, record)
+    record["seconds"] = round(time.perf_counter() - start, 2)
+    return LabelVolumeResult(np.moveaxis(label_map, 0, axis), per_label, record)

@@ -123,18 +123,36 @@ def segment_volume(
     **label_options,
 ) -> VolumeResult:
     """See `ICLSAM.segment_volume`; label-map annotations: `labels.segment_label_volume`."""
+    options = {"spacing": spacing, "method": method, "keep_connected": keep_connected, "context": context}
     if is_label_map_set([*(annotations or {}).values(), *(label for _, label in support_volumes)]):
         from .labels import segment_label_volume
 
-        options = {"spacing": spacing, "method": method, "keep_connected": keep_connected, "context": context}
         return segment_label_volume(
             model, volume, annotations, axis, support_volumes=support_volumes, **options, **label_options
         )
+    axis = check_axis(axis)
+    x = np.moveaxis(check_volume(volume), axis, 0)
+    return segment_target(model, x, annotations, axis, support_volumes=support_volumes, **options)
+
+
+def segment_target(
+    model: ICLSAM,
+    x: np.ndarray,
+    annotations: dict | None,
+    axis: int,
+    spacing: Sequence[float] | None = None,
+    support_volumes=(),
+    method: str = "iclsam",
+    keep_connected: bool = True,
+    context: int = CONTEXT,
+    window: np.ndarray | None = None,
+) -> VolumeResult:
+    """One binary target of the checked volume `x` (depth first: the input moved from `axis`); the
+    result on the input grid. `window`: `normalise_intensities(x)` when already computed (the labels
+    of a label map share it)."""
     start = time.perf_counter()
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    axis = check_axis(axis)
-    x = np.moveaxis(check_volume(volume), axis, 0)
     given = check_annotations(annotations, x.shape[1:], len(x)) if annotations or not support_volumes else {}
     if method == "interpolation":
         if not given:
@@ -143,8 +161,9 @@ def segment_volume(
         confidence = mask.reshape(len(x), -1).any(axis=1).astype(np.float32)
         record = {"method": method, "axis": axis, "annotated": sorted(given), "seconds": 0.0}
         return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
+    window = normalise_intensities(x) if window is None else window
     mask, confidence, record = _propagate(
-        model, x, given, support_slices(support_volumes, axis), keep_connected, context
+        model, window, given, support_slices(support_volumes, axis), keep_connected, context
     )
     record.update(
         axis=axis,
@@ -204,23 +223,23 @@ def segment_slice(
 
 
 def _propagate(
-    model: ICLSAM, x: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool, context: int
+    model: ICLSAM, window: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool, context: int
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The slices of `x` (depth first) segmented outward from the annotated ones; see the module."""
-    window = normalise_intensities(x)
+    """The slices of the windowed scan (depth first) segmented outward from the annotated ones; see
+    the module."""
     positive = sorted(k for k, m in given.items() if m.any())
     empty = sorted(k for k, m in given.items() if not m.any())
     if not positive and not extra:
         raise ValueError("no annotated slice holds the target and no support volume was given: nothing to learn from")
     done = dict(given)
-    confidence = np.zeros(len(x), np.float32)
+    confidence = np.zeros(len(window), np.float32)
     confidence[positive] = 1.0
-    order = propagation_order(len(x), list(given)) if given else list(range(len(x)))
-    interpolated = interpolate_slices({k: given[k] for k in positive}, len(x)) if positive else None
+    order = propagation_order(len(window), list(given)) if given else list(range(len(window)))
+    interpolated = interpolate_slices({k: given[k] for k in positive}, len(window)) if positive else None
     segmented, skipped = [], []
     for z in order:
         if positive and not target_present(z, positive, empty, done):
-            done[z] = np.zeros(x.shape[1:], bool)
+            done[z] = np.zeros(window.shape[1:], bool)
             skipped.append(z)
             continue
         chosen = slice_support(z, positive, done, context) if positive else []
@@ -231,7 +250,7 @@ def _propagate(
         if positive:
             done[z] = beyond_annotations(z, done[z], positive, done)
         segmented.append(z)
-    mask = np.stack([done[z] for z in range(len(x))])
+    mask = np.stack([done[z] for z in range(len(window))])
     annotated = np.zeros_like(mask)
     for k in positive:
         annotated[k] = given[k]
