@@ -56,6 +56,11 @@ DECISIONS = {
         ("current", "features"),
     ),
     "fusion": ("fusion auto (leave-one-out per support set)", ("current", "features"), ("fusion_auto", None)),
+    "old and new": (
+        "the previous defaults (every box, SAM steered, as the paper) -> today's",
+        ("paper_boxes_steered", None),
+        ("current", "features"),
+    ),
 }
 
 
