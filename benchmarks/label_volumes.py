@@ -9,8 +9,8 @@ Timed volumes: LUNG1-001 (chest CT: left lung, right lung, cord, tumour) and bra
 The k annotated slices sit evenly inside the extent of all labels together (as `evaluate-volumes`
 places them) and carry every label on them; a label on none of them is left out of both runs. One
 pass: `ICLSAM.segment_volume` with the label-map slices. Alone: `segment_volume` with each label's
-binary slices, each run from an empty encoder cache (as separate runs would be). Per label: 3-D Dice of the one pass's label map and of
-the label alone; times of both. Writes `volumes.csv` and `volumes.md` under --out and prints them."""
+binary slices, each run from an empty encoder cache (as separate runs would be). Per label: 3-D
+Dice of the one pass's label map and of the label alone; times of both. Writes `volumes.csv` and `volumes.md` under --out and prints them."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def resolve_volume_overlaps(
     out = np.zeros(next(iter(masks.values())).shape, dtype)
     for z in range(len(out)):
         claims = {v: m[z] for v, m in masks.items()}
-        overlapping = len(flat) > 1 and (sum(claims[v].astype(np.int8) for v in flat) > 1).any()
+        overlapping = len(flat) > 1 and (np.sum([claims[v] for v in flat], axis=0, dtype=np.int32) > 1).any()
         scores = overlap_scores(z, {v: claims[v] for v in flat}, outlines) if overlapping else {}
         out[z] = resolve_overlaps(claims, {v: scores.get(v, 0.0) for v in claims}, nested, dtype)
     return out
