@@ -24,8 +24,11 @@ class ICLSAMConfig:
     box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
       whose peak confidence (Eq. 2's map) is at least this (else the best box; `confident_boxes`).
       None: every box, as the paper.
-    fusion: "paper" (Eq. 1 with the paper's gamma) or "auto" (not in the paper: from m = 2 on, gamma
-      and SAM's steering chosen per support set by leave-one-out on the support; `fusion_auto`).
+    fusion: "paper" (Eq. 1 with the paper's gamma) or "auto" (not in the paper: gamma and SAM's
+      steering chosen per support set by leave-one-out on the support; with m = 1 the steering
+      alone, on the support image segmented from itself; `fusion_auto`), or "in-sample" (not in the
+      paper: the paper's gamma, SAM's steering chosen per support set on the support images
+      segmented with the support's own fit: no extra Eq. 2 fit).
     sam_steering: whether the map steers SAM's decoder (Eq. 3) in the fused prediction ("iclsam"):
       True (the paper), False (Eq. 1 fuses the ICL model with stock SAM), or "auto": the ICL model's
       own default (UniverSeg: True, as the paper; features: False, not in the paper: there the map is

@@ -203,11 +203,12 @@ def wanted_variants(model: ICLSAM, variants, has_truth: bool) -> set[str]:
 
 def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
     """Step 5's setting: whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction,
-    and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" (m >= 2) the
-    pair that `fusion_auto` chooses on the support images (once per support set and model setting)."""
+    and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" the
+    pair that `fusion_auto` chooses on the support images (once per support set and model setting;
+    with m = 1 only the steering, in-sample)."""
     config = model.config
     paper = fusion_weight(config.a, config.tau, support.m)
-    if config.fusion == "paper" or support.m < 2:
+    if config.fusion == "paper":
         if not model.sam_steering:
             why = f"; sam_steering auto: the {model.icl} ICL model is the map" if config.sam_steering == "auto" else ""
             notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + why)
@@ -216,7 +217,7 @@ def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str]) -> tupl
 
     steer, gamma = auto_fusion_choice(model, support, paper)
     notes.append(
-        f"fusion auto (leave-one-out on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
+        f"fusion {config.fusion} ({'leave-one-out on' if support.m > 1 and config.fusion == 'auto' else 'in-sample on'} the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
         f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
     )
     return steer, gamma

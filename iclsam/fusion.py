@@ -9,7 +9,7 @@ from torch import Tensor
 from .resampling import to_image_size
 from .znorm import z_norm
 
-FUSIONS = ("paper", "auto")
+FUSIONS = ("paper", "auto", "in-sample")
 
 
 def fusion_weight(a: float, tau: float, m: int) -> float:

@@ -1,7 +1,10 @@
 """fusion="auto" (not in the paper): Eq. 1's gamma, and whether SAM's decoder is steered by the map
 (Eq. 3), chosen per support set by leave-one-out on the support itself: each support image is
 segmented from the other m - 1 through Figure 1's steps, and the setting whose fused mask is best
-on them replaces the default only on consistent evidence (`leave_one_out_fusion`)."""
+on them replaces the default only on consistent evidence (`leave_one_out_fusion`). With one support
+image there is nothing to leave out: the image is segmented from itself, and only SAM's steering is
+chosen (the in-sample map flatters the ICL model, so gamma stays the paper's). fusion="in-sample"
+does that at every m: no extra Eq. 2 fit, two SAM decoder calls per support image."""
 
 from __future__ import annotations
 
@@ -21,12 +24,15 @@ if TYPE_CHECKING:
 FUSION_GAMMAS = tuple(round(0.1 * k, 1) for k in range(11))  # fusion="auto" chooses among these
 
 
-def held_out_inputs(model: ICLSAM, support: SupportSet, k: int) -> dict:
-    """Eq. 1's inputs for support image k segmented from the others: "sam_logits" (steered by the
-    map), "plain_sam_logits" and "icl_probability"; or "pseudo_label" when it has no box (SAM is
-    then not prompted, whatever the setting)."""
+def held_out_inputs(model: ICLSAM, support: SupportSet, k: int, in_sample: bool = False) -> dict:
+    """Eq. 1's inputs for support image k segmented from the others (in-sample, or with one support
+    image: from the whole support set, its own fit): "sam_logits" (steered by the map),
+    "plain_sam_logits" and "icl_probability"; or "pseudo_label" when it has no box (SAM is then not
+    prompted, whatever the setting)."""
     rest = [i for i in range(support.m) if i != k]
-    subset = SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], "")
+    subset = support
+    if rest and not in_sample:
+        subset = SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], "")
     state = model.query_state(subset, support.images[k], None, {"sam+conf"})
     semantic_confidence(model, subset, state)
     in_context_prediction(model, subset, state)
@@ -40,10 +46,12 @@ def held_out_inputs(model: ICLSAM, support: SupportSet, k: int) -> dict:
 def auto_fusion_choice(model: ICLSAM, support: SupportSet, paper: float) -> FusionChoice:
     """fusion="auto"'s choice for this support set and model setting, computed once and kept on it."""
     config = model.config
-    setting = (config.a, config.b, config.tau, config.beta, config.box_confidence, model.sam_steering)
+    in_sample = config.fusion == "in-sample" or support.m == 1
+    setting = (config.a, config.b, config.tau, config.beta, config.box_confidence, model.sam_steering, in_sample)
     if setting not in support.fusion_choices:
-        held_out = [(held_out_inputs(model, support, k), support.masks[k]) for k in range(support.m)]
-        support.fusion_choices[setting] = leave_one_out_fusion(held_out, FUSION_GAMMAS, paper, model.sam_steering)
+        held_out = [(held_out_inputs(model, support, k, in_sample), support.masks[k]) for k in range(support.m)]
+        gammas = (paper,) if in_sample else FUSION_GAMMAS
+        support.fusion_choices[setting] = leave_one_out_fusion(held_out, gammas, paper, model.sam_steering)
     return support.fusion_choices[setting]
 
 

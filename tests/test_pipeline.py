@@ -265,3 +265,42 @@ def test_sam_steering_in_the_full_method(features_model):
     assert ICLSAM(sam=sam, icl="universeg").sam_steering is True
     with pytest.raises(ValueError, match="sam_steering"):
         ICLSAM(sam=sam, icl="features", sam_steering="yes")
+
+
+@pytest.mark.parametrize("fusion, m", [("auto", 1), ("in-sample", 3)])
+def test_the_steering_chosen_in_sample_is_the_one_better_on_the_support_images(features_model, fusion, m):
+    """fusion="auto" at m = 1 and fusion="in-sample" at any m. Independently: steered (beta) and
+    stock (beta = 0) models segment each support image from the whole support set at the paper's
+    gamma; the steering whose mean Dice is higher by more than 0.01 and more than the gain's standard
+    error is taken, else the default (stock SAM for the features ICL model), and the query's result
+    is that model's, bit for bit."""
+    from iclsam.fusion import fusion_weight
+    from iclsam.metrics import dice
+
+    shape = (96, 128)
+    masks = [ellipse(shape, (40 + 5 * i, 56 + 7 * i), (15 + 2 * i, 24)) for i in range(m)]
+    images = [textured_image(y, seed=52 + i) for i, y in enumerate(masks)]
+    query = textured_image(ellipse(shape, (50, 66), (18, 26)), seed=60)
+    auto = ICLSAM(sam=features_model.sam, icl="features", fusion=fusion)
+    prediction = auto.predict(images, masks, query)
+    beta = auto.config.beta
+    models = {
+        s: ICLSAM(sam=features_model.sam, icl="features", beta=beta if s else 0.0, sam_steering=True)
+        for s in (False, True)
+    }
+    in_sample = {
+        s: np.array(
+            [
+                dice(model.predict(images, masks, x, variants=["iclsam"]).masks["iclsam"], y)
+                for x, y in zip(images, masks)
+            ]
+        )
+        for s, model in models.items()
+    }
+    gains = in_sample[True] - in_sample[False]
+    error = gains.std(ddof=1) / np.sqrt(m) if m > 1 else 0.0
+    chosen = bool(gains.mean() > 0.01 and gains.mean() > error)
+    assert any("in-sample" in n for n in prediction.notes)
+    assert prediction.gamma == fusion_weight(auto.config.a, auto.config.tau, m)
+    expected = models[chosen].predict(images, masks, query).masks["iclsam"]
+    np.testing.assert_array_equal(prediction.masks["iclsam"], expected)

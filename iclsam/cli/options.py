@@ -9,7 +9,7 @@ import os
 SAM_CHOICES = ("lite", "medsam", "sam")  # iclsam.sam.SAM_BACKBONES
 ICL_CHOICES = ("universeg", "features")  # iclsam.icl.ICL_BACKENDS
 DEFAULT_ICL = "features"  # iclsam.icl.DEFAULT_ICL
-FUSION_CHOICES = ("paper", "auto")  # iclsam.fusion.FUSIONS
+FUSION_CHOICES = ("paper", "auto", "in-sample")  # iclsam.fusion.FUSIONS
 ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.densify.ANNOTATION_KINDS
 VARIANT_CHOICES = ("iclsam", "universeg", "universeg+conf", "features", "sam", "sam+conf")  # every model's but sam+gt
 DATASET_CHOICES = ("brats", "drishti", "kits23", "refuge", "rimone")  # iclsam.data.sources.SOURCES
@@ -103,7 +103,9 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
         "--fusion",
         choices=FUSION_CHOICES,
         default="paper",
-        help="Eq. 1's gamma: paper (default: the paper's schedule) or auto (leave-one-out on the support)",
+        help="Eq. 1's gamma: paper (default: the paper's schedule), auto (gamma and SAM's steering by "
+        "leave-one-out on the support) or in-sample (the paper's gamma; SAM's steering as the support "
+        "images segmented with the support's own fit say)",
     )
     parser.add_argument(
         "--sam-steering",
