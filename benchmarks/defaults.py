@@ -32,6 +32,7 @@ SETTINGS = {
     "paper_boxes": ["--icl", "features", "--box-confidence", "none"],
     "paper_boxes_steered": ["--icl", "features", "--box-confidence", "none", "--sam-steering", "on"],
     "fusion_auto": ["--icl", "features", "--fusion", "auto"],
+    "in_sample": ["--icl", "features", "--fusion", "in-sample"],
 }
 STORED = {"current": "summary", "paper_boxes": "paper_boxes", "fusion_auto": "fusion_auto"}  # in benchmarks/real_dev
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
@@ -56,6 +57,11 @@ DECISIONS = {
         ("current", "features"),
     ),
     "fusion": ("fusion auto (leave-one-out per support set)", ("current", "features"), ("fusion_auto", None)),
+    "in-sample steering": (
+        "SAM's steering chosen in-sample per support set (fusion in-sample)",
+        ("current", "features"),
+        ("in_sample", None),
+    ),
     "old and new": (
         "the previous defaults (every box, SAM steered, as the paper) -> today's",
         ("paper_boxes_steered", None),

@@ -56,6 +56,7 @@ class QueryState:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int64))
     gt_boxes: np.ndarray | None = None
+    fixed_fusion: bool = False  # the paper's gamma and `sam_steering` whatever `fusion` says (volumes)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,7 +163,7 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
         return
     steer = None
     if "iclsam" in state.wanted:
-        steer, state.gamma = fusion_setting(model, support, state.notes)
+        steer, state.gamma = fusion_setting(model, support, state.notes, state.fixed_fusion)
     plain, steered = sam_logits(
         model, state, plain="sam" in state.wanted or steer is False, steered="sam+conf" in state.wanted or bool(steer)
     )
@@ -201,14 +202,14 @@ def wanted_variants(model: ICLSAM, variants, has_truth: bool) -> set[str]:
     return wanted
 
 
-def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str]) -> tuple[bool, float]:
+def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str], fixed: bool = False) -> tuple[bool, float]:
     """Step 5's setting: whether SAM's decoder is steered by the map (Eq. 3) in the fused prediction,
-    and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" the
-    pair that `fusion_auto` chooses on the support images (once per support set and model setting;
-    with m = 1 only the steering, in-sample)."""
+    and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion="auto" / "in-sample"
+    what `fusion_auto` chooses on the support images (once per support set and model setting).
+    `fixed`: the former whatever `fusion` says."""
     config = model.config
     paper = fusion_weight(config.a, config.tau, support.m)
-    if config.fusion == "paper":
+    if config.fusion == "paper" or fixed:
         if not model.sam_steering:
             why = f"; sam_steering auto: the {model.icl} ICL model is the map" if config.sam_steering == "auto" else ""
             notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + why)
@@ -216,8 +217,9 @@ def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str]) -> tupl
     from .fusion_auto import auto_fusion_choice
 
     steer, gamma = auto_fusion_choice(model, support, paper)
+    how = "leave-one-out" if support.m > 1 and config.fusion == "auto" else "in-sample"
     notes.append(
-        f"fusion {config.fusion} ({'leave-one-out on' if support.m > 1 and config.fusion == 'auto' else 'in-sample on'} the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
+        f"fusion {config.fusion} ({how} on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
         f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
     )
     return steer, gamma

@@ -271,10 +271,11 @@ def test_sam_steering_in_the_full_method(features_model):
 def test_the_steering_chosen_in_sample_is_the_one_better_on_the_support_images(features_model, fusion, m):
     """fusion="auto" at m = 1 and fusion="in-sample" at any m. Independently: steered (beta) and
     stock (beta = 0) models segment each support image from the whole support set at the paper's
-    gamma; the steering whose mean Dice is higher by more than 0.01 and more than the gain's standard
-    error is taken, else the default (stock SAM for the features ICL model), and the query's result
+    gamma; the steering whose mean Dice is higher by more than `IN_SAMPLE_MARGIN` and more than the
+    gain's standard error is taken, else the default (stock SAM for the features ICL model), and the query's result
     is that model's, bit for bit."""
     from iclsam.fusion import fusion_weight
+    from iclsam.fusion_auto import IN_SAMPLE_MARGIN
     from iclsam.metrics import dice
 
     shape = (96, 128)
@@ -299,7 +300,7 @@ def test_the_steering_chosen_in_sample_is_the_one_better_on_the_support_images(f
     }
     gains = in_sample[True] - in_sample[False]
     error = gains.std(ddof=1) / np.sqrt(m) if m > 1 else 0.0
-    chosen = bool(gains.mean() > 0.01 and gains.mean() > error)
+    chosen = bool(gains.mean() > IN_SAMPLE_MARGIN and gains.mean() > error)
     assert any("in-sample" in n for n in prediction.notes)
     assert prediction.gamma == fusion_weight(auto.config.a, auto.config.tau, m)
     expected = models[chosen].predict(images, masks, query).masks["iclsam"]

@@ -210,6 +210,7 @@ def segment_slice(
 
     support = model.support_set(images, masks)
     state = model.query_state(support, query, None, {"iclsam"})
+    state.fixed_fusion = True  # every slice has its own support set: no per-support-set choice
     semantic_confidence(model, support, state)
     in_context_prediction(model, support, state)
     if region is not None:
