@@ -267,7 +267,7 @@ def test_sam_steering_in_the_full_method(features_model):
         ICLSAM(sam=sam, icl="features", sam_steering="yes")
 
 
-@pytest.mark.parametrize("fusion, m", [("auto", 1), ("in-sample", 3)])
+@pytest.mark.parametrize("fusion, m", [("auto", 1), pytest.param("in-sample", 3, marks=pytest.mark.slow)])
 def test_the_steering_chosen_in_sample_is_the_one_better_on_the_support_images(features_model, fusion, m):
     """fusion="auto" at m = 1 and fusion="in-sample" at any m. Independently: steered (beta) and
     stock (beta = 0) models segment each support image from the whole support set at the paper's
