@@ -25,8 +25,8 @@ import pandas as pd
 from iclsam import ICLSAM
 from iclsam.atomic import write_csv_atomic
 from iclsam.data.folder import open_tasks
-from iclsam.fusion import fuse, fusion_weight
-from iclsam.fusion_auto import held_out_inputs
+from iclsam.fusion import fusion_weight
+from iclsam.fusion_auto import held_out_dice, held_out_inputs
 from iclsam.metrics import dice
 from iclsam.protocol import image_loader, support_sets, task_protocol
 
@@ -35,12 +35,7 @@ MARGINS = (0.0, 0.01, 0.03, 0.05, 0.1)
 
 def steering_gain(inputs: dict, truth: np.ndarray, gamma: float) -> float:
     """Dice of Eq. 1 with the steered SAM minus with stock SAM, on one held-out image."""
-    if "pseudo_label" in inputs:
-        return 0.0
-    masks = [
-        (fuse(inputs[k], inputs["icl_probability"], gamma) > 0).numpy() for k in ("sam_logits", "plain_sam_logits")
-    ]
-    return dice(masks[0], truth) - dice(masks[1], truth)
+    return held_out_dice(inputs, truth, True, gamma) - held_out_dice(inputs, truth, False, gamma)
 
 
 def support_signals(model: ICLSAM, support) -> dict:

@@ -214,10 +214,10 @@ def fusion_setting(model: ICLSAM, support: SupportSet, notes: list[str], fixed: 
             why = f"; sam_steering auto: the {model.icl} ICL model is the map" if config.sam_steering == "auto" else ""
             notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + why)
         return model.sam_steering, paper
-    from .fusion_auto import auto_fusion_choice
+    from .fusion_auto import auto_fusion_choice, chooses_in_sample
 
     steer, gamma = auto_fusion_choice(model, support, paper)
-    how = "leave-one-out" if support.m > 1 and config.fusion == "auto" else "in-sample"
+    how = "in-sample" if chooses_in_sample(config.fusion, support.m) else "leave-one-out"
     notes.append(
         f"fusion {config.fusion} ({how} on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
         f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"

@@ -48,10 +48,25 @@ def held_out_inputs(model: ICLSAM, support: SupportSet, k: int, in_sample: bool 
     return {"sam_logits": steered, "plain_sam_logits": plain, "icl_probability": state.icl_probability}
 
 
+def chooses_in_sample(fusion: str, m: int) -> bool:
+    """Whether the choice is made on the support images segmented with the support's own fit:
+    fusion="in-sample", or "auto" with one support image (nothing to leave out)."""
+    return fusion == "in-sample" or m == 1
+
+
+def held_out_dice(inputs: dict, truth: np.ndarray, steered: bool, gamma: float) -> float:
+    """Dice of Eq. 1's mask on one held-out support image (`held_out_inputs`) for one setting: SAM
+    steered or not, and gamma; the pseudo-label when SAM was not prompted (every setting gives it)."""
+    if "pseudo_label" in inputs:
+        return dice(inputs["pseudo_label"], truth)
+    logits = inputs["sam_logits"] if steered else inputs["plain_sam_logits"]
+    return dice((fuse(logits, inputs["icl_probability"], gamma) > 0).numpy(), truth)
+
+
 def auto_fusion_choice(model: ICLSAM, support: SupportSet, paper: float) -> FusionChoice:
     """fusion="auto"'s choice for this support set and model setting, computed once and kept on it."""
     config = model.config
-    in_sample = config.fusion == "in-sample" or support.m == 1
+    in_sample = chooses_in_sample(config.fusion, support.m)
     setting = (config.a, config.b, config.tau, config.beta, config.box_confidence, model.sam_steering, in_sample)
     if setting not in support.fusion_choices:
         held_out = [(held_out_inputs(model, support, k, in_sample), support.masks[k]) for k in range(support.m)]
@@ -83,12 +98,7 @@ def leave_one_out_fusion(
     scores = np.zeros((len(held_out), len(candidates)))  # Dice per held-out image and candidate
     for i, (inputs, truth) in enumerate(held_out):
         for j, (steered, gamma) in enumerate(candidates):
-            if "pseudo_label" in inputs:
-                mask = inputs["pseudo_label"]
-            else:
-                logits = inputs["sam_logits"] if steered else inputs["plain_sam_logits"]
-                mask = (fuse(logits, inputs["icl_probability"], gamma) > 0).numpy()
-            scores[i, j] = dice(mask, truth)
+            scores[i, j] = held_out_dice(inputs, truth, steered, gamma)
     means = scores.mean(axis=0)
     best = max(
         range(len(candidates) - 1),
