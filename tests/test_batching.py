@@ -45,7 +45,7 @@ def test_encode_many_in_batches_equals_encode_one_at_a_time(task, lite, fresh):
     assert batched.encoder_passes == 3 and all(a is b for a, b in zip(again, embeddings[:3]))
 
 
-@pytest.mark.parametrize("icl", ["universeg", "features"])
+@pytest.mark.parametrize("icl", [pytest.param("universeg", marks=pytest.mark.slow), "features"])  # universeg: ~35 s
 def test_batched_queries_equal_one_at_a_time(task, features_model, fresh, icl):
     images, masks, queries, query_masks = task
     one = ICLSAM(sam=features_model.sam, icl=icl)

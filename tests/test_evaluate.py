@@ -81,6 +81,7 @@ def test_evaluate_command_bad_input_is_one_line(tmp_path, synthetic_folder, caps
     assert "liver" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~35 s; the weak-context stage runs in test_notebooks
 def test_weak_context_with_masks_is_the_plain_protocol(synthetic_folder, tmp_path):
     """--annotation: the mask-annotated rows are the plain run's, bit for bit; boxes give other
     support masks, whose Dice with the truth is recorded."""

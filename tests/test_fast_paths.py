@@ -127,6 +127,7 @@ def test_unknown_or_impossible_variants_are_clear_errors(model, task):
         model.predict_many(images, masks, queries[:2], [None])
 
 
+@pytest.mark.slow  # ~25 s; shared support work: test_shared_support_work_changes_no_result
 def test_the_grid_equals_one_plain_prediction_per_query(tmp_path, task):
     """run_grid (support sets prepared once per draw) scores what the plain way scores."""
     images, masks, queries, query_masks = task

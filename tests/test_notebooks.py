@@ -27,7 +27,8 @@ def tiny_params() -> dict:
     params["sensitivity"].update(
         m=1, draws=1, max_queries=1, values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]}
     )
-    params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1)
+    # clicks cost ~35 decoder prompts each (iclsam.densify): the click path is tested in test_densify
+    params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1, annotations=["mask", "box"])
     params["report"].update(examples=1)
     return params
 
@@ -143,6 +144,7 @@ def test_each_image_is_encoded_once(pipeline_run):
     assert metrics["encoder_passes"] == metrics["unique_images"]
 
 
+@pytest.mark.slow  # ~30 s (two more notebook runs)
 def test_a_rerun_gives_byte_identical_tables(pipeline_run, tmp_path):
     """ablation and report only render: from the grid's results alone (no data, no model run) they
     give the same tables and figures, byte for byte."""

@@ -182,6 +182,7 @@ def test_a_very_thin_image_is_segmented_not_a_resize_error(features_model, task)
     assert prediction.masks["features"].shape == (8, 4200)
 
 
+@pytest.mark.slow  # ~35 s; fusion="auto" is an option, not the default
 def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_model):
     """An independent leave-one-out: for each candidate (Eq. 3 on or off, gamma), paper-schedule
     models whose `a` gives exactly that gamma at m - 1 (and beta = 0 for SAM without the map: stock

@@ -257,6 +257,7 @@ def test_a_nifti_mask_of_a_2d_image_is_read_as_nifti(folders):
     assert pd.read_csv(folders / "out" / "dice.csv")["iclsam"].item() > 0.8
 
 
+@pytest.mark.slow  # ~25 s (a second process); whole files after a failure: test_a_failed_run_leaves_nothing_and_a_rerun_mixes_no_runs
 def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
     """A real Ctrl-C: `iclsam segment` in its own process, interrupted once it has written a mask."""
     import os

@@ -98,7 +98,7 @@ def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():
 
 
 def test_segment_volume_from_three_slices_beats_nothing_and_keeps_the_annotations(features_model):
-    image, target = ellipsoid_volume()
+    image, target = ellipsoid_volume(shape=(72, 80, 16), centre=(36, 38, 8), radii=(18, 22, 6))
     chosen = annotated_slices(target, 3)
     annotations = {z: target[:, :, z] for z in chosen}
     result = features_model.segment_volume(image, annotations, axis=2, spacing=(1.0, 1.0, 2.0))
@@ -112,6 +112,7 @@ def test_segment_volume_from_three_slices_beats_nothing_and_keeps_the_annotation
     assert result.confidence.shape == (image.shape[2],) and result.record["segmented"] > 0
 
 
+@pytest.mark.slow  # ~30 s (three volume runs)
 def test_segment_volume_along_another_axis_is_the_same_segmentation(features_model):
     image, target = ellipsoid_volume(shape=(60, 64, 10), centre=(30, 30, 5), radii=(16, 18, 4))
     annotations = {z: target[:, :, z] for z in annotated_slices(target, 2)}
