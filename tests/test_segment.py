@@ -18,8 +18,16 @@ def write_png(path, array):
     Image.fromarray(array).save(path)
 
 
+@pytest.fixture(scope="module")
+def encoder_cache(tmp_path_factory):
+    """One on-disk encoder cache for the module's `segment` runs: every test writes the same images,
+    so only the first run encodes them (the cache itself is tested in test_sam)."""
+    return tmp_path_factory.mktemp("encoder_cache")
+
+
 @pytest.fixture
-def folders(tmp_path):
+def folders(tmp_path, encoder_cache):
+    (tmp_path / "encoder_cache").symlink_to(encoder_cache, target_is_directory=True)
     for i in range(2):
         mask = ellipse(SHAPE, (30 + 3 * i, 40), (12, 18))
         write_png(tmp_path / "support" / f"s{i}.png", textured_image(mask, i))
@@ -49,6 +57,8 @@ def run(folders, *extra):
             str(folders / "query"),
             "--out",
             str(folders / "out"),
+            "--cache-dir",
+            str(folders / "encoder_cache"),
             *extra,
         ]
     )
@@ -63,6 +73,7 @@ def test_segment_writes_masks_nifti_and_dice(folders, capsys):
     table = pd.read_csv(folders / "out" / "dice.csv")
     assert list(table["query"]) == ["q0.png", "vol.nii.gz"]
     assert (table["iclsam"] > 0.8).all()
+    assert len(list((folders / "encoder_cache").rglob("*.pt"))) >= 6  # --cache-dir: 2 support, 1 + 3 query slices
     assert "mean Dice (iclsam)" in capsys.readouterr().out
 
 

@@ -124,6 +124,9 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
 def add_model(parser: argparse.ArgumentParser) -> None:
     add_backbone(parser)
     add_refinements(parser)
+    parser.add_argument(
+        "--cache-dir", help="keep SAM image embeddings in this folder (reruns on the same images skip the encoder)"
+    )
 
 
 def real_data_default() -> str | None:
@@ -149,5 +152,6 @@ def build_model(args):
         universeg_checkpoint=args.universeg_checkpoint,
         icl=args.icl,
         device=args.device,
+        cache_dir=args.cache_dir,
         **model_settings(args),
     )
