@@ -33,6 +33,8 @@ SETTINGS = {
     "paper_boxes_steered": ["--icl", "features", "--box-confidence", "none", "--sam-steering", "on"],
     "fusion_auto": ["--icl", "features", "--fusion", "auto"],
     "in_sample": ["--icl", "features", "--fusion", "in-sample"],
+    "box_min_area_20": ["--icl", "features", "--box-min-area", "0.2"],
+    "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
 }
 STORED = {"current": "summary", "paper_boxes": "paper_boxes", "fusion_auto": "fusion_auto"}  # in benchmarks/real_dev
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
@@ -61,6 +63,16 @@ DECISIONS = {
         "SAM's steering chosen in-sample per support set (fusion in-sample)",
         ("current", "features"),
         ("in_sample", None),
+    ),
+    "box min area 0.2": (
+        "boxes only for regions above 20 % of the largest (the paper: 5 %)",
+        ("current", "features"),
+        ("box_min_area_20", None),
+    ),
+    "box min area 0.1": (
+        "boxes only for regions above 10 % of the largest (the paper: 5 %)",
+        ("current", "features"),
+        ("box_min_area_10", None),
     ),
     "old and new": (
         "the previous defaults (every box, SAM steered, as the paper) -> today's",

@@ -24,6 +24,9 @@ class ICLSAMConfig:
     box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
       whose peak confidence (Eq. 2's map) is at least this (else the best box; `confident_boxes`).
       None: every box, as the paper.
+    box_min_area: a box for the pseudo-label's largest region and for every other region larger than
+      this fraction of it (0.05: the paper's code; larger drops more small false regions; not in the
+      paper when changed). Ground-truth boxes ("sam+gt") always use the paper's 0.05.
     fusion: "paper" (Eq. 1 with the paper's gamma) or "auto" (not in the paper: gamma and SAM's
       steering chosen per support set by leave-one-out on the support; with m = 1 the steering
       alone, on the support image segmented from itself; `fusion_auto`), or "in-sample" (not in the
@@ -49,6 +52,7 @@ class ICLSAMConfig:
     universeg_channel: str = "first"
     sam_aspect: str = "keep"
     box_confidence: float | None = 0.95
+    box_min_area: float = 0.05
     fusion: str = "paper"
     sam_steering: bool | str = "auto"
     device: str = "auto"
@@ -65,6 +69,8 @@ class ICLSAMConfig:
             raise ValueError(f"sam_steering must be 'auto', True or False, got {self.sam_steering!r}")
         if self.box_confidence is not None and not 0.0 <= self.box_confidence <= 1.0:
             raise ValueError(f"box_confidence must be in [0, 1] or None, got {self.box_confidence!r}")
+        if not 0.0 <= self.box_min_area <= 1.0:
+            raise ValueError(f"box_min_area must be in [0, 1], got {self.box_min_area!r}")
         if self.universeg_channel not in CHANNELS:
             raise ValueError(f"universeg_channel must be one of {CHANNELS}, got {self.universeg_channel!r}")
         if self.confidence_tokens is not None and self.confidence_tokens < 1:

@@ -126,11 +126,12 @@ def batched_in_context_outputs(model: ICLSAM, support: SupportSet, queries: list
 
 
 def box_prompts(model: ICLSAM, support: SupportSet, state: QueryState) -> None:
-    """Step 3: a box around each region of the pseudo-label; with `box_confidence` (not in the
-    paper; from m = 2) only the regions the map is confident about."""
+    """Step 3: a box around each region of the pseudo-label larger than `box_min_area` of the
+    largest (the paper: 5 %); with `box_confidence` (not in the paper; from m = 2) only the regions
+    the map is confident about."""
     if not state.needs_map:
         return
-    state.boxes = boxes_from_pseudo_label(state.masks[model.icl_model.map_variant])
+    state.boxes = boxes_from_pseudo_label(state.masks[model.icl_model.map_variant], model.config.box_min_area)
     box_confidence = model.config.box_confidence
     if box_confidence is not None and support.m >= BOX_CONFIDENCE_FROM_M:
         state.boxes = confident_boxes(state.boxes, state.confidence.numpy(), box_confidence)

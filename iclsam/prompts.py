@@ -8,6 +8,7 @@ from scipy import ndimage
 
 SQUARE = np.ones((3, 3), dtype=bool)
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
+PAPER_MIN_FRACTION = 0.05  # §5: a further region's area must exceed this fraction of the largest's
 
 
 def shrink_pseudo_label(mask: np.ndarray, keep_area: float = 0.9) -> np.ndarray:
@@ -24,7 +25,7 @@ def shrink_pseudo_label(mask: np.ndarray, keep_area: float = 0.9) -> np.ndarray:
     return ndimage.binary_dilation(eroded, SQUARE, iterations=steps)
 
 
-def boxes_from_components(mask: np.ndarray, min_fraction: float = 0.05) -> np.ndarray:
+def boxes_from_components(mask: np.ndarray, min_fraction: float = PAPER_MIN_FRACTION) -> np.ndarray:
     """A box for the largest 4-connected component and for every other component larger than
     `min_fraction` of it. An empty mask gives no boxes (0 x 4)."""
     labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=FOUR_CONNECTED)
@@ -40,12 +41,12 @@ def boxes_from_components(mask: np.ndarray, min_fraction: float = 0.05) -> np.nd
     )
 
 
-def boxes_from_pseudo_label(mask: np.ndarray) -> np.ndarray:
-    """§5: shrink, then one box per kept component."""
+def boxes_from_pseudo_label(mask: np.ndarray, min_fraction: float = PAPER_MIN_FRACTION) -> np.ndarray:
+    """§5: shrink, then one box per kept component (`boxes_from_components`)."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return np.zeros((0, 4), dtype=np.int64)
-    return boxes_from_components(shrink_pseudo_label(mask))
+    return boxes_from_components(shrink_pseudo_label(mask), min_fraction)
 
 
 def confident_boxes(boxes: np.ndarray, confidence: np.ndarray, min_peak: float = 0.95) -> np.ndarray:

@@ -198,6 +198,7 @@ def run_record(
         "icl": model.icl,
         "icl_weights": model.icl_weights,
         "box_confidence": model.config.box_confidence,
+        "box_min_area": model.config.box_min_area,
         "fusion": model.config.fusion,
         "sam_steering": model.sam_steering,
         "device": str(model.device),

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label, shrink_pseudo_label
 
@@ -65,3 +66,21 @@ def test_confident_boxes_keep_the_confident_ones_or_the_best():
     confidence[1, 55] = 0.999  # a peak on the third box's last row and column (inclusive)
     np.testing.assert_array_equal(confident_boxes(boxes, confidence, 0.99), boxes[2:])
     assert confident_boxes(np.zeros((0, 4)), confidence).shape == (0, 4)
+
+
+def test_box_min_area_keeps_the_regions_above_that_fraction_of_the_largest():
+    """Three square regions of 400, 100 and 36 pixels (25 % and 9 % of the largest): each fraction
+    keeps exactly the regions whose area, counted here, exceeds it; the model takes it from its config."""
+    mask = np.zeros((80, 80), dtype=bool)
+    mask[5:25, 5:25] = True  # 400
+    mask[40:50, 40:50] = True  # 100
+    mask[65:71, 65:71] = True  # 36
+    for fraction in (0.05, 0.2, 0.5):
+        expected = sum(area > fraction * 400 for area in (400, 100, 36)) or 1
+        assert len(boxes_from_pseudo_label(mask, fraction)) == expected, fraction
+    assert len(boxes_from_pseudo_label(mask)) == 3  # the paper's 5 %
+    from iclsam import ICLSAMConfig
+
+    assert ICLSAMConfig().box_min_area == 0.05
+    with pytest.raises(ValueError, match="box_min_area"):
+        ICLSAMConfig(box_min_area=1.5)

@@ -100,6 +100,13 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
         "reaches this (default 0.95; 'none': every box, as the paper)",
     )
     parser.add_argument(
+        "--box-min-area",
+        type=float,
+        default=0.05,
+        help="a box for the pseudo-label's largest region and every other region larger than this "
+        "fraction of it (default 0.05, the paper's code)",
+    )
+    parser.add_argument(
         "--fusion",
         choices=FUSION_CHOICES,
         default="paper",
@@ -140,7 +147,12 @@ def sam_steering(args):
 
 def model_settings(args) -> dict:
     """The ICLSAM settings the model options give."""
-    return {"box_confidence": args.box_confidence, "fusion": args.fusion, "sam_steering": sam_steering(args)}
+    return {
+        "box_confidence": args.box_confidence,
+        "box_min_area": args.box_min_area,
+        "fusion": args.fusion,
+        "sam_steering": sam_steering(args),
+    }
 
 
 def build_model(args):

@@ -202,6 +202,7 @@ def evaluation_record(args, models: dict, summary, sam, steering: dict) -> dict:
         "icl_weights": {k: v.icl_weights for k, v in models.items()},
         "sam": sam.backbone.name,
         "box_confidence": args.box_confidence,
+        "box_min_area": args.box_min_area,
         "fusion": args.fusion,
         "sam_steering": steering,
         "device": str(sam.device),
