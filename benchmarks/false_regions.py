@@ -1,8 +1,8 @@
 """False regions of the pseudo-label (issue 27, item 3): how much they cost, and which cheap rule
 drops them. For each support set and query of the ten-set protocol (features ICL model, LiteMedSAM,
-current defaults), the pseudo-label's boxes are filtered several ways and SAM + Eq. 1 run on each:
+the defaults with the paper's `box_min_area` 0.05), the pseudo-label's boxes are filtered several ways and SAM + Eq. 1 run on each:
 
-- `current`: the default boxes (the paper's 5 % rule, then `box_confidence`);
+- `current`: the paper's 5 % region rule, then `box_confidence` (the defaults before `box_min_area` 0.2);
 - `oracle`: only the boxes whose region touches the query's truth (the headroom; not a method);
 - `area_<t>`: a box only for regions above t of the largest (`box_min_area`), then `box_confidence`;
 - `footprint_<r>`: only the boxes whose region touches the support masks' union, dilated by r of
@@ -38,7 +38,7 @@ from iclsam.figure1 import (
     semantic_confidence,
 )
 from iclsam.metrics import dice
-from iclsam.prompts import boxes_from_pseudo_label, confident_boxes
+from iclsam.prompts import PAPER_MIN_FRACTION, boxes_from_pseudo_label, confident_boxes
 from iclsam.protocol import image_loader, support_sets, task_protocol
 
 AREAS, MARGINS = (0.1, 0.2, 0.3, 0.5), (0.0, 0.1)
@@ -105,7 +105,7 @@ def candidate_rows(state, pseudo, masks, truth) -> list[dict]:
 
 
 def run(data: str, sizes, draws: int, queries: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    model = ICLSAM(sam="lite", icl="features", cache_dir=".cache/embeddings")
+    model = ICLSAM(sam="lite", icl="features", cache_dir=".cache/embeddings", box_min_area=PAPER_MIN_FRACTION)
     scores, candidates = [], []
     for task in open_tasks(data):
         sets, query_ids = task_protocol(task, sizes, draws, queries, 0)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .data.folder import Task
 from .model import ICLSAM
+from .prompts import PAPER_MIN_FRACTION
 from .protocol import example_query, run_grid
 from .sam import SamPredictor
 from .sam.cache import image_key
@@ -21,8 +22,9 @@ ENCODER_CACHE = Path(".cache/embeddings")
 
 def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
     """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image), on the
-    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `fusion`,
-    `sam_steering`; absent: every box, the paper's fusion, steering auto)."""
+    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `box_min_area`,
+    `fusion`, `sam_steering`; absent: every box, the paper's 5 % region rule, the paper's fusion,
+    steering auto)."""
     checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
     predictor = SamPredictor(sam, checkpoint, device=grid.get("device", "auto"), cache_dir=cache_dir)
     return {
@@ -32,6 +34,7 @@ def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CA
             universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
             seed=grid.get("seed", 0),
             box_confidence=grid.get("box_confidence"),
+            box_min_area=grid.get("box_min_area", PAPER_MIN_FRACTION),
             fusion=grid.get("fusion", "paper"),
             sam_steering=grid.get("sam_steering", "auto"),
         )

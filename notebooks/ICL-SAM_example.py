@@ -16,8 +16,9 @@
 # checkpoint, the training-free in-context model: the confidence map itself, thresholded (it has no
 # Eq. 4 step). It is the best in-context model we have offline on real images (README, "Real
 # images"); with `universeg_checkpoint=` (the official weights, or "shipped": ours, trained on
-# generated tasks) UniverSeg is the in-context model, as in the paper. One refinement of ours is on
-# by default: from m = 2, SAM gets only the boxes whose peak confidence reaches 0.95
+# generated tasks) UniverSeg is the in-context model, as in the paper. Two refinements of ours are on
+# by default: a box only for the pseudo-label's regions above 20 % of the largest (`box_min_area=0.05`:
+# the paper's 5 %), and from m = 2, only the boxes whose peak confidence reaches 0.95
 # (`box_confidence=None`: every box, as the paper).
 
 # %% tags=["parameters"]

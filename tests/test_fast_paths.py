@@ -59,7 +59,7 @@ def plain_predict(model: ICLSAM, images, masks, query, truth) -> tuple[dict[str,
     else:
         probability = query_embedding.crop_valid(grid)
         out["features"] = pseudo_label = (confidence > 0.5).numpy()
-    boxes = boxes_from_pseudo_label(pseudo_label)
+    boxes = boxes_from_pseudo_label(pseudo_label, config.box_min_area)
     assert len(boxes), "the test needs a non-empty pseudo-label"
     if config.box_confidence is not None and m >= BOX_CONFIDENCE_FROM_M:  # our refinement: the confident boxes only
         peaks = [confidence.numpy()[y0 : y1 + 1, x0 : x1 + 1].max() for x0, y0, x1, y1 in boxes]

@@ -102,9 +102,9 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--box-min-area",
         type=float,
-        default=0.05,
-        help="a box for the pseudo-label's largest region and every other region larger than this "
-        "fraction of it (default 0.05, the paper's code)",
+        default=0.2,
+        help="not in the paper: a box for the pseudo-label's largest region and every other region larger "
+        "than this fraction of it (default 0.2; 0.05: the paper's code)",
     )
     parser.add_argument(
         "--fusion",
