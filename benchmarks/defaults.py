@@ -26,8 +26,7 @@ from iclsam.atomic import write_csv_atomic, write_text_atomic
 from iclsam.cli import main as iclsam
 
 # setting: the evaluate options that differ from the defaults (features, unsteered, boxes 0.95, regions 0.2);
-# "current": the defaults before box_min_area 0.2
-# each run before box_min_area's default became 0.2 states the paper's 0.05 that it ran with
+# "current" is the defaults before box_min_area 0.2, and every run made before then states the 0.05 it ran with
 PAPER_AREA = ["--box-min-area", "0.05"]
 SETTINGS = {
     "current": ["--icl", "features", "universeg", *PAPER_AREA],
@@ -39,7 +38,6 @@ SETTINGS = {
     "box_min_area_20": ["--icl", "features", "--box-min-area", "0.2"],  # today's defaults
     "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
 }
-STORED: dict[str, str] = {}  # setting: a run in benchmarks/real_dev/ made with its options (none now)
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
 CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
 # decision: (question, (paper's side, ICL model), (departure, ICL model))
@@ -88,10 +86,6 @@ DECISIONS = {
 def evaluate(data: str, name: str, part: str, out: Path) -> None:
     """One setting on one half of the bench (part "rd3d" or "real_dev") into DIR/<name>.<part>.csv."""
     target = out / f"{name}.{part}.csv"
-    if part == "real_dev" and name in STORED:
-        stored = pd.read_csv(Path("benchmarks/real_dev") / f"{STORED[name]}.csv")
-        write_csv_atomic(stored[stored["task"].isin(REAL_DEV)], target)
-        return
     options = ["--m", "1", "4", "8", "--draws", "3", "--queries", "16", "--cache-dir", ".cache/embeddings"]
     tasks = ["--tasks", *(CUT if part == "rd3d" else REAL_DEV)]
     with contextlib.redirect_stdout(io.StringIO()):
