@@ -267,3 +267,29 @@ def test_in_volumes_a_shared_voxel_goes_by_the_outlines_or_else_to_the_smaller_l
     outlines[2][2] = signed_distance(np.zeros((12, 12), bool))  # label 2 absent from slice 2: not outlined on slice 1
     out = resolve_volume_overlaps(claims, outlines, {}, np.uint8)
     assert (out[1][shared] == 2).all() and (out[1][whole[1] & ~shared] == 1).all()  # the smaller claim keeps them
+
+
+def test_in_volumes_intensity_decides_a_shared_voxel_when_it_is_far_more_typical_of_one_label():
+    from iclsam.volumes.interpolation import signed_distance
+    from iclsam.volumes.labels import intensity_log_likelihoods, resolve_volume_overlaps
+
+    truth = np.zeros((3, 16, 16), np.uint8)
+    truth[:, 4:12, 4:12] = 2  # a bright rim ...
+    truth[[0, 2], 6:10, 6:10] = 1  # ... around a dark core, outlined on slices 0 and 2
+    truth[1, 6:10, 7:11] = 1  # on slice 1 the core has moved one column right
+    window = np.where(truth == 1, 40, np.where(truth == 2, 200, 0)).astype(np.uint8)
+    window[1, 5, 5] = 120  # a shared pixel whose intensity neither label's pixels have
+    annotated = {0: truth[0], 2: truth[2]}
+    outlines = {v: {z: signed_distance(m == v) for z, m in annotated.items()} for v in (1, 2)}
+    claims = {2: truth != 0, 1: truth == 1}
+    claims[1][1, 5:11, 5:11] = True  # the core's claim spills into the rim
+    likelihoods = intensity_log_likelihoods(window, annotated, [1, 2])
+    assert likelihoods[1].argmax() == 40 * 32 // 256 and likelihoods[2].argmax() == 200 * 32 // 256
+    out = resolve_volume_overlaps(claims, outlines, {}, np.uint8, window, likelihoods)
+    by_shape = resolve_volume_overlaps(claims, outlines, {}, np.uint8)
+    shared = claims[1][1] & claims[2][1]
+    dark, bright = shared & (window[1] == 40), shared & (window[1] == 200)
+    assert (out[1][dark] == 1).all() and (out[1][bright] == 2).all()
+    assert (by_shape[1][dark & (np.arange(16) == 10)] == 2).all()  # the outlines alone miss the moved core
+    assert out[1, 5, 5] == by_shape[1, 5, 5]  # no decisive intensity: the outlines decide
+    assert np.array_equal(out[[0, 2]], by_shape[[0, 2]])
