@@ -165,8 +165,10 @@ def resolve_volume_overlaps(
     for z in range(len(out)):
         claims = {v: m[z] for v, m in masks.items()}
         overlapping = len(flat) > 1 and (np.sum([claims[v] for v in flat], axis=0, dtype=np.int32) > 1).any()
-        intensity = None if window is None else (likelihoods or {}, intensity_bins(window[z]))
-        scores = overlap_scores(z, {v: claims[v] for v in flat}, outlines, intensity) if overlapping else {}
+        scores = {}
+        if overlapping:  # the slice's intensity bins only where they may decide something
+            intensity = None if window is None else (likelihoods or {}, intensity_bins(window[z]))
+            scores = overlap_scores(z, {v: claims[v] for v in flat}, outlines, intensity)
         out[z] = resolve_overlaps(claims, {v: scores.get(v, 0.0) for v in claims}, nested, dtype)
     return out
 
