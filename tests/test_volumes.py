@@ -6,6 +6,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from iclsam import ICLSAM
 from iclsam.cli import main
@@ -17,6 +18,7 @@ from iclsam.volumes.consistency import (
     keep_connected_to_annotations,
 )
 from iclsam.volumes.evaluation import annotated_slices
+from iclsam.volumes.interpolation import blend_shapes, signed_distance
 from iclsam.volumes.propagation import propagation_order, slice_support, target_present
 from iclsam.volumes.scan_io import read_scan, write_label_volume
 
@@ -153,6 +155,26 @@ def test_blending_trusts_interpolation_next_to_an_annotation_and_iclsam_half_way
     assert np.array_equal(blended[2], disc(shape, (20, 20), 4))  # w = 1 half way: ICL-SAM's own
     assert disc(shape, (20, 20), 4).sum() < blended[1].sum() < annotations[0].sum()  # w = 0.5 at slice 1
     assert np.array_equal(blended[0], annotations[0])
+
+
+def test_blending_in_the_shapes_bounding_box_equals_blending_on_the_whole_slice():
+    rng = np.random.default_rng(0)
+    shape = (48, 40)
+    cases = [(disc(shape, (20, 18), 9), disc(shape, (26, 22), 6)), (np.zeros(shape, bool), disc(shape, (3, 2), 5))]
+    cases += [(np.ones(shape, bool), disc(shape, (24, 20), 4)), (np.zeros(shape, bool), np.zeros(shape, bool))]
+    for _ in range(40):  # random blobs in random windows, some at the slice's edge, some empty
+        pair = []
+        for _ in range(2):
+            blob = np.zeros(shape, bool)
+            top, left = rng.integers(0, 40), rng.integers(0, 32)
+            window = (slice(top, top + rng.integers(2, 24)), slice(left, left + rng.integers(2, 24)))
+            blob[window] = ndimage.binary_opening(rng.random(blob[window].shape) < 0.7) & (rng.random() < 0.9)
+            pair.append(blob)
+        cases.append(tuple(pair))
+    for a, b in cases:
+        for t in np.linspace(0.0, 1.0, 11):
+            whole = (1.0 - t) * signed_distance(a) + t * signed_distance(b) > 0
+            assert np.array_equal(blend_shapes(a, b, t), whole)
 
 
 def test_check_annotations_keeps_empty_slices_as_information():

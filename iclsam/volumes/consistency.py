@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .interpolation import signed_distance
+from .interpolation import blend_shapes
 
 
 def keep_connected_to_annotations(mask: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, int]:
@@ -32,7 +32,7 @@ def blend_between_annotations(mask: np.ndarray, positive: Sequence[int], interpo
     for a, b in zip(positive[:-1], positive[1:]):
         for z in range(a + 1, b):
             w = min(1.0, 2.0 * min(z - a, b - z) / (b - a))
-            mask[z] = (1.0 - w) * signed_distance(interpolated[z]) + w * signed_distance(mask[z]) > 0
+            mask[z] = blend_shapes(interpolated[z], mask[z], w)
     return mask
 
 

@@ -22,6 +22,27 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, inside - 0.5, -(outside - 0.5))
 
 
+def blend_shapes(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """(1 - t) * signed_distance(a) + t * signed_distance(b) > 0, with the distances computed only in
+    the bounding box of a | b grown by a pixel: the same result, since inside that box both distances
+    are exact (every target pixel and a ring of background lie in it) and outside it both are
+    negative."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = a | b
+    out = np.zeros(a.shape, bool)
+    if not union.any():
+        return out
+    box = tuple(
+        slice(max(int(i.min()) - 1, 0), int(i.max()) + 2)
+        for i in (np.nonzero(union.any(axis=1 - k))[0] for k in (0, 1))
+    )
+    far = -float(sum(a.shape))  # signed_distance of an empty slice, on the whole slice's scale
+    da = signed_distance(a[box]) if a.any() else far
+    db = signed_distance(b[box]) if b.any() else far
+    out[box] = (1.0 - t) * da + t * db > 0
+    return out
+
+
 def interpolate_slices(annotations: dict[int, np.ndarray], depth: int) -> np.ndarray:
     """Masks for slices 0 .. depth - 1 (depth x H x W): the annotated slices as given; between two
     consecutive annotated slices a and b, slice z is where (1 - t) * d_a + t * d_b > 0 with
