@@ -21,6 +21,7 @@ def test_the_help_imports_no_model_or_data_library():
 
 
 def test_the_offered_names_are_the_registries():
+    from iclsam.config import ICLSAMConfig
     from iclsam.data.sources import SOURCES
     from iclsam.densify import ANNOTATION_KINDS
     from iclsam.fetch import PUBLISHED
@@ -35,6 +36,11 @@ def test_the_offered_names_are_the_registries():
     assert set(options.DATASET_CHOICES) == set(SOURCES) and set(options.CHECKPOINT_CHOICES) == set(PUBLISHED)
     icl_variants = {v for backend in ICL_BACKENDS.values() for v in (backend.plain_variant, backend.map_variant)}
     assert set(options.VARIANT_CHOICES) == (icl_variants | set(SAM_VARIANTS)) - {None, "sam+gt"}
+    defaults = ICLSAMConfig()
+    assert (defaults.box_confidence, defaults.box_min_area) == (
+        options.DEFAULT_BOX_CONFIDENCE,
+        options.DEFAULT_BOX_MIN_AREA,
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.densify.ANNOTATION_KINDS
 VARIANT_CHOICES = ("iclsam", "universeg", "universeg+conf", "features", "sam", "sam+conf")  # every model's but sam+gt
 DATASET_CHOICES = ("brats", "drishti", "kits23", "refuge", "rimone")  # iclsam.data.sources.SOURCES
 CHECKPOINT_CHOICES = ("medsam", "sam", "universeg")  # iclsam.fetch.PUBLISHED
+DEFAULT_BOX_CONFIDENCE = 0.95  # iclsam.config.ICLSAMConfig.box_confidence
+DEFAULT_BOX_MIN_AREA = 0.2  # iclsam.config.ICLSAMConfig.box_min_area
 REAL_DATA_VARIABLE = "ICLSAM_REAL_DATA"  # a prepared folder of your own real images, for demo and evaluation
 
 
@@ -95,16 +97,16 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--box-confidence",
         type=box_confidence,
-        default=0.95,
+        default=DEFAULT_BOX_CONFIDENCE,
         help="not in the paper: from m = 2, prompt SAM only with boxes whose peak confidence "
-        "reaches this (default 0.95; 'none': every box, as the paper)",
+        f"reaches this (default {DEFAULT_BOX_CONFIDENCE}; 'none': every box, as the paper)",
     )
     parser.add_argument(
         "--box-min-area",
         type=float,
-        default=0.2,
+        default=DEFAULT_BOX_MIN_AREA,
         help="not in the paper: a box for the pseudo-label's largest region and every other region larger "
-        "than this fraction of it (default 0.2; 0.05: the paper's code)",
+        f"than this fraction of it (default {DEFAULT_BOX_MIN_AREA}; 0.05: the paper's code)",
     )
     parser.add_argument(
         "--fusion",
