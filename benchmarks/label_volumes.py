@@ -64,8 +64,8 @@ def run_case(
         ]
         return {v: r for v, (r, _, _) in zip(values, runs)}, sum(t for _, t, _ in runs), sum(n for _, _, n in runs)
 
-    order = [("one", "separate") if r % 2 == 0 else ("separate", "one") for r in range(repeats)]
-    order = [run for pair in order for run in pair] if timed_case else ["one"]  # A B B A: drift cancels
+    abba = ["one", "separate", "separate", "one"] * repeats  # A B B A: a drift of the machine's speed cancels
+    order = abba[: 2 * repeats] if timed_case else ["one"]
     times, together = {"one_pass_s": [], "separate_s": []}, None
     for run in order:
         if run == "one":

