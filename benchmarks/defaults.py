@@ -37,6 +37,7 @@ SETTINGS = {
     "in_sample": ["--icl", "features", "--fusion", "in-sample", *PAPER_AREA],
     "box_min_area_20": ["--icl", "features", "--box-min-area", "0.2"],  # today's defaults
     "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
+    "zoom_3": ["--icl", "features", "--zoom", "3"],  # today's defaults and a second look at small targets
 }
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
 CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
@@ -79,6 +80,11 @@ DECISIONS = {
         "the defaults before stop 32 (every box, SAM steered, as the paper) -> today's (box_min_area 0.2)",
         ("paper_boxes_steered", None),
         ("box_min_area_20", None),
+    ),
+    "zoom 3": (
+        "a second look at small targets (zoom 3: a crop 3 times the first mask, the support cropped alike)",
+        ("box_min_area_20", None),
+        ("zoom_3", None),
     ),
 }
 

@@ -37,6 +37,8 @@ class ICLSAMConfig:
       True (the paper), False (Eq. 1 fuses the ICL model with stock SAM), or "auto": the ICL model's
       own default (UniverSeg: True, as the paper; features: False, not in the paper: there the map is
       the ICL model). The "sam+conf" variant is always the steered SAM.
+    zoom: not in the paper: when the fused mask is small, segment again in a window `zoom` times its
+      extent, the support cropped alike (`zoom.zoom_refinement`; 2-D queries). None: off (default).
     device: "auto" (a CUDA GPU when there is one, else the CPU) or any torch device string.
     batch_queries: whether the queries of one support set go through SAM's encoder and the ICL model
       `query_batch` at a time; None: off the CPU only (on the CPU batching measured slower).
@@ -56,6 +58,7 @@ class ICLSAMConfig:
     box_min_area: float = 0.2
     fusion: str = "paper"
     sam_steering: bool | str = "auto"
+    zoom: float | None = None
     device: str = "auto"
     batch_queries: bool | None = None
     query_batch: int = 8
@@ -72,6 +75,10 @@ class ICLSAMConfig:
             raise ValueError(f"box_confidence must be in [0, 1] or None, got {self.box_confidence!r}")
         if not 0.0 <= self.box_min_area <= 1.0:
             raise ValueError(f"box_min_area must be in [0, 1], got {self.box_min_area!r}")
+        if self.zoom is not None and not self.zoom >= 1.0:
+            raise ValueError(
+                f"zoom must be at least 1 (the window's size over the target's) or None, got {self.zoom!r}"
+            )
         if self.universeg_channel not in CHANNELS:
             raise ValueError(f"universeg_channel must be one of {CHANNELS}, got {self.universeg_channel!r}")
         if self.confidence_tokens is not None and self.confidence_tokens < 1:

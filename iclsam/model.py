@@ -36,6 +36,7 @@ from .prediction import Prediction
 from .sam import SamPredictor
 from .support import SupportSet, SupportSetCache, support_set_key
 from .universeg import universeg_confidence_weight
+from .zoom import zoom_refinement
 
 SAM_VARIANTS = ("sam", "sam+conf", "iclsam", "sam+gt")  # after the ICL model's own, in the paper's order
 
@@ -244,6 +245,7 @@ class ICLSAM:
         in_context_prediction(self, support, state, icl_output)  # the ICL model, Eq. 4
         box_prompts(self, support, state)  # boxes from the pseudo-label
         sam_and_fusion(self, support, state)  # SAM, Eq. 3; the fusion, Eq. 1
+        zoom_refinement(self, support, state)  # not in the paper: a second look at a small target
         ground_truth_boxes(self, state)  # the upper bound
         masks = {name: state.masks[name] for name in self.variants() if name in state.wanted}
         return Prediction(

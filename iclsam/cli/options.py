@@ -63,6 +63,13 @@ def box_confidence(text: str) -> float | None:
     return value
 
 
+def zoom_factor(text: str) -> float:
+    value = float(text)
+    if not value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> None:
     """The SAM backbone and the ICL model with their weights."""
     parser.add_argument(
@@ -124,6 +131,13 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
         "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off",
     )
     parser.add_argument(
+        "--zoom",
+        type=zoom_factor,
+        default=None,
+        help="not in the paper: when the fused mask is small, segment again in a window this many times "
+        "its extent, the support cropped alike (e.g. 3; default: off)",
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...",
@@ -154,6 +168,7 @@ def model_settings(args) -> dict:
         "box_min_area": args.box_min_area,
         "fusion": args.fusion,
         "sam_steering": sam_steering(args),
+        "zoom": args.zoom,
     }
 
 

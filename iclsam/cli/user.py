@@ -203,6 +203,7 @@ def evaluation_record(args, models: dict, summary, sam, steering: dict) -> dict:
         "sam": sam.backbone.name,
         "box_confidence": args.box_confidence,
         "box_min_area": args.box_min_area,
+        "zoom": args.zoom,
         "fusion": args.fusion,
         "sam_steering": steering,
         "device": str(sam.device),

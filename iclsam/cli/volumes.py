@@ -145,6 +145,7 @@ def evaluate_volumes(args) -> int:
             "sam_steering": model.sam_steering,
             "box_confidence": args.box_confidence,
             "box_min_area": args.box_min_area,
+            "zoom": args.zoom,
             "device": str(model.device),
         }
         write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")

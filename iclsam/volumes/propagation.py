@@ -207,6 +207,7 @@ def segment_slice(
     """Figure 1 on one slice, with the pseudo-label (and so SAM's boxes and the result) kept inside
     `region` when there is one; returns the mask and the map's mean confidence over it."""
     from ..figure1 import box_prompts, in_context_prediction, sam_and_fusion, semantic_confidence
+    from ..zoom import zoom_refinement
 
     support = model.support_set(images, masks)
     state = model.query_state(support, query, None, {"iclsam"})
@@ -218,6 +219,7 @@ def segment_slice(
         state.masks[name] = state.masks[name] & region
     box_prompts(model, support, state)
     sam_and_fusion(model, support, state)
+    zoom_refinement(model, support, state)
     mask = state.masks["iclsam"] if region is None else state.masks["iclsam"] & region
     confidence = state.confidence.numpy()
     return mask, float(confidence[mask].mean()) if mask.any() else 0.0
