@@ -38,6 +38,7 @@ SETTINGS = {
     "box_min_area_20": ["--icl", "features", "--box-min-area", "0.2"],  # today's defaults
     "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
     "zoom_3": ["--icl", "features", "--zoom", "3"],  # today's defaults and a second look at small targets
+    "context_5": ["--icl", "features", "--confidence-context", "5"],  # today's and tokens with their 5 x 5 mean
 }
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
 CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
@@ -85,6 +86,11 @@ DECISIONS = {
         "a second look at small targets (zoom 3: a crop 3 times the first mask, the support cropped alike)",
         ("box_min_area_20", None),
         ("zoom_3", None),
+    ),
+    "context 5": (
+        "Eq. 2 on each token and the mean of the 5 x 5 tokens around it (two scales)",
+        ("box_min_area_20", None),
+        ("context_5", None),
     ),
 }
 

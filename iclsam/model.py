@@ -212,7 +212,9 @@ class ICLSAM:
         """The checked support set; the same images and masks (by content), with the same solver,
         seed, token cap and ICL settings, give the same object back while it is among the last
         `support_set_cache_size` used, with what was computed from it."""
-        settings = (self.config.solver, self.config.seed, self.config.confidence_tokens, *self.icl_model.settings())
+        config = self.config
+        settings = (config.solver, config.seed, config.confidence_tokens, config.confidence_context)
+        settings += self.icl_model.settings()
         return self._support_sets.get(support_images, support_masks, settings)
 
     def clear_support_sets(self) -> None:

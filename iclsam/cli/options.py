@@ -131,6 +131,13 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
         "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off",
     )
     parser.add_argument(
+        "--confidence-context",
+        type=positive_int,
+        default=1,
+        help="not in the paper: fit Eq. 2 on each SAM token followed by the mean of the k x k tokens "
+        "around it (odd k; default 1: the tokens alone, as the paper)",
+    )
+    parser.add_argument(
         "--zoom",
         type=zoom_factor,
         default=None,
@@ -169,6 +176,7 @@ def model_settings(args) -> dict:
         "fusion": args.fusion,
         "sam_steering": sam_steering(args),
         "zoom": args.zoom,
+        "confidence_context": args.confidence_context,
     }
 
 

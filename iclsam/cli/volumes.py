@@ -146,6 +146,7 @@ def evaluate_volumes(args) -> int:
             "box_confidence": args.box_confidence,
             "box_min_area": args.box_min_area,
             "zoom": args.zoom,
+            "confidence_context": args.confidence_context,
             "device": str(model.device),
         }
         write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
