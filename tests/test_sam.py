@@ -201,19 +201,19 @@ def test_checkpoint_problems_are_clear_errors(tmp_path):
         build_sam("vit_h")
 
 
-def test_damaged_or_foreign_cache_entries_are_replaced_with_a_warning(tmp_path):
+def test_damaged_or_foreign_cache_entries_are_replaced_with_a_warning(tmp_path, lite):
     from iclsam.sam.cache import image_key
 
     sam = SamPredictor("lite", cache_dir=tmp_path)
     a = textured_image(ellipse((64, 80), (30, 40), (10, 20)), seed=3)
     b = textured_image(ellipse((64, 80), (20, 30), (12, 14)), seed=4)
-    uncached = SamPredictor("lite")
-    expected_b = uncached.encode(b).features
+    expected_b = lite.encode(b).features  # the session's predictor keeps no disk cache
     sam.encode(a)
     entry_a, entry_b = sam.cache_dir / f"{image_key(a)}.pt", sam.cache_dir / f"{image_key(b)}.pt"
 
-    def fresh():  # a new process: empty memory, the same disk cache
-        return SamPredictor("lite", cache_dir=tmp_path)
+    def fresh():  # as a new process: empty memory, the same disk cache
+        sam.forget()
+        return sam
 
     # the entry of another image of the same size under b's name
     entry_b.write_bytes(entry_a.read_bytes())
