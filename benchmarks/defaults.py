@@ -39,6 +39,7 @@ SETTINGS = {
     "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
     "zoom_3": ["--icl", "features", "--zoom", "3"],  # today's defaults and a second look at small targets
     "context_5": ["--icl", "features", "--confidence-context", "5"],  # today's and tokens with their 5 x 5 mean
+    "context_3": ["--icl", "features", "--confidence-context", "3"],  # today's and tokens with their 3 x 3 mean
 }
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
 CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
@@ -91,6 +92,11 @@ DECISIONS = {
         "Eq. 2 on each token and the mean of the 5 x 5 tokens around it (two scales)",
         ("box_min_area_20", None),
         ("context_5", None),
+    ),
+    "context 3": (
+        "Eq. 2 on each token and the mean of the 3 x 3 tokens around it (two scales)",
+        ("box_min_area_20", None),
+        ("context_3", None),
     ),
 }
 

@@ -86,7 +86,7 @@ def task():
     return images, masks, queries, query_masks
 
 
-@pytest.fixture(scope="module", params=["universeg", "features"])
+@pytest.fixture(scope="module", params=[pytest.param("universeg", marks=pytest.mark.slow), "features"])
 def model(request, features_model):
     return features_model if request.param == "features" else ICLSAM(sam=features_model.sam, icl="universeg")
 

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -106,6 +107,8 @@ def test_segment_bad_folders_are_clear_errors_and_write_nothing(folders, capsys)
 
 
 def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders, capsys):
+    (folders / "one_query").mkdir()  # the PNG alone: the warning needs no volume
+    shutil.copy(folders / "query" / "q0.png", folders / "one_query")
     argv = [
         "segment",
         "--support-images",
@@ -113,7 +116,7 @@ def test_segment_warns_that_the_shipped_universeg_weights_are_synthetic(folders,
         "--support-masks",
         str(folders / "support_masks"),
         "--query",
-        str(folders / "query"),
+        str(folders / "one_query"),
         "--out",
         str(folders / "out"),
         "--variant",
