@@ -10,8 +10,8 @@ five real-dev sets (DIR/<setting>.real_dev.csv); both together are DIR/<setting>
 halves of current, paper_boxes and fusion_auto were taken from `make real-dev`'s runs of the time,
 benchmarks/real_dev/, same protocol and seed, made with box_min_area 0.05; a rerun evaluates them.) Then each
 decision is `iclsam decide-default` between two of them, one setting changed at a time, the paper's
-side first: a departure from the paper stays only if it obeys the rule against the paper's setting.
-Writes DIR/decisions.md (per-set tables and verdicts) and prints it."""
+side first: a departure from the paper stays only if it obeys the rule against the paper's setting;
+options not in the paper (zoom, confidence context) are measured against today's defaults. Writes DIR/decisions.md (per-set tables and verdicts) and prints it."""
 
 from __future__ import annotations
 
