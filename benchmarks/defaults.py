@@ -40,6 +40,7 @@ SETTINGS = {
     "zoom_3": ["--icl", "features", "--zoom", "3"],  # today's defaults and a second look at small targets
     "context_5": ["--icl", "features", "--confidence-context", "5"],  # today's and tokens with their 5 x 5 mean
     "context_3": ["--icl", "features", "--confidence-context", "3"],  # today's and tokens with their 3 x 3 mean
+    "context_auto": ["--icl", "features", "--confidence-context", "auto"],  # today's; context 5 or 1 by leave-one-out
 }
 REAL_DEV = ("busi-lesion", "ct-liver", "ct-pancreas", "mri-brain-tumour", "ph2-lesion")
 CUT = ("rd3d-brats-t1c", "rd3d-liver-ct", "rd3d-chest-lungs", "rd3d-chest-tumour", "rd3d-brain-t1post")
@@ -97,6 +98,11 @@ DECISIONS = {
         "Eq. 2 on each token and the mean of the 3 x 3 tokens around it (two scales)",
         ("box_min_area_20", None),
         ("context_3", None),
+    ),
+    "context auto": (
+        "Eq. 2 on tokens with their 5 x 5 context or alone, chosen per support set by leave-one-out",
+        ("box_min_area_20", None),
+        ("context_auto", None),
     ),
 }
 

@@ -20,7 +20,8 @@ class ICLSAMConfig:
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
       the public code's protocol); None fits every token. seed: that draw's seed.
     confidence_context: not in the paper: 1 (default) fits Eq. 2 on SAM's tokens as they are; an odd
-      k > 1 on each token followed by the mean of the k x k tokens around it (`context_tokens`).
+      k > 1 on each token followed by the mean of the k x k tokens around it (`context_tokens`);
+      "auto": k = 5 or 1 per support set, by leave-one-out on the support (`context_auto`).
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
     sam_aspect: how SAM's input is resized ("keep": the longest side, as segment-anything).
     box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
@@ -54,7 +55,7 @@ class ICLSAMConfig:
     solver: str = "auto"
     confidence_tokens: int | None = 30_000
     seed: int = 0
-    confidence_context: int = 1
+    confidence_context: int | str = 1
     universeg_channel: str = "first"
     sam_aspect: str = "keep"
     box_confidence: float | None = 0.95
@@ -86,7 +87,14 @@ class ICLSAMConfig:
             raise ValueError(f"universeg_channel must be one of {CHANNELS}, got {self.universeg_channel!r}")
         if self.confidence_tokens is not None and self.confidence_tokens < 1:
             raise ValueError(f"confidence_tokens must be at least 1 or None, got {self.confidence_tokens!r}")
-        if self.confidence_context < 1 or self.confidence_context % 2 == 0:
-            raise ValueError(f"confidence_context must be an odd number of tokens, got {self.confidence_context!r}")
+        if self.confidence_context != "auto" and (
+            not isinstance(self.confidence_context, int)
+            or isinstance(self.confidence_context, bool)
+            or self.confidence_context < 1
+            or self.confidence_context % 2 == 0
+        ):
+            raise ValueError(
+                f"confidence_context must be an odd number of tokens or 'auto', got {self.confidence_context!r}"
+            )
         if self.query_batch < 1 or self.support_set_cache_size < 1:
             raise ValueError("query_batch and support_set_cache_size must be at least 1")

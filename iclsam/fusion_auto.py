@@ -104,7 +104,12 @@ def leave_one_out_fusion(
         range(len(candidates) - 1),
         key=lambda j: (round(float(means[j]), 9), candidates[j][0] == sam_steering, -abs(candidates[j][1] - paper)),
     )
-    gains = scores[:, best] - scores[:, -1]
-    error = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
-    clear = gains.mean() > margin and gains.mean() > error
+    clear = clear_gain(scores[:, best] - scores[:, -1], margin)
     return FusionChoice(*candidates[best]) if clear else FusionChoice(sam_steering, float(paper))
+
+
+def clear_gain(gains: np.ndarray, margin: float) -> bool:
+    """Whether per-image gains over a default are consistent evidence: their mean is more than
+    `margin` and more than its standard error (one image: the margin alone)."""
+    error = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    return bool(gains.mean() > margin and gains.mean() > error)

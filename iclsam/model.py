@@ -15,6 +15,7 @@ import numpy as np
 
 from .confidence import ConfidenceClassifier, solver_for, support_classifier
 from .config import ICLSAMConfig
+from .context_auto import choose_context
 from .devices import resolve_device
 from .figure1 import (
     SAM_PROMPTED,
@@ -292,7 +293,10 @@ class ICLSAM:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set
         (and once for every model sharing this SAM predictor: `confidence.support_classifier`)."""
         if support.classifier is None:
-            support.classifier = support_classifier(self.sam, support, self.config, self.device)
+            config = self.config
+            if config.confidence_context == "auto":  # not in the paper: chosen on the support (`context_auto`)
+                config = dataclasses.replace(config, confidence_context=choose_context(self, support))
+            support.classifier = support_classifier(self.sam, support, config, self.device)
             self.classifier_fits += 1
         return support.classifier
 

@@ -63,6 +63,15 @@ def box_confidence(text: str) -> float | None:
     return value
 
 
+def context_setting(text: str) -> int | str:
+    if text == "auto":
+        return text
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"an odd number of tokens or 'auto', got {text}")
+    return value
+
+
 def zoom_factor(text: str) -> float:
     value = float(text)
     if not value >= 1.0:
@@ -132,10 +141,11 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--confidence-context",
-        type=positive_int,
+        type=context_setting,
         default=1,
         help="not in the paper: fit Eq. 2 on each SAM token followed by the mean of the k x k tokens "
-        "around it (odd k; default 1: the tokens alone, as the paper)",
+        "around it (odd k; default 1: the tokens alone, as the paper), or auto: 5 or 1 per support set "
+        "by leave-one-out on the support",
     )
     parser.add_argument(
         "--zoom",
