@@ -21,6 +21,7 @@ from .metrics import dice
 from .support import SupportSet
 
 if TYPE_CHECKING:
+    from .config import ICLSAMConfig
     from .model import ICLSAM
 
 AUTO_CONTEXT = 5  # the context "auto" weighs against the tokens alone (k = 5: the larger effect, both ways)
@@ -51,3 +52,10 @@ def choose_context(model: ICLSAM, support: SupportSet) -> int:
         [held_out_dice(model, support, k, AUTO_CONTEXT) - held_out_dice(model, support, k, 1) for k in range(support.m)]
     )
     return AUTO_CONTEXT if clear_gain(gains, CONTEXT_MARGIN) else 1
+
+
+def resolved_context(model: ICLSAM, support: SupportSet) -> ICLSAMConfig:
+    """The model's config with confidence_context "auto" replaced by this support set's choice."""
+    if model.config.confidence_context != "auto":
+        return model.config
+    return dataclasses.replace(model.config, confidence_context=choose_context(model, support))

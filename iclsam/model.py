@@ -15,7 +15,7 @@ import numpy as np
 
 from .confidence import ConfidenceClassifier, solver_for, support_classifier
 from .config import ICLSAMConfig
-from .context_auto import choose_context
+from .context_auto import resolved_context
 from .devices import resolve_device
 from .figure1 import (
     SAM_PROMPTED,
@@ -117,9 +117,7 @@ class ICLSAM:
         setting = self.config.sam_steering
         return self.icl_model.default_sam_steering if setting == "auto" else bool(setting)
 
-    # ------------------------------------------------------------------------------------------
-    # public entry points
-    # ------------------------------------------------------------------------------------------
+    # ---- public entry points ----
 
     def predict(
         self,
@@ -211,11 +209,10 @@ class ICLSAM:
 
     def support_set(self, support_images: Sequence[np.ndarray], support_masks: Sequence[np.ndarray]) -> SupportSet:
         """The checked support set; the same images and masks (by content), with the same solver,
-        seed, token cap and ICL settings, give the same object back while it is among the last
+        seed, token cap, token context and ICL settings, give the same object back while it is among the last
         `support_set_cache_size` used, with what was computed from it."""
-        config = self.config
-        settings = (config.solver, config.seed, config.confidence_tokens, config.confidence_context)
-        settings += self.icl_model.settings()
+        c = self.config
+        settings = (c.solver, c.seed, c.confidence_tokens, c.confidence_context, *self.icl_model.settings())
         return self._support_sets.get(support_images, support_masks, settings)
 
     def clear_support_sets(self) -> None:
@@ -226,9 +223,7 @@ class ICLSAM:
         """The variants this model gives, in the paper's order."""
         return self.icl_model.variants + SAM_VARIANTS
 
-    # ------------------------------------------------------------------------------------------
-    # one query: Figure 1, left to right
-    # ------------------------------------------------------------------------------------------
+    # ---- one query: Figure 1, left to right ----
 
     def predict_query(
         self,
@@ -285,17 +280,13 @@ class ICLSAM:
         and so does every SAM variant prompted by boxes, since the pseudo-label is that mask."""
         return bool(self.icl_model.map_variant in wanted or SAM_PROMPTED & wanted)
 
-    # ------------------------------------------------------------------------------------------
-    # what a support set gives once
-    # ------------------------------------------------------------------------------------------
+    # ---- what a support set gives once ----
 
     def classifier(self, support: SupportSet) -> ConfidenceClassifier:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set
         (and once for every model sharing this SAM predictor: `confidence.support_classifier`)."""
         if support.classifier is None:
-            config = self.config
-            if config.confidence_context == "auto":  # not in the paper: chosen on the support (`context_auto`)
-                config = dataclasses.replace(config, confidence_context=choose_context(self, support))
+            config = resolved_context(self, support)  # confidence_context "auto": chosen on the support
             support.classifier = support_classifier(self.sam, support, config, self.device)
             self.classifier_fits += 1
         return support.classifier

@@ -51,7 +51,7 @@ def test_the_chosen_context_is_the_one_the_support_sets_map_is_fitted_on(feature
     images, masks = _support()
     model = ICLSAM(sam=features_model.sam, icl="features", confidence_context="auto")
     for chosen, features in ((AUTO_CONTEXT, 512), (1, 256)):
-        monkeypatch.setattr("iclsam.model.choose_context", lambda _model, _support, k=chosen: k)
+        monkeypatch.setattr("iclsam.context_auto.choose_context", lambda _model, _support, k=chosen: k)
         model.clear_support_sets()
         classifier = model.classifier(model.support_set(images, masks))
         assert classifier.context == chosen and classifier.weight.shape == (features,)
