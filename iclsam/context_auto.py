@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .confidence import support_classifier
-from .figure1 import box_prompts, in_context_prediction, sam_and_fusion, semantic_confidence
+from .figure1 import fused_prediction
 from .fusion_auto import clear_gain
 from .metrics import dice
 from .support import SupportSet
@@ -31,14 +31,12 @@ CONTEXT_MARGIN = 0.01  # the held-out gain it must clear, as fusion="auto"'s
 def held_out_dice(model: ICLSAM, support: SupportSet, k: int, context: int) -> float:
     """Dice of the full method's mask on support image k, segmented from the others with Eq. 2 fitted
     on `context` (1: the tokens alone); the paper's gamma and the model's fixed SAM steering."""
-    rest = [i for i in range(support.m) if i != k]
-    subset = SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], "")
+    subset = support.without(k)
     config = dataclasses.replace(model.config, confidence_context=context)
     subset.classifier = support_classifier(model.sam, subset, config, model.device)
     state = model.query_state(subset, support.images[k], None, {"iclsam"})
     state.fixed_fusion = True
-    for step in (semantic_confidence, in_context_prediction, box_prompts, sam_and_fusion):
-        step(model, subset, state)
+    fused_prediction(model, subset, state)
     return dice(state.masks["iclsam"], support.masks[k])
 
 

@@ -177,6 +177,13 @@ def sam_and_fusion(model: ICLSAM, support: SupportSet, state: QueryState) -> Non
         state.masks["iclsam"] = (state.fused > 0).numpy()
 
 
+def fused_prediction(model: ICLSAM, support: SupportSet, state: QueryState) -> None:
+    """Steps 1-5 in order, from the query to Eq. 1's fused mask (for a second pass of Figure 1 on
+    other inputs: `zoom`, `context_auto`)."""
+    for step in (semantic_confidence, in_context_prediction, box_prompts, sam_and_fusion):
+        step(model, support, state)
+
+
 def ground_truth_boxes(model: ICLSAM, state: QueryState) -> None:
     """Step 6: the upper bound "sam+gt", SAM prompted by boxes around the true mask's regions."""
     if state.truth is None:

@@ -34,10 +34,7 @@ def held_out_inputs(model: ICLSAM, support: SupportSet, k: int, in_sample: bool 
     image: from the whole support set, its own fit): "sam_logits" (steered by the map),
     "plain_sam_logits" and "icl_probability"; or "pseudo_label" when it has no box (SAM is then not
     prompted, whatever the setting)."""
-    rest = [i for i in range(support.m) if i != k]
-    subset = support
-    if rest and not in_sample:
-        subset = SupportSet([support.images[i] for i in rest], [support.masks[i] for i in rest], "")
+    subset = support if support.m == 1 or in_sample else support.without(k)
     state = model.query_state(subset, support.images[k], None, {"sam+conf"})
     semantic_confidence(model, subset, state)
     in_context_prediction(model, subset, state)

@@ -42,6 +42,12 @@ class SupportSet:
     def m(self) -> int:
         return len(self.images)
 
+    def without(self, k: int) -> SupportSet:
+        """The support set less image k, as leave-one-out segments it from the others (no content
+        key: never shared, its Eq. 2 fit never memoised)."""
+        rest = [i for i in range(self.m) if i != k]
+        return SupportSet([self.images[i] for i in rest], [self.masks[i] for i in rest], "")
+
 
 def support_set_key(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> str:
     """A content key of a support set: the same pixels and masks in the same order."""

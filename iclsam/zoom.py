@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .figure1 import box_prompts, in_context_prediction, sam_and_fusion, semantic_confidence
+from .figure1 import fused_prediction
 from .metrics import dice
 
 if TYPE_CHECKING:
@@ -77,8 +77,7 @@ def zoom_refinement(model: ICLSAM, support: SupportSet, state: QueryState) -> No
     crops = zoomed_support(model, support, zoom)
     inner = model.query_state(crops, state.query[window], None, {"iclsam"})
     inner.fixed_fusion = state.fixed_fusion
-    for step in (semantic_confidence, in_context_prediction, box_prompts, sam_and_fusion):
-        step(model, crops, inner)
+    fused_prediction(model, crops, inner)
     mask, fused = np.zeros_like(state.masks["iclsam"]), state.fused.clone()
     mask[window], fused[window] = inner.masks["iclsam"], inner.fused
     agreement = dice(mask, state.masks["iclsam"])
