@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import ICLSAMConfig
 from .data.folder import Task
 from .model import ICLSAM
-from .prompts import PAPER_MIN_FRACTION
 from .protocol import example_query, run_grid
 from .sam import SamPredictor
 from .sam.cache import image_key
@@ -20,23 +20,29 @@ from .sam.cache import image_key
 ENCODER_CACHE = Path(".cache/embeddings")
 
 
+# the grid settings that configure a model (ICLSAMConfig fields of the same name); a stage that builds
+# models with `build_models` lists them as parameters in dvc.yaml (tests/test_dvc_deps.py)
+MODEL_SETTINGS = ("seed", "box_confidence", "box_min_area", "fusion", "sam_steering", "device")
+
+
+def model_settings(grid: dict) -> dict:
+    """The grid's model settings; one it leaves out takes ICLSAMConfig's default (the one source)."""
+    defaults = ICLSAMConfig()
+    return {name: grid[name] if name in grid else getattr(defaults, name) for name in MODEL_SETTINGS}
+
+
 def build_models(grid: dict, sam: str, icls, cache_dir: Path | None = ENCODER_CACHE) -> dict[str, ICLSAM]:
-    """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image), on the
-    grid's `device` (absent: auto), with the grid's refinements (`box_confidence`, `box_min_area`,
-    `fusion`, `sam_steering`; absent: every box, the paper's 5 % region rule, the paper's fusion,
-    steering auto)."""
+    """One ICLSAM per ICL backend, all sharing one SAM predictor (one encoder pass per image), with
+    the grid's checkpoints and `MODEL_SETTINGS` (device, refinements, seed)."""
+    settings = model_settings(grid)
     checkpoint = (grid.get("sam_checkpoint") or {}).get(sam)
-    predictor = SamPredictor(sam, checkpoint, device=grid.get("device", "auto"), cache_dir=cache_dir)
+    predictor = SamPredictor(sam, checkpoint, device=settings["device"], cache_dir=cache_dir)
     return {
         icl: ICLSAM(
             sam=predictor,
             icl=icl,
             universeg_checkpoint=grid.get("universeg_checkpoint") if icl == "universeg" else None,
-            seed=grid.get("seed", 0),
-            box_confidence=grid.get("box_confidence"),
-            box_min_area=grid.get("box_min_area", PAPER_MIN_FRACTION),
-            fusion=grid.get("fusion", "paper"),
-            sam_steering=grid.get("sam_steering", "auto"),
+            **settings,
         )
         for icl in icls
     }

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import yaml
 
+from .params_read import RecordedParams
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+
+def load_params(path: str | Path = "params.yaml") -> RecordedParams:
+    """params.yaml, noting what is read of it (`params_read.check_declared` compares that with dvc.yaml)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"parameters file not found: {path}")
-    return yaml.safe_load(path.read_text())
+    return RecordedParams(yaml.safe_load(path.read_text()))
 
 
 def data_description(params: dict) -> str:

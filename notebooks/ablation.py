@@ -77,3 +77,12 @@ write_table(
         icl_first=first_icl,
     ),
 )
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "ablation")

@@ -40,3 +40,12 @@ save_examples(examples, Path(out) / f"{task}.example.npz")
 
 # %%
 scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round(3)
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "grid")

@@ -104,3 +104,12 @@ summary = run_summary(params["profile"], records, len(params["grid"]["sam"]))
 summary["dice"] = dice_metrics(first, first_icl)
 write_text_atomic(metrics, json.dumps(summary, indent=1) + "\n")
 summary  # noqa: B018 (the cell's output)
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "report")

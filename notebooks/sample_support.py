@@ -21,3 +21,12 @@ p = params["sample_support"]
 draws = draws_from_splits(pd.read_csv(splits_file, dtype={"id": str}), p["sizes"], p["draws"], p["seed"])
 write_csv_atomic(draws, out)
 draws.groupby(["task", "m"])["draw"].nunique().unstack()
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "sample_support")

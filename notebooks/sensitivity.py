@@ -28,3 +28,12 @@ results, icl_weights = sensitivity_stage(params, data, splits_file, draws_file, 
 write_csv_atomic(results, out)
 sensitivity_figure(results, provenance(params, [p["sam"]], [icl_weights]), figure)
 results.groupby(["constant", "value"])["dice"].mean().round(4).to_frame()
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "sensitivity")

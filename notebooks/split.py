@@ -23,3 +23,12 @@ splits = split_table(
 )
 write_csv_atomic(splits, out)
 splits.groupby(["task", "split"]).size().unstack()
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "split")

@@ -51,3 +51,12 @@ write_table(
 )
 volume_figure(example, per_slice, max(p["slices"]), source, figure)
 summary.round(3)
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "volumes")

@@ -44,3 +44,12 @@ write_table(
 )
 weak_context_figure(table, source, figure)
 table.pivot_table(index=["task", "annotation"], columns="m", values="ours", sort=False).round(3)
+
+# %% [markdown]
+# The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
+# re-runs it when one changes (`iclsam.params_read`).
+
+# %%
+from iclsam.params_read import check_declared
+
+check_declared(params, "weak_context")

@@ -15,7 +15,7 @@ import yaml
 from iclsam.dvc_stages import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "weak_context", "report"]
+STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "weak_context", "volumes", "report"]
 
 
 def tiny_params() -> dict:
@@ -30,6 +30,8 @@ def tiny_params() -> dict:
     # clicks cost ~35 decoder prompts each (iclsam.densify): the click path is tested in test_densify
     params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1, annotations=["mask", "box"])
     params["report"].update(examples=1)
+    # the volume method is tested in test_volumes; here the stage runs (and reads its parameters) cheaply
+    params["volumes"].update(slices=[1], methods=["interpolation"], context_volumes=0)
     return params
 
 
@@ -37,6 +39,7 @@ def tiny_params() -> dict:
 def pipeline_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("pipeline")
     (work / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")  # each stage checks that it lists what it read
     for stage in STAGES:
         tasks = tiny_params()["tasks"] if stage == "grid" else [None]
         for task in tasks:
@@ -68,6 +71,7 @@ def test_every_stage_produces_its_outputs(pipeline_run):
         "results/weak_context.csv",
         "tables/weak_context.md",
         "figures/weak_context.png",
+        "tables/volumes.md",
         "metrics.json",
     ]:
         assert (work / path).is_file(), path

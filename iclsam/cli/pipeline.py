@@ -1,5 +1,5 @@
 """The commands the DVC pipeline and its maintainers run: run-notebook, check-inputs, check-tables,
-profile, decide-default."""
+check-reproduced, profile, decide-default."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def add_check_inputs(commands) -> None:
 def check_inputs(args) -> int:
     """The pipeline's first stage: every data set and checkpoint the active profile needs, present."""
     from ..atomic import write_text_atomic
+    from ..params_read import check_declared
     from ..profiles import load_params, missing_inputs
 
     params = load_params(args.params)
@@ -47,6 +48,8 @@ def check_inputs(args) -> int:
     missing = missing_inputs(params)
     if missing:
         raise ValueError(f"the '{name}' profile cannot run; missing: " + "; ".join(missing))
+    if args.record:  # as the pipeline's first stage
+        check_declared(params, "check_inputs")
     if args.record:
         write_text_atomic(args.record, json.dumps({"profile": params.get("profile"), "missing": []}, indent=1) + "\n")
     print(f"every input of the '{name}' profile is present")
@@ -80,6 +83,30 @@ def check_tables(args) -> int:
         + f" within Dice {tolerance['dice']:g}, ASSD {tolerance['assd']:g} px"
     )
     return 1 if problems else 0
+
+
+def add_check_reproduced(commands) -> None:
+    p = commands.add_parser(
+        "check-reproduced",
+        help="after `make run`: the committed tables, metrics.json, dvc.lock and README results against the run's",
+    )
+    p.add_argument("--reference", required=True, help="a folder holding the committed tables/, metrics.json, dvc.lock")
+    p.add_argument("--root", default=".", help="the repository after `make run` (default: here)")
+    p.set_defaults(run=check_reproduced)
+
+
+def check_reproduced(args) -> int:
+    """CI's check that `make run` reproduces what is committed; exit 1, saying what to do, when not."""
+    from ..reproduced import WHAT_TO_DO, check_reproduced
+
+    problems = check_reproduced(Path(args.root), Path(args.reference))
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"\n{len(problems)} differences. {WHAT_TO_DO}")
+        return 1
+    print("the committed tables, metrics.json, dvc.lock and README results are what `make run` made")
+    return 0
 
 
 def add_profile(commands) -> None:
@@ -128,4 +155,11 @@ def decide_default(args) -> int:
     return 0 if verdict.adopt else 1
 
 
-PIPELINE_COMMANDS = (add_run_notebook, add_check_inputs, add_check_tables, add_profile, add_decide_default)
+PIPELINE_COMMANDS = (
+    add_run_notebook,
+    add_check_inputs,
+    add_check_tables,
+    add_check_reproduced,
+    add_profile,
+    add_decide_default,
+)
