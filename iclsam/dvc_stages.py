@@ -1,6 +1,6 @@
 """What the pipeline's notebooks share and the stages' work that needs the models: reading a task's
 inputs and the grid's results, saying what produced a result, the weak-context and sensitivity
-stages, running a notebook. (The grid stage: `grid`; prepare, split and draws: `data`; reading
+stages. (Running a notebook: `notebook`; the grid stage: `grid`; prepare, split and draws: `data`; reading
 params.yaml and checking a profile's inputs: `profiles`.)"""
 
 from __future__ import annotations
@@ -17,29 +17,6 @@ from .profiles import data_description, load_params
 from .protocol import run_sensitivity, run_weak_context, select_queries
 from .report import Provenance
 from .sam import SAM_BACKBONES
-
-
-def run_notebook(
-    source: str | Path, output: str | Path, parameters: dict | None = None, cwd: str | Path | None = None
-) -> Path:
-    """Executes a jupytext notebook (`.py`, percent format) with papermill, injecting `parameters`,
-    and writes the executed `.ipynb` to `output` (its folder is created)."""
-    import jupytext
-    import papermill
-
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    notebook = jupytext.read(source)
-    papermill.execute_notebook(
-        notebook,
-        str(output),
-        parameters=parameters or {},
-        kernel_name="python3",
-        language="python",
-        progress_bar=False,
-        cwd=None if cwd is None else str(cwd),
-    )
-    return output
 
 
 def default_icl(grid: dict) -> str:

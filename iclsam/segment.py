@@ -14,6 +14,7 @@ stale result survives beside the new ones; a folder holding anything else is ref
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -197,11 +198,9 @@ def run_record(
         "variant": variant,
         "icl": model.icl,
         "icl_weights": model.icl_weights,
-        "box_confidence": model.config.box_confidence,
-        "box_min_area": model.config.box_min_area,
-        "fusion": model.config.fusion,
         "sam_steering": model.sam_steering,
         "device": str(model.device),
+        "config": dataclasses.asdict(model.config),  # every setting (ICLSAMConfig), as the model ran
         "sam": model.sam.backbone.name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "support_images": str(support_images),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from iclsam.dvc_stages import run_notebook
+from iclsam.notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "weak_context", "volumes", "report"]

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from iclsam.cli import main
+from iclsam.config import ICLSAMConfig
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (64, 80)
@@ -168,7 +170,8 @@ def test_a_new_run_records_itself_and_leaves_nothing_stale(folders):
     assert run(folders, "--variant", "sam") == 0
     record = json.loads((folders / "out" / "run.json").read_text())
     assert record["variant"] == "sam" and record["sam"] == "LiteMedSAM" and "training-free" in record["icl_weights"]
-    assert record["box_confidence"] == 0.95 and record["fusion"] == "paper"
+    # every setting of the model as it ran, the refinements off by default included
+    assert record["config"] == dataclasses.asdict(ICLSAMConfig())
     assert list(record["outputs"]) == ["q0.png"] and record["time"]
     assert sorted(p.name for p in (folders / "out").iterdir()) == ["q0.png", "run.json"]
 

@@ -23,7 +23,7 @@ def add_run_notebook(commands) -> None:
 def run_notebook(args) -> int:
     import yaml
 
-    from ..dvc_stages import run_notebook as execute
+    from ..notebook import run_notebook as execute
 
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter or []}
     execute(args.notebook, args.output, parameters)

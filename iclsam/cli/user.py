@@ -3,6 +3,7 @@ one that runs it; the heavy modules are imported when a command runs, not before
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -209,4 +210,5 @@ def evaluation_record(args, models: dict, summary, sam, steering: dict) -> dict:
         "sam_steering": steering,
         "device": str(sam.device),
         "annotation": args.annotation or ["mask"],
+        "config": {k: dataclasses.asdict(v.config) for k, v in models.items()},  # every setting, per ICL model
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -148,6 +149,7 @@ def evaluate_volumes(args) -> int:
             "zoom": args.zoom,
             "confidence_context": args.confidence_context,
             "device": str(model.device),
+            "config": dataclasses.asdict(model.config),  # every setting (ICLSAMConfig), as the model ran
         }
         write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
         print(f"written to {args.out}", file=sys.stderr)
