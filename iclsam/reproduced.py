@@ -84,7 +84,8 @@ def stale_lock(committed: dict, regenerated: dict) -> list[str]:
             if old_params.get(p, "<absent>") != new_params.get(p, "<absent>")
         ]
         if changed:
-            problems.append(f"stage {name}: {', '.join(changed)} changed since dvc.lock was committed")
+            made = ", ".join(o["path"] for o in new.get("outs", [])) or "no outputs"
+            problems.append(f"stage {name}: {', '.join(changed)} changed since dvc.lock was committed; stale: {made}")
     return problems
 
 

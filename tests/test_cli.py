@@ -57,6 +57,23 @@ def test_errors_are_one_line(argv, words, capsys, tmp_path, monkeypatch):
     assert error.startswith("iclsam: error:") and words in error and error.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate-volumes", "--data", "d", "--out", "rows.json"],
+        ["evaluate", "--data", "d", "--out", "summary.json"],
+        ["evaluate", "--data", "d", "--scores", "scores.txt"],
+    ],
+)
+def test_an_evaluation_table_that_is_not_csv_is_refused_before_any_work(argv, capsys, tmp_path, monkeypatch):
+    """The run record goes beside the table as .json: `--out rows.json` would have been replaced by it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and f"must name a .csv file, got {argv[-1]!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_variant_outside_the_choices_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as stop:
         main(

@@ -168,11 +168,10 @@ def lock(cmd="run", code="a1", param=0.2) -> dict:
 def test_a_stale_lock_names_the_stage_and_what_changed():
     assert stale_lock(lock(), lock()) == []
     assert flat_params(lock()["s"]) == {"grid.box_min_area": 0.2, "tasks": ["a"]}
-    assert stale_lock(lock(), lock(code="a2")) == ["stage s: iclsam/grid.py changed since dvc.lock was committed"]
-    assert stale_lock(lock(), lock(param=0.05)) == [
-        "stage s: parameter grid.box_min_area changed since dvc.lock was committed"
-    ]
-    assert stale_lock(lock(cmd="other"), lock()) == ["stage s: its command changed since dvc.lock was committed"]
+    since = "changed since dvc.lock was committed; stale: tables/t.csv"
+    assert stale_lock(lock(), lock(code="a2")) == [f"stage s: iclsam/grid.py {since}"]
+    assert stale_lock(lock(), lock(param=0.05)) == [f"stage s: parameter grid.box_min_area {since}"]
+    assert stale_lock(lock(cmd="other"), lock()) == [f"stage s: its command {since}"]
     # a dependency that is another stage's output is a result (compared within tolerance), not a source
     changed = lock()
     changed["s"]["deps"][1]["md5"] = "r9"

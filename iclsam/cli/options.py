@@ -26,6 +26,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def csv_path(text: str) -> str:
+    """--out / --scores of the evaluation commands: a .csv file (the run record goes beside it as .json,
+    so another suffix would put the rows and the record on one path)."""
+    if not text.lower().endswith(".csv"):
+        raise argparse.ArgumentTypeError(
+            f"must name a .csv file, got {text!r} (the table is CSV; its run record is written beside it as .json)"
+        )
+    return text
+
+
 def label_list(text: str) -> list[int]:
     """--labels 1,2,4"""
     try:

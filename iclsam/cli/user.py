@@ -17,6 +17,7 @@ from .options import (
     add_model,
     add_refinements,
     build_model,
+    csv_path,
     model_settings,
     positive_int,
     real_data_default,
@@ -133,9 +134,13 @@ def add_evaluate(commands) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--out", help="CSV to write: task, m, icl, variant, dice, n (and annotation); its run record beside it"
+        "--out",
+        type=csv_path,
+        help="CSV to write: task, m, icl, variant, dice, n (and annotation); its run record beside it (.json)",
     )
-    p.add_argument("--scores", help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl")
+    p.add_argument(
+        "--scores", type=csv_path, help="CSV of every query's Dice to write: task, m, draw, query, variant, dice, icl"
+    )
     p.set_defaults(run=evaluate)
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_label_options, add_model, build_model, positive_int
+from .options import add_label_options, add_model, build_model, csv_path, positive_int
 
 METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.volumes.METHODS
 
@@ -103,7 +103,7 @@ def add_evaluate_volumes(commands) -> None:
     p.add_argument("--labels", type=int, nargs="+", help="the target: these label values (default: every label > 0)")
     p.add_argument("--axis", type=int, default=2, help="the slice axis (default 2)")
     p.add_argument("--no-leave-one-out", action="store_true", help="skip the row from the other volumes of each set")
-    p.add_argument("--out", help="CSV of every case's row to write; its run record beside it (.json)")
+    p.add_argument("--out", type=csv_path, help="CSV of every case's row to write; its run record beside it (.json)")
     p.set_defaults(run=evaluate_volumes)
 
 
