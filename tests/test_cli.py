@@ -3,6 +3,7 @@ every error is one line."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -92,3 +93,26 @@ def test_a_variant_outside_the_choices_is_refused_by_argparse(capsys):
             ]
         )
     assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_ctrl_c_as_the_program_exits_gets_one_line_and_130(tmp_path):
+    """A Ctrl-C that arrives after the command's work, as the interpreter shuts down (here from an
+    exit handler, after `iclsam profile default` succeeded): one line and exit 130, no traceback."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "default.yaml").write_text("profile: default\n")
+    code = (
+        "import atexit, os, signal; atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT)); "
+        "import sys; from importlib.metadata import entry_points; "  # the installed `iclsam` program
+        "sys.exit(entry_points(group='console_scripts')['iclsam'].load()())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "profile", "default"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == ["iclsam: interrupted; every output file is either whole or absent"]
+    assert (tmp_path / "params.yaml").is_symlink()  # the work was done and kept

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from .data import DATA_COMMANDS
@@ -33,17 +35,35 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+INTERRUPTED = "iclsam: interrupted; every output file is either whole or absent"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         return args.run(args)
     except KeyboardInterrupt:
-        print("iclsam: interrupted; every output file is either whole or absent", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as error:  # OSError: missing, unwritable or misplaced paths
         print(f"iclsam: error: {error}", file=sys.stderr)
         return 2
 
 
+def _interrupted_at_exit(signum, frame) -> None:
+    """Ctrl-C after the command's work (its outputs in place), while the interpreter shuts down: the
+    same one line and exit 130, not a traceback from whatever was being torn down."""
+    sys.stdout.flush()
+    print(INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def program() -> None:
+    """The `iclsam` program: `main`, then Ctrl-C handled to the process's last moment."""
+    code = main()
+    signal.signal(signal.SIGINT, _interrupted_at_exit)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program()
