@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .labels import support_label_values
 from .metrics import dice
 from .model import ICLSAM
 from .readers import read_image
@@ -109,7 +110,8 @@ def segment_folders(
     masks, label_maps = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
     if label_maps and variant != "iclsam":
         raise ValueError(f"{support_masks} holds label maps: they are segmented with the full method, not {variant!r}")
-    items = [read_query(p, query_masks, label_maps) for p in query_files]
+    values = support_label_values(masks) if label_maps else None  # every query's labels checked before any work
+    items = [read_query(p, query_masks, label_maps, values) for p in query_files]
     prepared = None if label_maps else model.support_set(support, masks)  # features and Eq. 2 fit once
     rows = []
     with StagedRun(out) as run:

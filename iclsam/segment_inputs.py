@@ -4,6 +4,7 @@ and checked before anything is written; every error names the file."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +78,23 @@ class Query:
     header: object | None = None  # the NIfTI image, to copy its header and affine
 
 
-def read_query(path: Path, masks: Path | None, label_maps: bool = False) -> Query:
+def read_query(
+    path: Path, masks: Path | None, label_maps: bool = False, label_values: Sequence[int] | None = None
+) -> Query:
     """A query file with its truth (`masks`: their folder): binary masks as bool, or, with
-    `label_maps`, the stored label values."""
+    `label_maps`, the stored label values, each one of `label_values` (the support's labels) when given."""
     mask_path = None if masks is None else find_mask(masks, stem_of(path), path)
+    query = _read_query(path, mask_path, label_maps)
+    if query.truth is not None and label_maps and label_values is not None:
+        extra = sorted(set(np.unique(np.stack(query.truth)).astype(np.int64).tolist()) - {0, *label_values})
+        if extra:
+            raise ValueError(
+                f"{mask_path}: holds label values {extra} that no support label map has (labels {list(label_values)})"
+            )
+    return query
+
+
+def _read_query(path: Path, mask_path: Path | None, label_maps: bool) -> Query:
     if is_nifti(path):
         import nibabel as nib
 

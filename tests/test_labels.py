@@ -122,7 +122,7 @@ def test_label_volumes_resolve_each_labels_propagation_without_overlap():
         segment_volume(None, image, annotations, method="interpolation", labels=[3])
 
 
-def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys):
+def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys, monkeypatch):
     from PIL import Image
 
     from iclsam.cli import main
@@ -150,6 +150,16 @@ def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys
     capsys.readouterr()
     assert main([*args, "--labels", "7", "--out", str(tmp_path / "bad")]) == 2
     assert "labels [7] are in no support label map" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    # a query label map holding a label no support map has: refused before any query is segmented,
+    # naming its file (the last query by name, so that the others would have been segmented first)
+    image, labels = two_label_case(3)
+    Image.fromarray(image).save(tmp_path / "query" / "z9.png")
+    Image.fromarray(np.where(labels == 2, 9, labels).astype(np.uint16)).save(tmp_path / "query_masks" / "z9.png")
+    monkeypatch.setattr("iclsam.segment.segment_label_query", lambda *a, **k: pytest.fail("segmented before the check"))
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'query_masks' / 'z9.png'}: holds label values [9] that no support label map has" in error
     assert not (tmp_path / "bad").exists()
 
 
