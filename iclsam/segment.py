@@ -110,6 +110,10 @@ def segment_folders(
     masks, label_maps = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
     if label_maps and variant != "iclsam":
         raise ValueError(f"{support_masks} holds label maps: they are segmented with the full method, not {variant!r}")
+    if not label_maps and (labels or nested):  # a choice the run cannot honour is an error, not ignored
+        given = "--labels" if labels else "--nested"
+        where = support_masks if support_masks is not None else support_boxes or support_points
+        raise ValueError(f"{given} applies to label-map support masks; {where} holds binary masks (one target)")
     values = support_label_values(masks) if label_maps else None  # every query's labels checked before any work
     items = [read_query(p, query_masks, label_maps, values) for p in query_files]
     prepared = None if label_maps else model.support_set(support, masks)  # features and Eq. 2 fit once

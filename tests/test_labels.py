@@ -151,6 +151,24 @@ def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys
     assert main([*args, "--labels", "7", "--out", str(tmp_path / "bad")]) == 2
     assert "labels [7] are in no support label map" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # with binary support masks --labels cannot be honoured: an error, not ignored
+    binary = tmp_path / "binary_masks"
+    binary.mkdir()
+    for mask in (tmp_path / "support_masks").iterdir():
+        Image.fromarray(((np.asarray(Image.open(mask)) != 0) * 255).astype(np.uint8)).save(binary / mask.name)
+    plain = [
+        *args[:6],
+        str(binary),
+        "--query",
+        str(tmp_path / "query"),
+        "--labels",
+        "2",
+        "--out",
+        str(tmp_path / "bad"),
+    ]
+    assert main(plain) == 2
+    assert f"--labels applies to label-map support masks; {binary} holds binary masks" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     # a query label map holding a label no support map has: refused before any query is segmented,
     # naming its file (the last query by name, so that the others would have been segmented first)
     image, labels = two_label_case(3)
