@@ -133,6 +133,19 @@ def test_a_changed_parameter_marks_exactly_the_stages_that_list_it(tmp_path):
     assert with_box_rule == {"grid", "sensitivity", "weak_context", "volumes", "report"}
 
 
+@pytest.mark.skipif(not DVC.is_file(), reason="dvc is not installed beside this Python")
+def test_dvc_ignores_python_bytecode_in_the_code_folders_stages_depend_on():
+    """Bytecode is written beside the code unless PYTHONDONTWRITEBYTECODE is set: counted, it would
+    change the hash of iclsam/report and the other code folders, so dvc.lock would look stale."""
+    found = subprocess.run(
+        [DVC, "check-ignore", "iclsam/report/__pycache__/tables.cpython-311.pyc", "iclsam/sam/build.pyc"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 0 and len(found.stdout.split()) == 2, found.stdout + found.stderr
+
+
 def test_the_profiles_and_the_cli_take_their_settings_from_iclsam_config():
     from iclsam.cli import parser
     from iclsam.cli.options import model_settings as cli_settings
