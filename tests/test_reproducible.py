@@ -18,7 +18,7 @@ from iclsam.config import ICLSAMConfig
 from iclsam.grid import MODEL_SETTINGS, model_settings
 from iclsam.params_read import RecordedParams, check_declared, covered, declared_params
 from iclsam.prompts import PAPER_MIN_FRACTION
-from iclsam.reproduced import check_reproduced, flat_params, stale_lock
+from iclsam.reproduced import check_reproduced, flat_params, stale_lock, table_body
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).with_name("dvc")
@@ -193,9 +193,15 @@ def test_a_stale_lock_names_the_stage_and_what_changed():
 
 
 def committed_copy(target: Path) -> Path:
+    """The repository's results, and a README whose results block is their Table 1 (whatever state
+    the working tree is in: CI runs the tests after `make run`)."""
     target.mkdir()
-    for name in ("tables", "metrics.json", "dvc.lock", "README.md"):
+    for name in ("tables", "metrics.json", "dvc.lock"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, target / name)
+    block = table_body((target / "tables" / "table1_dice.md").read_text())
+    (target / "README.md").write_text(
+        f"# A page\n\n<!-- results:start (scripts/readme_results.py) -->\n{block}\n<!-- results:end -->\n"
+    )
     return target
 
 
