@@ -41,9 +41,11 @@ def stage_outputs(lock: dict) -> set[str]:
 
 
 def is_made(path: str, outputs: set[str]) -> bool:
-    """Whether `path` is a stage's output or lies inside one (such a dependency is a result, compared
-    as one, not a source)."""
-    return any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs)
+    """Whether `path` is a stage's output, lies inside one or holds one (a folder of outputs, as
+    results/grid): such a dependency is a result, compared as one (run records in it hold their
+    seconds), not a source."""
+    inside = lambda a, b: a.startswith(b.rstrip("/") + "/")  # noqa: E731
+    return any(path == o or inside(path, o) or inside(o, path) for o in outputs)
 
 
 def flat_params(entry: dict) -> dict[str, object]:

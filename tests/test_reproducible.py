@@ -185,10 +185,16 @@ def test_a_stale_lock_names_the_stage_and_what_changed():
     assert stale_lock(lock(), lock(code="a2")) == [f"stage s: iclsam/grid.py {since}"]
     assert stale_lock(lock(), lock(param=0.05)) == [f"stage s: parameter grid.box_min_area {since}"]
     assert stale_lock(lock(cmd="other"), lock()) == [f"stage s: its command {since}"]
-    # a dependency that is another stage's output is a result (compared within tolerance), not a source
+    # a dependency that is another stage's output, or a folder of them, is a result (compared within
+    # tolerance), not a source
     changed = lock()
     changed["s"]["deps"][1]["md5"] = "r9"
     assert stale_lock(lock(), changed) == []
+    per_file, changed = lock(), lock()
+    for entry in (per_file, changed):
+        entry["g"]["outs"] = [{"path": "results/grid/a.csv", "md5": "r2"}, {"path": "results/grid/a.json", "md5": "r3"}]
+    changed["s"]["deps"][1]["md5"] = "r9"  # results/grid: a folder holding the grid's outputs
+    assert stale_lock(per_file, changed) == []
     assert stale_lock({"s": lock()["s"]}, lock()) == ["stage g: not in the committed dvc.lock"]
 
 
