@@ -77,6 +77,15 @@ def support_labels(
         raise ValueError(f"{path}: {error} (support images in name order: {[p.name for p in support_files]})") from None
 
 
+def check_label_choices(label_maps: bool, where: Path, variant: str, labels, nested) -> None:
+    """A choice the run cannot honour is an error naming the support folder, not ignored."""
+    if label_maps and variant != "iclsam":
+        raise ValueError(f"{where} holds label maps: they are segmented with the full method, not {variant!r}")
+    if not label_maps and (labels or nested):
+        given = "--labels" if labels else "--nested"
+        raise ValueError(f"{given} applies to label-map support masks; {where} holds binary masks (one target)")
+
+
 def segment_folders(
     model: ICLSAM,
     support_images: Path,
@@ -108,12 +117,8 @@ def segment_folders(
         )
     support = [read_image(p) for p in support_files]
     masks, label_maps = support_labels(model, support_files, support, support_masks, support_boxes, support_points)
-    if label_maps and variant != "iclsam":
-        raise ValueError(f"{support_masks} holds label maps: they are segmented with the full method, not {variant!r}")
-    if not label_maps and (labels or nested):  # a choice the run cannot honour is an error, not ignored
-        given = "--labels" if labels else "--nested"
-        where = support_masks if support_masks is not None else support_boxes or support_points
-        raise ValueError(f"{given} applies to label-map support masks; {where} holds binary masks (one target)")
+    where = support_masks if support_masks is not None else support_boxes or support_points
+    check_label_choices(label_maps, where, variant, labels, nested)
     values = support_label_values(masks) if label_maps else None  # every query's labels checked before any work
     items = [read_query(p, query_masks, label_maps, values) for p in query_files]
     prepared = None if label_maps else model.support_set(support, masks)  # features and Eq. 2 fit once
