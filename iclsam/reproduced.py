@@ -118,9 +118,14 @@ def metrics_differences(ours: Path, reference: Path, limit: float = TOLERANCE["d
     return problems
 
 
+def block_markers(name: str) -> tuple[str, str]:
+    """The markers around a page's block that scripts/readme_results.py fills."""
+    return f"<!-- {name}:start (scripts/readme_results.py) -->", f"<!-- {name}:end -->"
+
+
 def readme_block(page: str, name: str = README_BLOCK) -> str:
-    """The text between a page's `<!-- name:start ... -->` and `<!-- name:end -->` markers."""
-    start, end = f"<!-- {name}:start (scripts/readme_results.py) -->", f"<!-- {name}:end -->"
+    """The text between a page's markers of block `name`."""
+    start, end = block_markers(name)
     if start not in page or end not in page:
         raise ValueError(f"the page lacks the markers {start} ... {end}")
     return page.split(start, 1)[1].split(end, 1)[0].strip()

@@ -12,6 +12,7 @@ what was produced, not typed numbers:
 from pathlib import Path
 
 from iclsam.atomic import write_text_atomic
+from iclsam.reproduced import block_markers, table_body
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {  # marker name -> (source file, drop its first line: the table's own title)
@@ -27,7 +28,7 @@ BLOCKS = {  # marker name -> (source file, drop its first line: the table's own 
 
 
 def replace_block(readme: str, name: str, body: str) -> str:
-    start, end = f"<!-- {name}:start (scripts/readme_results.py) -->", f"<!-- {name}:end -->"
+    start, end = block_markers(name)
     if start not in readme or end not in readme:
         raise ValueError(f"the page lacks the markers {start} ... {end}")
     head, rest = readme.split(start, 1)
@@ -43,7 +44,7 @@ def main() -> None:
         if not holders:
             raise ValueError(f"no page holds the markers of {name!r} (README.md, docs/*.md)")
         for path in holders:
-            pages[path] = replace_block(pages[path], name, text.split("\n", 1)[1].strip() if drop_title else text)
+            pages[path] = replace_block(pages[path], name, table_body(text) if drop_title else text)
     for path, page in pages.items():
         if page != path.read_text():
             write_text_atomic(path, page)
