@@ -50,7 +50,6 @@ def check_inputs(args) -> int:
         raise ValueError(f"the '{name}' profile cannot run; missing: " + "; ".join(missing))
     if args.record:  # as the pipeline's first stage
         check_declared(params, "check_inputs")
-    if args.record:
         write_text_atomic(args.record, json.dumps({"profile": params.get("profile"), "missing": []}, indent=1) + "\n")
     print(f"every input of the '{name}' profile is present")
     return 0
