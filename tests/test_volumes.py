@@ -252,3 +252,35 @@ def test_segment_volume_cli_writes_the_label_and_refuses_bad_files(tmp_path, cap
         error = capsys.readouterr().err
         assert words in error and error.count("\n") == 1, error
         assert not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_segment_volume_out_never_replaces_an_input_or_a_file_it_did_not_write(tmp_path, capsys):
+    """--out naming a support volume, or a file of the user's, is refused and the file kept; a file
+    segment-volume wrote may be replaced by a rerun, any other only with --overwrite."""
+    image, target = ellipsoid_volume(shape=(40, 44, 12), centre=(20, 22, 6), radii=(10, 12, 4))
+    affine = np.diag([0.9, 0.9, 2.5, 1.0])
+    partial = np.zeros(target.shape, np.uint8)
+    partial[:, :, [4, 8]] = target[:, :, [4, 8]]
+    for name, array in (("scan", image), ("partial", partial), ("other", image), ("other_labels", target)):
+        write_nifti(tmp_path / f"{name}.nii.gz", array.astype(np.uint8) if name != "scan" else array, affine)
+    (tmp_path / "truth.nii.gz").write_bytes((tmp_path / "other_labels.nii.gz").read_bytes())
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    base = [
+        "segment-volume",
+        "--image",
+        str(tmp_path / "scan.nii.gz"),
+        "--annotations",
+        str(tmp_path / "partial.nii.gz"),
+    ]
+    base += ["--method", "interpolation"]
+    support = ["--support-volumes", f"{tmp_path / 'other.nii.gz'}:{tmp_path / 'other_labels.nii.gz'}"]
+    assert main([*base, *support, "--out", str(tmp_path / "other_labels.nii.gz")]) == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "truth.nii.gz")]) == 2
+    error = capsys.readouterr().err
+    assert "exists and was not written by iclsam segment-volume" in error and "--overwrite" in error
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept
+    assert main([*base, "--out", str(tmp_path / "pred.nii.gz")]) == 0
+    assert main([*base, "--out", str(tmp_path / "pred.nii.gz")]) == 0  # our own file: a rerun replaces it
+    assert main([*base, "--out", str(tmp_path / "truth.nii.gz"), "--overwrite"]) == 0
+    assert (tmp_path / "truth.nii.gz").read_bytes() != kept["truth.nii.gz"]

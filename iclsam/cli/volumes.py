@@ -54,6 +54,7 @@ def add_segment_volume(commands) -> None:
         help="iclsam (default) or interpolation (fill between the annotated slices, the baseline)",
     )
     p.add_argument("--out", required=True, help="the label volume to write (.nii.gz or .nii), on the scan's grid")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even when it is a file iclsam did not write")
     p.set_defaults(run=segment_volume)
 
 
@@ -73,6 +74,7 @@ def segment_volume(args) -> int:
         method=args.method,
         labels=args.labels,
         nested=args.nested,
+        overwrite=args.overwrite,
     )
     print(
         f"{args.out}: {record['method']}, {record['target_voxels']} target voxels on {record['target_slices']} slices "

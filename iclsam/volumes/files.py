@@ -13,7 +13,7 @@ import numpy as np
 
 from .checks import check_axis, check_volume
 from .propagation import segment_volume
-from .scan_io import Scan, read_scan, write_label_volume
+from .scan_io import Scan, read_scan, write_label_volume, written_by_iclsam
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
@@ -29,6 +29,19 @@ def same_grid(scan: Scan, other: Scan) -> None:
         raise ValueError(
             f"{other.path}: its affine (voxel-to-world mapping) differs from the scan {scan.path}'s; "
             "resample it onto the scan's grid first"
+        )
+
+
+def check_out(out: Path, inputs: Sequence[str | Path], overwrite: bool) -> None:
+    """`out` is none of the inputs (compared as resolved paths), and replaces no file that iclsam did
+    not write (`scan_io.written_by_iclsam`) unless `overwrite`."""
+    for given in inputs:
+        if out.resolve() == Path(given).resolve():
+            raise ValueError(f"--out {out} is an input file ({given}); choose another name")
+    if out.exists() and not overwrite and not written_by_iclsam(out):
+        raise ValueError(
+            f"--out {out} exists and was not written by iclsam segment-volume; choose another name, or pass "
+            "--overwrite to replace it"
         )
 
 
@@ -89,16 +102,17 @@ def segment_volume_files(
     method: str = "iclsam",
     labels: Sequence[int] | None = None,
     nested: dict[int, int] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Reads, checks, segments and writes; returns the run's record. `labels` / `nested`: with
-    label-map annotations, see `ICLSAM.segment_volume`."""
+    label-map annotations, see `ICLSAM.segment_volume`. `out` may replace only a file this command
+    wrote, unless `overwrite` (`check_out`)."""
     out = Path(out)
     axis = check_axis(axis)
+    inputs = [image, annotations, *(part for spec in support_volumes for part in str(spec).split(":"))]
+    check_out(out, [p for p in inputs if p is not None], overwrite)
     scan = read_scan(image)
     check_volume(scan.array, str(scan.path))
-    for given in (image, annotations):
-        if given is not None and out.resolve() == Path(given).resolve():
-            raise ValueError(f"--out {out} is an input file; choose another name")
     given, like, value = {}, None, 1 if label is None else label
     if annotations is not None:
         marked = read_scan(annotations)

@@ -97,6 +97,9 @@ def label_dtype(labels: np.ndarray, like: np.dtype | None = None) -> np.dtype:
     return np.dtype(np.uint8 if labels.max(initial=0) <= 255 else np.uint16)
 
 
+WRITER_MARK = b"iclsam segment-volume"  # the NIfTI description of the label volumes we write
+
+
 def write_label_volume(path: str | Path, labels: np.ndarray, scan: Scan, like: np.dtype | None = None) -> Path:
     """`labels` (on `scan`'s grid) as NIfTI at `path`, with `scan`'s affine and header (or its spacing
     when it was not a NIfTI), written atomically."""
@@ -115,4 +118,16 @@ def write_label_volume(path: str | Path, labels: np.ndarray, scan: Scan, like: n
         image = nib.Nifti1Image(data, np.diag([*scan.spacing, 1.0]))
     image.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
+    image.header["descrip"] = WRITER_MARK  # so that a rerun may replace it (`written_by_iclsam`)
     return write_atomic(path, lambda p: nib.save(image, str(p)))
+
+
+def written_by_iclsam(path: Path) -> bool:
+    """Whether `path` is a label volume that `write_label_volume` wrote (its header's description)."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+    except Exception:  # noqa: BLE001 (any file nibabel cannot read is not ours)
+        return False
+    return bytes(np.asarray(header.get("descrip", b""))).startswith(WRITER_MARK)
