@@ -246,6 +246,8 @@ def test_segment_volume_cli_writes_the_label_and_refuses_bad_files(tmp_path, cap
         (["--annotations", str(tmp_path / "partial.nii.gz"), "--slices", "30"], "out of range"),
         (["--annotations", str(tmp_path / "partial.nii.gz"), "--label", "5"], "label value 5 is absent"),
         (["--annotations", str(tmp_path / "partial.nii.gz"), "--axis", "3"], "axis"),
+        # slice 7 holds the drawing: left out of --slices, it is named, not dropped
+        (["--annotations", str(tmp_path / "partial.nii.gz"), "--slices", "3"], "slices [7] hold labels but are not"),
     ]
     for extra, words in cases:
         assert main([*base, *extra, "--out", str(tmp_path / "bad.nii.gz")]) == 2

@@ -69,6 +69,13 @@ def annotated_targets(
         raise ValueError(
             f"{path}: slice index {bad[0]} is out of range (the scan has {depth} slices along axis {axis})"
         )
+    drawn = np.nonzero(np.moveaxis(labels, axis, 0).reshape(depth, -1).any(axis=1))[0]
+    left_out = sorted(int(z) for z in set(drawn.tolist()) - set(slices))
+    if left_out:  # a drawing is never dropped without a word
+        raise ValueError(
+            f"{path}: slices {left_out} hold labels but are not among --slices {sorted(slices)}; list them too, "
+            "or leave --slices out to use every slice that holds a label"
+        )
     return {int(z): np.take(target, z, axis=axis) for z in slices}
 
 
