@@ -3,6 +3,7 @@ place, so a failed or interrupted write leaves the destination as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -24,12 +25,19 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], shown_as: st
         write(partial)
         partial.replace(path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise naming(error, shown_as or path, partial) from error
     except BaseException:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise
     return path
+
+
+def discard(partial: Path) -> None:
+    """Removes a partial file if it is there; a clean-up that fails too (a read-only folder) must not
+    hide the error that made it necessary."""
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
 
 
 def naming(error: OSError, path: str | Path, partial: Path | None = None) -> OSError:

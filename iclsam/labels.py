@@ -5,7 +5,8 @@ tokens Eq. 2 is fit on; where two labels claim a pixel, the one whose fused scor
 map whose > 0 is that label's mask) is higher keeps it, so no pixel carries two labels. A nested
 label (`nested={inner: outer}`, e.g. a cup inside a disc) is part of its outer label: the outer
 label's target includes the inner one's pixels, the inner label wins inside both, and neither
-conflicts with the other."""
+conflicts with the other. Left unsaid (`nested=None`), a label that every support map holding it
+shows enclosed by another is taken as nested in it (`enclosed_labels`); `nested={}` turns that off."""
 
 from __future__ import annotations
 
@@ -111,6 +112,37 @@ def check_nested(nested: Mapping[int, int] | None, values: Sequence[int]) -> dic
     return nested
 
 
+ENCLOSED = 0.95  # the share of a label's pixels inside another's filled outline that makes it enclosed
+
+
+def enclosed_labels(maps: Sequence[np.ndarray], values: Sequence[int]) -> dict[int, int]:
+    """{inner: outer} for each label that every support map holding it shows enclosed by one other
+    label: at least `ENCLOSED` of its pixels inside that label's outline with its holes filled (a cup
+    in a disc rim, a tumour core in its oedema). Of several enclosing labels the tightest (smallest
+    filled area) is its outer; nesting is one level deep, so a label that encloses another is not
+    itself taken as nested."""
+    from scipy import ndimage
+
+    maps = [np.asarray(m) for m in maps]
+    found = {}
+    for inner in values:
+        common, areas = None, {}
+        for m in (m for m in maps if (m == inner).any()):
+            target = m == inner
+            around = set()
+            for outer in values:
+                if outer == inner or not (m == outer).any():
+                    continue
+                filled = ndimage.binary_fill_holes(m == outer)
+                if (filled & target).sum() >= ENCLOSED * target.sum():
+                    around.add(outer)
+                    areas[outer] = areas.get(outer, 0) + int(filled.sum())
+            common = around if common is None else common & around
+        if common:
+            found[inner] = min(common, key=lambda o: (areas[o], o))
+    return {i: o for i, o in found.items() if i not in found.values()}
+
+
 def label_target(label_map: np.ndarray, value: int, nested: Mapping[int, int]) -> np.ndarray:
     """Label `value`'s binary target in a label map: its pixels, plus those of labels nested in it."""
     inner = [i for i, o in nested.items() if o == value]
@@ -162,7 +194,7 @@ def predict_label_maps(
     """`ICLSAM.predict_many` with label maps: each label a binary task on the support images that
     hold it (its support set prepared once for every query), then `resolve_overlaps` per query."""
     values = support_label_values(support_maps)
-    nested = check_nested(nested, values)
+    nested = check_nested(enclosed_labels(support_maps, values) if nested is None else nested, values)
     chosen = chosen_labels(values, labels)
     query_labels = [None] * len(query_images) if query_labels is None else list(query_labels)
     for i, truth in enumerate(query_labels):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .labels import support_label_values
+from .labels import enclosed_labels, support_label_values
 from .metrics import dice
 from .model import ICLSAM
 from .readers import read_image
@@ -120,6 +120,8 @@ def segment_folders(
     where = support_masks if support_masks is not None else support_boxes or support_points
     check_label_choices(label_maps, where, variant, labels, nested)
     values = support_label_values(masks) if label_maps else None  # every query's labels checked before any work
+    nesting = label_nesting(masks, values, nested) if label_maps else None
+    nested = nesting["nested"] if label_maps else nested
     items = [read_query(p, query_masks, label_maps, values) for p in query_files]
     prepared = None if label_maps else model.support_set(support, masks)  # features and Eq. 2 fit once
     rows = []
@@ -138,12 +140,20 @@ def segment_folders(
         table = pd.DataFrame(rows) if rows else None
         if table is not None:
             run.write("dice.csv", lambda p: table.to_csv(p, index=False, float_format="%.4f"))
-        run.commit(
-            run_record(
-                model, variant, support_images, support_masks, support_boxes, support_points, queries, query_masks
-            )
+        record = run_record(
+            model, variant, support_images, support_masks, support_boxes, support_points, queries, query_masks
         )
+        run.commit(record if nesting is None else {**record, **nesting})
     return table
+
+
+def label_nesting(masks, values, nested) -> dict:
+    """The nesting a label-map run uses, for its record: the one given, else the labels every support
+    map shows enclosed in another (`labels.enclosed_labels`)."""
+    if nested is not None:
+        return {"nested": dict(nested), "nested_from": "given (--nested)"}
+    found = enclosed_labels(masks, values)
+    return {"nested": found, "nested_from": "found: every support map holding it shows it enclosed" if found else None}
 
 
 def write_label_query(run: StagedRun, model: ICLSAM, support, maps, query: Query, labels, nested) -> list[dict]:

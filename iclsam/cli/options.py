@@ -45,7 +45,9 @@ def label_list(text: str) -> list[int]:
 
 
 def nested_labels(text: str) -> dict[int, int]:
-    """--nested 2:1 (label 2 lies inside label 1; several: 2:1,3:1)"""
+    """--nested 2:1 (label 2 lies inside label 1; several: 2:1,3:1); `none`: no label is nested"""
+    if text.strip().lower() == "none":
+        return {}
     try:
         return {int(i): int(o) for i, o in (part.split(":") for part in text.split(",") if part.strip())}
     except ValueError:
@@ -60,7 +62,8 @@ def add_label_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nested",
         type=nested_labels,
-        help="with label maps: inner:outer pairs, e.g. 2:1 (a cup inside a disc: the disc's result includes the cup)",
+        help="with label maps: inner:outer pairs, e.g. 2:1 (a cup inside a disc: the disc's result includes the "
+        "cup); default: a label every support map shows enclosed in another is nested in it; 'none': no nesting",
     )
 
 

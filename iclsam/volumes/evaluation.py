@@ -15,7 +15,7 @@ import pandas as pd
 
 from .metrics import volume_metrics
 from .propagation import segment_volume
-from .scan_io import read_scan
+from .scan_io import label_values, read_scan, same_grid
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
@@ -97,11 +97,11 @@ def evaluate_volumes(
 
 
 def read_case(image: Path, label: Path, labels: Sequence[int] | None, axis: int):
-    """A case's scan and its target (`target_of`), checked: the same grid, a target present."""
+    """A case's scan and its target (`target_of`), checked as `segment-volume` checks its annotations:
+    the same grid (shape and affine), whole-number labels, a target present."""
     scan, label_scan = read_scan(image), read_scan(label)
-    if label_scan.array.shape != scan.array.shape:
-        raise ValueError(f"{label}: labels {label_scan.array.shape} differ from the image's {scan.array.shape}")
-    truth = target_of(label_scan.array, labels)
+    same_grid(scan, label_scan)
+    truth = target_of(label_values(label_scan), labels)
     if not truth.any():
         raise ValueError(
             f"{label}: the label volume holds no target" + (f" among labels {list(labels)}" if labels else "")

@@ -13,23 +13,10 @@ import numpy as np
 
 from .checks import check_axis, check_volume
 from .propagation import segment_volume
-from .scan_io import Scan, read_scan, write_label_volume, written_by_iclsam
+from .scan_io import label_values, read_scan, same_grid, write_label_volume, written_by_iclsam
 
 if TYPE_CHECKING:
     from ..model import ICLSAM
-
-
-def same_grid(scan: Scan, other: Scan) -> None:
-    """The annotations must lie on the scan's grid: the same shape and (both NIfTI) the same affine."""
-    if other.array.shape != scan.array.shape:
-        raise ValueError(
-            f"{other.path}: shape {other.array.shape} differs from the scan {scan.path}'s {scan.array.shape}"
-        )
-    if scan.affine is not None and other.affine is not None and not np.allclose(scan.affine, other.affine, atol=1e-3):
-        raise ValueError(
-            f"{other.path}: its affine (voxel-to-world mapping) differs from the scan {scan.path}'s; "
-            "resample it onto the scan's grid first"
-        )
 
 
 def check_out(out: Path, inputs: Sequence[str | Path], overwrite: bool) -> None:
@@ -79,6 +66,25 @@ def annotated_targets(
     return {int(z): np.take(target, z, axis=axis) for z in slices}
 
 
+def check_label_options(values: np.ndarray, label, labels, nested, path: Path) -> None:
+    """--labels / --nested apply to label-map annotations (two or more values, no --label); with a
+    binary mask, with --label, or naming a value the annotations lack, the run could not honour them."""
+    given = "--labels" if labels else "--nested" if nested else None
+    if given is None:
+        return
+    if label is not None:
+        raise ValueError(f"{given} and --label {label} exclude each other: --label segments that one label alone")
+    if len(values) < 2:
+        raise ValueError(
+            f"{given} given, but {path} is a binary mask (label values {[int(v) for v in values]}); {given} "
+            "applies to label-map annotations holding two or more label values"
+        )
+    named = {int(v) for v in [*(labels or []), *(nested or {}), *(nested or {}).values()]}
+    missing = sorted(named - {int(v) for v in values})
+    if missing:
+        raise ValueError(f"{path}: labels {missing} given by {given} are absent (it holds {values.tolist()})")
+
+
 def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`image:labels` pairs, each on its own grid, the target as in the annotations (a label map
     when it holds two or more values and no `label` is picked)."""
@@ -89,8 +95,9 @@ def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[
         image_path, label_path = spec.split(":")
         image, labels = read_scan(image_path), read_scan(label_path)
         same_grid(image, labels)
-        multi = label is None and len(np.unique(labels.array[labels.array != 0])) > 1
-        target = labels.array if multi else labels.array != 0 if label is None else labels.array == label
+        values = label_values(labels)
+        multi = label is None and len(np.unique(values[values != 0])) > 1
+        target = values if multi else values != 0 if label is None else values == label
         if not target.any():
             raise ValueError(f"{label_path}: no target voxel" + ("" if label is None else f" of label {label}"))
         pairs.append((check_volume(image.array, str(image_path)), target))
@@ -124,11 +131,12 @@ def segment_volume_files(
     if annotations is not None:
         marked = read_scan(annotations)
         same_grid(scan, marked)
-        like = marked.array.dtype
-        given = annotated_targets(marked.array, slices, axis, label, marked.path)
-        values = np.unique(marked.array[marked.array != 0])
+        like, drawn = marked.array.dtype, label_values(marked)
+        given = annotated_targets(drawn, slices, axis, label, marked.path)
+        values = np.unique(drawn[drawn != 0])
         if label is None and len(values) == 1:  # one label: the result carries its value
             value = int(values[0])
+        check_label_options(values, label, labels, nested, marked.path)
     elif not support_volumes:
         raise ValueError("give --annotations (the annotated slices) or --support-volumes")
     others = read_support_volumes(support_volumes, label)

@@ -75,13 +75,17 @@ def slice_support(z: int, positive: Sequence[int], done: dict[int, np.ndarray], 
     return sorted(chosen)
 
 
-def target_present(z: int, positive: Sequence[int], empty: Sequence[int], done: dict[int, np.ndarray]) -> bool:
+def target_present(
+    z: int, positive: Sequence[int], empty: Sequence[int], done: dict[int, np.ndarray], flat: bool = False
+) -> bool:
     """Whether slice z may hold the target: inside the annotated range always; outside it only while
-    the neighbour towards the annotations still holds it and no slice annotated as empty lies
-    between them."""
+    the neighbour towards the annotations still holds it, no slice annotated as empty lies between
+    them, and the slice is not `flat` (one intensity everywhere: no signal to follow)."""
     lo, hi = min(positive), max(positive)
     if lo <= z <= hi:
         return True
+    if flat:
+        return False
     side = range(z + 1, lo) if z < lo else range(hi + 1, z)
     if any(k in side for k in empty):
         return False
@@ -130,6 +134,9 @@ def segment_volume(
         return segment_label_volume(
             model, volume, annotations, axis, support_volumes=support_volumes, **options, **label_options
         )
+    unused = sorted(name for name, value in label_options.items() if value)
+    if unused:
+        raise ValueError(f"{', '.join(unused)} given, but the annotations are binary masks: they apply to label maps")
     axis = check_axis(axis)
     x = np.moveaxis(check_volume(volume), axis, 0)
     return segment_target(model, x, annotations, axis, support_volumes=support_volumes, **options)
@@ -241,7 +248,8 @@ def _propagate(
     interpolated = interpolate_slices({k: given[k] for k in positive}, len(window)) if positive else None
     segmented, skipped = [], []
     for z in order:
-        if positive and not target_present(z, positive, empty, done):
+        flat = bool(window[z].min() == window[z].max())
+        if positive and not target_present(z, positive, empty, done, flat):
             done[z] = np.zeros(window.shape[1:], bool)
             skipped.append(z)
             continue

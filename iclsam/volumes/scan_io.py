@@ -2,7 +2,9 @@
 the label values' dtype class; DICOM series (a folder), NRRD and MHA/MHD through SimpleITK, the
 field's reader for them. Arrays are indexed as nibabel loads a NIfTI (x, y, z): SimpleITK's (z, y, x)
 arrays are transposed, so `axis=2` is the third, usually axial, axis for every format. Spacing
-(mm per voxel along each array axis) comes from the header."""
+(mm per voxel along each array axis) comes from the header, and must be positive. The affine
+(voxel to world, RAS as in NIfTI) is the NIfTI's own, or SimpleITK's origin, direction and
+spacing converted from its LPS world, so a label volume written as NIfTI lines up with the scan."""
 
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ def read_scan(path: str | Path) -> Scan:
         raise FileNotFoundError(f"volume not found: {path}")
     name = path.name.lower()
     if name.endswith(NIFTI):
-        return _read_nifti(path)
+        return checked_spacing(_read_nifti(path))
     if path.is_dir() or name.endswith(SIMPLEITK):
-        return _read_simpleitk(path)
+        return checked_spacing(_read_simpleitk(path))
     raise ValueError(f"{path}: not a volume file (NIfTI .nii/.nii.gz, NRRD, MHA/MHD, or a DICOM series folder)")
 
 
@@ -57,8 +59,33 @@ def _read_nifti(path: Path) -> Scan:
     except Exception as error:  # nibabel raises several types for damaged files
         raise ValueError(f"{path}: unreadable NIfTI ({type(error).__name__}: {error})") from None
     array = _three_d(array, path)
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    zooms = tuple(float(z) for z in stored_zooms(path, image))
     return Scan(array, zooms, path, reference=image, affine=image.affine)
+
+
+def stored_zooms(path: Path, image) -> tuple:
+    """The voxel sizes as the file stores them: nibabel's loader replaces a zero pixdim by 1 with a
+    warning, which would pass a wrong spacing on; the header is read again here, unchecked."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as stream:
+            header = type(image.header).from_fileobj(stream, check=False)
+        return header.get_zooms()[:3]
+    except Exception:  # noqa: BLE001 (a header type without a raw reader: nibabel's own values)
+        return image.header.get_zooms()[:3]
+
+
+def checked_spacing(scan: Scan) -> Scan:
+    """`scan`, refused when a voxel size is zero, negative or not a number (distances in mm would be
+    wrong)."""
+    for axis, size in enumerate(scan.spacing):
+        if not (np.isfinite(size) and size > 0):
+            raise ValueError(
+                f"{scan.path}: voxel size {size} along axis {axis} in its header (pixdim / spacing); every voxel "
+                "size must be positive: fix the header"
+            )
+    return scan
 
 
 def _read_simpleitk(path: Path) -> Scan:
@@ -67,10 +94,7 @@ def _read_simpleitk(path: Path) -> Scan:
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            files = reader.GetGDCMSeriesFileNames(str(path))
-            if not files:
-                raise ValueError("no DICOM series in the folder")
-            reader.SetFileNames(files)
+            reader.SetFileNames(dicom_series_files(path))
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(path))
@@ -78,7 +102,51 @@ def _read_simpleitk(path: Path) -> Scan:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
         raise ValueError(f"{path}: unreadable volume ({reason})") from None
     array = _three_d(np.transpose(sitk.GetArrayFromImage(image)), path)  # (z, y, x) -> (x, y, z)
-    return Scan(array, tuple(float(s) for s in image.GetSpacing()[:3]), path)
+    spacing = tuple(float(s) for s in image.GetSpacing()[:3])
+    return Scan(array, spacing, path, affine=ras_affine(image) if image.GetDimension() == 3 else None)
+
+
+def dicom_series_files(folder: Path) -> list[str]:
+    """The files of the one DICOM series in `folder`; a folder holding several is refused, listing
+    each (UID, description, number of files), since reading one of them silently is a guess."""
+    import SimpleITK as sitk
+
+    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not uids:
+        raise ValueError("no DICOM series in the folder")
+    if len(uids) > 1:
+        listed = []
+        for uid in uids:
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+            listed.append(f"{uid} ({series_description(files[0])!r}, {len(files)} files)")
+        raise ValueError(
+            f"{len(uids)} DICOM series in one folder: " + "; ".join(listed) + ". Put each series in its own folder"
+        )
+    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uids[0]))
+
+
+def series_description(file: str) -> str:
+    """A DICOM file's Series Description (0008,103E), or '' when it has none."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(file)
+    reader.ReadImageInformation()
+    key = "0008|103e"
+    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])  # SimpleITK's world is LPS, NIfTI's RAS
+
+
+def ras_affine(image) -> np.ndarray:
+    """The NIfTI affine of a 3-D SimpleITK image: world = origin + direction . (spacing * index), in
+    RAS. The index is (x, y, z), as our transposed arrays are indexed."""
+    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ direction @ np.diag(image.GetSpacing())
+    affine[:3, 3] = LPS_TO_RAS @ np.asarray(image.GetOrigin(), float)
+    return affine
 
 
 def _three_d(array: np.ndarray, path: Path) -> np.ndarray:
@@ -87,6 +155,40 @@ def _three_d(array: np.ndarray, path: Path) -> np.ndarray:
     if array.ndim != 3:
         raise ValueError(f"{path}: a volume must be 3-D, got shape {array.shape}")
     return array
+
+
+def same_grid(scan: Scan, other: Scan) -> None:
+    """`other` (labels) must lie on `scan`'s grid: the same shape and, where both are known, the same
+    affine (voxel-to-world mapping)."""
+    if other.array.shape != scan.array.shape:
+        raise ValueError(
+            f"{other.path}: shape {other.array.shape} differs from the scan {scan.path}'s {scan.array.shape}"
+        )
+    if scan.affine is not None and other.affine is not None and not np.allclose(scan.affine, other.affine, atol=1e-3):
+        raise ValueError(
+            f"{other.path}: its affine (voxel-to-world mapping) differs from the scan {scan.path}'s; "
+            "resample it onto the scan's grid first"
+        )
+
+
+def label_values(labels: Scan) -> np.ndarray:
+    """A label volume's array as integers: float volumes are accepted when every value is a whole
+    number (a label value 0.5 is no label), anything else is refused naming the file."""
+    array = labels.array
+    if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{labels.path}: a label volume must hold integers, got {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{labels.path}: the label volume holds NaN or infinite values")
+    odd = array[array != np.round(array)]
+    if odd.size:
+        shown = ", ".join(f"{v:g}" for v in np.unique(odd)[:4])
+        raise ValueError(
+            f"{labels.path}: label values must be whole numbers (0 = background), found {shown}; save the "
+            "labels as integers (for a binary mask: 0 and 1)"
+        )
+    return array.astype(np.int64)
 
 
 def label_dtype(labels: np.ndarray, like: np.dtype | None = None) -> np.dtype:
@@ -114,8 +216,9 @@ def write_label_volume(path: str | Path, labels: np.ndarray, scan: Scan, like: n
     data = labels.astype(dtype)
     if scan.reference is not None:
         image = nib.Nifti1Image(data, scan.reference.affine, scan.reference.header)
-    else:
-        image = nib.Nifti1Image(data, np.diag([*scan.spacing, 1.0]))
+    else:  # the scan's geometry (`ras_affine`) as both sform and qform, so every viewer places it
+        image = nib.Nifti1Image(data, scan.affine if scan.affine is not None else np.diag([*scan.spacing, 1.0]))
+        image.set_qform(image.affine, code=1)
     image.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
     image.header["descrip"] = WRITER_MARK  # so that a rerun may replace it (`written_by_iclsam`)
