@@ -18,7 +18,6 @@ the area under the ROC curve of each feature for "on the target" is printed per 
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +29,7 @@ from sklearn.metrics import roc_auc_score
 from iclsam import ICLSAM
 from iclsam.atomic import write_csv_atomic, write_text_atomic
 from iclsam.data.folder import open_tasks
-from iclsam.figure1 import (
-    BOX_CONFIDENCE_FROM_M,
-    box_prompts,
-    in_context_prediction,
-    sam_and_fusion,
-    semantic_confidence,
-)
+from iclsam.figure1 import BOX_CONFIDENCE_FROM_M, run_figure1
 from iclsam.metrics import dice
 from iclsam.prompts import PAPER_MIN_FRACTION, boxes_from_pseudo_label, confident_boxes
 from iclsam.protocol import image_loader, support_sets, task_protocol
@@ -115,16 +108,13 @@ def run(data: str, sizes, draws: int, queries: int) -> tuple[pd.DataFrame, pd.Da
             support = model.support_set(images, masks)
             for q in query_ids:
                 image, truth = load(q)
-                state = model.query_state(support, image, truth, {"iclsam"})
-                for step in (semantic_confidence, in_context_prediction, box_prompts):
-                    step(model, support, state)
+                state = run_figure1(model, support, model.query_state(support, image, truth, {"iclsam"}), until="boxes")
                 keys = {"task": task.name, "m": m, "draw": draw, "query": q}
                 pseudo = state.masks[model.icl_model.map_variant]
                 candidates += [keys | row for row in candidate_rows(state, pseudo, masks, truth)]
                 for name, boxes in box_variants(model, support, state, masks, truth).items():
-                    trial = copy.copy(state)
-                    trial.masks, trial.notes, trial.boxes = dict(state.masks), list(state.notes), boxes
-                    sam_and_fusion(model, support, trial)
+                    trial = model.query_state(support, image, truth, {"iclsam"})
+                    run_figure1(model, support, trial, box_rule=lambda _state, b=boxes: b, until="fusion")
                     scores.append(keys | {"variant": name, "dice": dice(trial.masks["iclsam"], truth)})
     return pd.DataFrame(scores), pd.DataFrame(candidates)
 

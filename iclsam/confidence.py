@@ -3,7 +3,6 @@ support set, applied to the query's features as a 1x1 convolution + sigmoid."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,28 +28,15 @@ def token_labels(mask: np.ndarray, embedding: ImageEmbedding, input_size: int) -
     return embedding.crop_valid(fraction).numpy()
 
 
-def context_tokens(features: Tensor, context: int = 1) -> Tensor:
-    """Not in the paper: SAM's tokens at two scales, ... x 256 x g x g -> ... x 512 x g x g, each token
-    followed by the mean of the `context` x `context` tokens around it (those inside the grid).
-    context 1: the tokens as they are (the paper)."""
-    if context == 1:
-        return features
-    lead = features.shape[:-3]
-    flat = features.reshape(-1, *features.shape[-3:])
-    mean = F.avg_pool2d(flat, context, stride=1, padding=context // 2, count_include_pad=False)
-    return torch.cat([flat, mean], dim=1).reshape(*lead, -1, *features.shape[-2:])
-
-
 def support_tokens(
-    embeddings: Sequence[ImageEmbedding], masks: Sequence[np.ndarray], input_size: int, context: int = 1
+    embeddings: Sequence[ImageEmbedding], masks: Sequence[np.ndarray], input_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training data for Eq. 2: every valid token of every support image (n x 256 features; with
-    `context` > 1, n x 512: `context_tokens`) and its label (target where at least half the token
+    """Training data for Eq. 2: every valid token of every support image (n x 256 features) and its label (target where at least half the token
     is target). When no token of the whole set reaches half (a target smaller than a token), tokens
     with any target count as target."""
     features, fractions = [], []
     for embedding, mask in zip(embeddings, masks):
-        valid = embedding.crop_valid(context_tokens(embedding.features[0], context))  # 256 (or 512) x vh x vw
+        valid = embedding.crop_valid(embedding.features[0])  # 256 x vh x vw
         features.append(valid.flatten(1).T.cpu().numpy())
         fractions.append(token_labels(mask, embedding, input_size).ravel())
     # Row-major (one token per contiguous row): the fit's subsample takes rows, 4 ms against 78 ms
@@ -67,12 +53,11 @@ def support_tokens(
 @dataclass
 class ConfidenceClassifier:
     """The fitted logistic regression: weights (256,) and bias; `converged` is False when the solver
-    stopped at its iteration limit. context > 1: fitted on `context_tokens` (weights (512,))."""
+    stopped at its iteration limit."""
 
     weight: np.ndarray
     bias: float
     converged: bool
-    context: int = 1
 
     def as_conv(self) -> nn.Conv2d:
         """The classifier as a 1x1 convolution 256 -> 1 (logits)."""
@@ -86,7 +71,7 @@ class ConfidenceClassifier:
     def confidence_grid(self, features: Tensor) -> Tensor:
         """C = sigmoid(conv(Enc(x))): 1 x 256 x g x g features -> g x g map in [0, 1]."""
         conv = self.as_conv().to(features.device)
-        return torch.sigmoid(conv(context_tokens(features, self.context)))[0, 0]
+        return torch.sigmoid(conv(features))[0, 0]
 
 
 SOLVERS = ("lbfgs", "saga", "torch")
@@ -212,16 +197,15 @@ def support_classifier(sam, support, config, device) -> ConfidenceClassifier:
     key, as fusion="auto"'s held-out sets, is fitted afresh)."""
     key = None
     if support.content:
-        key = (support.content, config.solver, config.seed, config.confidence_tokens, config.confidence_context)
+        key = (support.content, config.solver, config.seed, config.confidence_tokens)
         key += (str(device),)
 
     def fit() -> ConfidenceClassifier:
         embeddings = [sam.encode(x) for x in support.images]
-        tokens = support_tokens(embeddings, support.masks, sam.input_size, config.confidence_context)
+        tokens = support_tokens(embeddings, support.masks, sam.input_size)
         cap = {} if config.confidence_tokens is not None else {"train_fraction": 1.0}
-        fitted = fit_confidence_classifier(
+        return fit_confidence_classifier(
             *tokens, solver=config.solver, seed=config.seed, max_tokens=config.confidence_tokens, device=device, **cap
         )
-        return dataclasses.replace(fitted, context=config.confidence_context)
 
     return sam.memoised("confidence_fit", key, fit)

@@ -19,9 +19,6 @@ class ICLSAMConfig:
       "auto": lbfgs on the CPU, torch on any other device (the fit then runs there).
     confidence_tokens: fit Eq. 2 on a seeded 80 % of the support tokens, at most this many (30,000:
       the public code's protocol); None fits every token. seed: that draw's seed.
-    confidence_context: not in the paper: 1 (default) fits Eq. 2 on SAM's tokens as they are; an odd
-      k > 1 on each token followed by the mean of the k x k tokens around it (`context_tokens`);
-      "auto": k = 5 or 1 per support set, by leave-one-out on the support (`context_auto`).
     universeg_channel: how RGB becomes grey for UniverSeg, "first" (the code) or "luminance".
     sam_aspect: how SAM's input is resized ("keep": the longest side, as segment-anything).
     box_confidence: not in the paper: from m = 2 on, prompt SAM only with the pseudo-label's boxes
@@ -40,8 +37,6 @@ class ICLSAMConfig:
       True (the paper), False (Eq. 1 fuses the ICL model with stock SAM), or "auto": the ICL model's
       own default (UniverSeg: True, as the paper; features: False, not in the paper: there the map is
       the ICL model). The "sam+conf" variant is always the steered SAM.
-    zoom: not in the paper: when the fused mask is small, segment again in a window `zoom` times its
-      extent, the support cropped alike (`zoom.zoom_refinement`; 2-D queries). None: off (default).
     device: "auto" (a CUDA GPU when there is one, else the CPU) or any torch device string.
     batch_queries: whether the queries of one support set go through SAM's encoder and the ICL model
       `query_batch` at a time; None: off the CPU only (on the CPU batching measured slower).
@@ -55,14 +50,12 @@ class ICLSAMConfig:
     solver: str = "auto"
     confidence_tokens: int | None = 30_000
     seed: int = 0
-    confidence_context: int | str = 1
     universeg_channel: str = "first"
     sam_aspect: str = "keep"
     box_confidence: float | None = 0.95
     box_min_area: float = 0.2
     fusion: str = "paper"
     sam_steering: bool | str = "auto"
-    zoom: float | None = None
     device: str = "auto"
     batch_queries: bool | None = None
     query_batch: int = 8
@@ -79,22 +72,9 @@ class ICLSAMConfig:
             raise ValueError(f"box_confidence must be in [0, 1] or None, got {self.box_confidence!r}")
         if not 0.0 <= self.box_min_area <= 1.0:
             raise ValueError(f"box_min_area must be in [0, 1], got {self.box_min_area!r}")
-        if self.zoom is not None and not self.zoom >= 1.0:
-            raise ValueError(
-                f"zoom must be at least 1 (the window's size over the target's) or None, got {self.zoom!r}"
-            )
         if self.universeg_channel not in CHANNELS:
             raise ValueError(f"universeg_channel must be one of {CHANNELS}, got {self.universeg_channel!r}")
         if self.confidence_tokens is not None and self.confidence_tokens < 1:
             raise ValueError(f"confidence_tokens must be at least 1 or None, got {self.confidence_tokens!r}")
-        if self.confidence_context != "auto" and (
-            not isinstance(self.confidence_context, int)
-            or isinstance(self.confidence_context, bool)
-            or self.confidence_context < 1
-            or self.confidence_context % 2 == 0
-        ):
-            raise ValueError(
-                f"confidence_context must be an odd number of tokens or 'auto', got {self.confidence_context!r}"
-            )
         if self.query_batch < 1 or self.support_set_cache_size < 1:
             raise ValueError("query_batch and support_set_cache_size must be at least 1")

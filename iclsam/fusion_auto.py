@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .figure1 import box_prompts, in_context_prediction, sam_logits, semantic_confidence
+from .figure1 import run_figure1, sam_logits
 from .fusion import fuse
 from .metrics import dice
 from .support import FusionChoice, SupportSet
@@ -35,13 +35,10 @@ def held_out_inputs(model: ICLSAM, support: SupportSet, k: int, in_sample: bool 
     "plain_sam_logits" and "icl_probability"; or "pseudo_label" when it has no box (SAM is then not
     prompted, whatever the setting)."""
     subset = support if support.m == 1 or in_sample else support.without(k)
-    state = model.query_state(subset, support.images[k], None, {"sam+conf"})
-    semantic_confidence(model, subset, state)
-    in_context_prediction(model, subset, state)
-    box_prompts(model, subset, state)
+    state = run_figure1(model, subset, model.query_state(subset, support.images[k], None, {"sam+conf"}), until="boxes")
     if not len(state.boxes):
         return {"pseudo_label": state.masks[model.icl_model.map_variant]}
-    plain, steered = sam_logits(model, state, plain=True, steered=True)
+    plain, steered = sam_logits(model.sam, state, model.config.beta, plain=True, steered=True)
     return {"sam_logits": steered, "plain_sam_logits": plain, "icl_probability": state.icl_probability}
 
 

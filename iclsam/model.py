@@ -15,20 +15,10 @@ import numpy as np
 
 from .confidence import ConfidenceClassifier, solver_for, support_classifier
 from .config import ICLSAMConfig
-from .context_auto import resolved_context
 from .devices import resolve_device
-from .figure1 import (
-    SAM_PROMPTED,
-    QueryState,
-    batched_in_context_outputs,
-    box_prompts,
-    ground_truth_boxes,
-    in_context_prediction,
-    sam_and_fusion,
-    semantic_confidence,
-    wanted_variants,
-)
+from .figure1 import SAM_PROMPTED, QueryState, batched_in_context_outputs, run_figure1, wanted_variants
 from .fusion import fusion_weight
+from .fusion_auto import auto_fusion_choice, chooses_in_sample
 from .icl import ICL_BACKENDS, ICLBackend, build_icl
 from .inputs import check_image, check_mask, check_queries
 from .labels import densify_labels, is_label_map_set, predict_label_maps
@@ -37,7 +27,6 @@ from .prediction import Prediction
 from .sam import SamPredictor
 from .support import SupportSet, SupportSetCache, support_set_key
 from .universeg import universeg_confidence_weight
-from .zoom import zoom_refinement
 
 SAM_VARIANTS = ("sam", "sam+conf", "iclsam", "sam+gt")  # after the ICL model's own, in the paper's order
 
@@ -172,7 +161,7 @@ class ICLSAM:
         if not self.config.batch_queries or not query_images:
             return [self.predict_query(support, x, y, variants) for x, y in zip(query_images, query_masks)]
         checked = [check_image(x, f"query image {i}") for i, x in enumerate(query_images)]
-        outputs = batched_in_context_outputs(self, support, checked, wanted_variants(self, variants, True))
+        outputs = self.batched_icl_outputs(support, checked, wanted_variants(self, variants, True))
         return [
             self.predict_query(support, x, y, variants, icl_output=out)
             for x, y, out in zip(query_images, query_masks, outputs)
@@ -212,7 +201,7 @@ class ICLSAM:
         seed, token cap, token context and ICL settings, give the same object back while it is among the last
         `support_set_cache_size` used, with what was computed from it."""
         c = self.config
-        settings = (c.solver, c.seed, c.confidence_tokens, c.confidence_context, *self.icl_model.settings())
+        settings = (c.solver, c.seed, c.confidence_tokens, *self.icl_model.settings())
         return self._support_sets.get(support_images, support_masks, settings)
 
     def clear_support_sets(self) -> None:
@@ -239,12 +228,7 @@ class ICLSAM:
         query = check_image(query_image, "query image")
         truth = None if query_mask is None else check_mask(query_mask, query.shape[:2], "query mask")
         state = self.query_state(support, query, truth, wanted_variants(self, variants, truth is not None))
-        semantic_confidence(self, support, state)  # SAM's encoder, Eq. 2
-        in_context_prediction(self, support, state, icl_output)  # the ICL model, Eq. 4
-        box_prompts(self, support, state)  # boxes from the pseudo-label
-        sam_and_fusion(self, support, state)  # SAM, Eq. 3; the fusion, Eq. 1
-        zoom_refinement(self, support, state)  # not in the paper: a second look at a small target
-        ground_truth_boxes(self, state)  # the upper bound
+        run_figure1(self, support, state, icl_output=icl_output)
         masks = {name: state.masks[name] for name in self.variants() if name in state.wanted}
         return Prediction(
             masks=masks,
@@ -286,8 +270,7 @@ class ICLSAM:
         """Eq. 2's logistic regression on the support set's SAM features, fitted once per support set
         (and once for every model sharing this SAM predictor: `confidence.support_classifier`)."""
         if support.classifier is None:
-            config = resolved_context(self, support)  # confidence_context "auto": chosen on the support
-            support.classifier = support_classifier(self.sam, support, config, self.device)
+            support.classifier = support_classifier(self.sam, support, self.config, self.device)
             self.classifier_fits += 1
         return support.classifier
 
@@ -296,3 +279,41 @@ class ICLSAM:
         if support.icl_support is None:
             support.icl_support = self.icl_model.prepare(support.images, support.masks)
         return support.icl_support
+
+    def batched_icl_outputs(self, support: SupportSet, queries: list[np.ndarray], wanted: set[str]) -> list:
+        """Step 2 for the queries of one support set, `query_batch` at a time (`figure1`); None for
+        each when no asked variant needs the ICL model."""
+        icl, needs_map = self.icl_model, self.needs_map(wanted)
+        if not (needs_map or icl.plain_variant in wanted):
+            return [None] * len(queries)
+        return batched_in_context_outputs(
+            self.sam,
+            icl,
+            self.icl_support(support),
+            self.classifier(support) if needs_map else None,
+            queries,
+            universeg_confidence_weight(self.config.b, self.config.tau, support.m),
+            plain=icl.plain_variant in wanted,
+            batch=self.config.query_batch,
+        )
+
+    def fusion_setting(self, support: SupportSet, notes: list[str], fixed: bool = False) -> tuple[bool, float]:
+        """Step 5's setting: whether SAM's decoder is steered by the map (Eq. 3) in the fused
+        prediction, and Eq. 1's gamma: (`sam_steering`, the paper's schedule), or with fusion "auto" /
+        "in-sample" what `fusion_auto` chooses on the support images (once per support set and
+        setting). `fixed`: the former whatever `fusion` says (a volume's slices)."""
+        config = self.config
+        paper = fusion_weight(config.a, config.tau, support.m)
+        if config.fusion == "paper" or fixed:
+            if not self.sam_steering:
+                auto = config.sam_steering == "auto"
+                why = f"; sam_steering auto: the {self.icl} ICL model is the map" if auto else ""
+                notes.append("fusion: Eq. 1 with SAM without the map (no Eq. 3)" + why)
+            return self.sam_steering, paper
+        steer, gamma = auto_fusion_choice(self, support, paper)
+        how = "in-sample" if chooses_in_sample(config.fusion, support.m) else "leave-one-out"
+        notes.append(
+            f"fusion {config.fusion} ({how} on the support): gamma {gamma:.3g} (the default: {paper:.3g}), "
+            f"SAM {'steered by the map (Eq. 3)' if steer else 'without the map (no Eq. 3)'}"
+        )
+        return steer, gamma

@@ -7,7 +7,6 @@ from sklearn.metrics import roc_auc_score
 from iclsam.confidence import (
     ConfidenceClassifier,
     balanced_logistic_loss,
-    context_tokens,
     fit_confidence_classifier,
     fit_logistic_torch,
     support_tokens,
@@ -44,26 +43,14 @@ def test_support_tokens_use_valid_tokens_and_fall_back_for_tiny_targets():
         support_tokens([emb], [np.ones((128, 256), bool)], input_size=256)
 
 
-def test_context_tokens_follow_each_token_with_the_mean_around_it():
-    features = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(4))
-    assert context_tokens(features, 1) is features  # the paper's tokens, untouched
-    tokens = context_tokens(features, 5)
-    assert tokens.shape == (1, 512, 64, 64)
-    torch.testing.assert_close(tokens[:, :256], features)
-    grid = features[0].numpy()
-    for r, c in ((30, 40), (0, 0), (63, 1)):  # inside; a corner (3 x 3 tokens in the grid); an edge
-        near = grid[:, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3]
-        np.testing.assert_allclose(tokens[0, 256:, r, c].numpy(), near.mean(axis=(1, 2)), atol=1e-5)
-
-
-def test_a_classifier_on_context_tokens_maps_with_them():
+def test_the_classifier_maps_the_tokens_it_was_fitted_on():
     emb = embedding((128, 256), (128, 256), (32, 64), seed=5)
     mask = np.zeros((128, 256), bool)
     mask[20:60, 40:120] = True
-    x, y = support_tokens([emb], [mask], input_size=256, context=3)
-    assert x.shape == (32 * 64, 512)
+    x, y = support_tokens([emb], [mask], input_size=256)
+    assert x.shape == (32 * 64, 256)
     fitted = fit_confidence_classifier(x, y, seed=0)
-    classifier = ConfidenceClassifier(fitted.weight, fitted.bias, fitted.converged, context=3)
+    classifier = ConfidenceClassifier(fitted.weight, fitted.bias, fitted.converged)
     grid = classifier.confidence_grid(emb.features)[:32, :64]
     logits = x @ fitted.weight + fitted.bias  # the tokens the fit saw, in the same order
     np.testing.assert_allclose(grid.flatten().numpy(), 1 / (1 + np.exp(-logits)), atol=1e-5)

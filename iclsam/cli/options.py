@@ -85,13 +85,6 @@ def context_setting(text: str) -> int | str:
     return value
 
 
-def zoom_factor(text: str) -> float:
-    value = float(text)
-    if not value >= 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> None:
     """The SAM backbone and the ICL model with their weights."""
     parser.add_argument(
@@ -153,21 +146,6 @@ def add_refinements(parser: argparse.ArgumentParser) -> None:
         "on with UniverSeg, as the paper; off with the features ICL model, which is the map), on, off",
     )
     parser.add_argument(
-        "--confidence-context",
-        type=context_setting,
-        default=1,
-        help="not in the paper: fit Eq. 2 on each SAM token followed by the mean of the k x k tokens "
-        "around it (odd k; default 1: the tokens alone, as the paper), or auto: 5 or 1 per support set "
-        "by leave-one-out on the support",
-    )
-    parser.add_argument(
-        "--zoom",
-        type=zoom_factor,
-        default=None,
-        help="not in the paper: when the fused mask is small, segment again in a window this many times "
-        "its extent, the support cropped alike (e.g. 3; default: off)",
-    )
-    parser.add_argument(
         "--device",
         default="auto",
         help="where the models run: auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1, ...",
@@ -198,8 +176,6 @@ def model_settings(args) -> dict:
         "box_min_area": args.box_min_area,
         "fusion": args.fusion,
         "sam_steering": sam_steering(args),
-        "zoom": args.zoom,
-        "confidence_context": args.confidence_context,
     }
 
 

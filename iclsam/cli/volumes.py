@@ -148,8 +148,6 @@ def evaluate_volumes(args) -> int:
             "sam_steering": model.sam_steering,
             "box_confidence": args.box_confidence,
             "box_min_area": args.box_min_area,
-            "zoom": args.zoom,
-            "confidence_context": args.confidence_context,
             "device": str(model.device),
             "config": dataclasses.asdict(model.config),  # every setting (ICLSAMConfig), as the model ran
         }

@@ -211,23 +211,16 @@ def beyond_annotations(z: int, mask: np.ndarray, positive: Sequence[int], done: 
 def segment_slice(
     model: ICLSAM, images: list, masks: list, query: np.ndarray, region: np.ndarray | None
 ) -> tuple[np.ndarray, float]:
-    """Figure 1 on one slice, with the pseudo-label (and so SAM's boxes and the result) kept inside
-    `region` when there is one; returns the mask and the map's mean confidence over it."""
-    from ..figure1 import box_prompts, in_context_prediction, sam_and_fusion, semantic_confidence
-    from ..zoom import zoom_refinement
+    """Figure 1 on one slice (`figure1.run_figure1`), with the pseudo-label (and so SAM's boxes and
+    the result) kept inside `region` when there is one; returns the mask and the map's mean
+    confidence over it."""
+    from ..figure1 import run_figure1
 
     support = model.support_set(images, masks)
     state = model.query_state(support, query, None, {"iclsam"})
     state.fixed_fusion = True  # every slice has its own support set: no per-support-set choice
-    semantic_confidence(model, support, state)
-    in_context_prediction(model, support, state)
-    if region is not None:
-        name = model.icl_model.map_variant
-        state.masks[name] = state.masks[name] & region
-    box_prompts(model, support, state)
-    sam_and_fusion(model, support, state)
-    zoom_refinement(model, support, state)
-    mask = state.masks["iclsam"] if region is None else state.masks["iclsam"] & region
+    run_figure1(model, support, state, region=region, until="fusion")
+    mask = state.masks["iclsam"]
     confidence = state.confidence.numpy()
     return mask, float(confidence[mask].mean()) if mask.any() else 0.0
 
