@@ -24,7 +24,7 @@ demo: setup
 	ICLSAM_REAL_DATA="$(REAL_DATA)" $(BIN)/iclsam demo
 
 example: setup
-	ICLSAM_REAL_DATA="$(REAL_DATA)" $(BIN)/python -c "from iclsam.notebook import run_notebook; run_notebook('notebooks/ICL-SAM_example.py', 'ICL-SAM_example.ipynb')"
+	ICLSAM_REAL_DATA="$(REAL_DATA)" $(BIN)/python -c "from iclsam.pipeline.notebook import run_notebook; run_notebook('notebooks/ICL-SAM_example.py', 'ICL-SAM_example.ipynb')"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclsam.atomic import write_csv_atomic, write_text_atomic
 from iclsam.cli import main as iclsam
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
 
 # setting: the evaluate options that differ from the defaults (features, unsteered, boxes 0.95, regions 0.2);
 # "current" is the defaults before box_min_area 0.2, and every run made before then states the 0.05 it ran with

@@ -27,12 +27,12 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from iclsam import ICLSAM
-from iclsam.atomic import write_csv_atomic, write_text_atomic
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+from iclsam.common.metrics import dice
 from iclsam.data.folder import open_tasks
-from iclsam.figure1 import BOX_CONFIDENCE_FROM_M, run_figure1
-from iclsam.metrics import dice
-from iclsam.prompts import PAPER_MIN_FRACTION, boxes_from_pseudo_label, confident_boxes
-from iclsam.protocol import image_loader, support_sets, task_protocol
+from iclsam.method.figure1 import BOX_CONFIDENCE_FROM_M, run_figure1
+from iclsam.method.prompts import PAPER_MIN_FRACTION, boxes_from_pseudo_label, confident_boxes
+from iclsam.pipeline.protocol import image_loader, support_sets, task_protocol
 
 AREAS, MARGINS = (0.1, 0.2, 0.3, 0.5), (0.0, 0.1)
 FEATURES = ("peak", "mean", "area_of_largest", "area_of_support")

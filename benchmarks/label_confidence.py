@@ -26,10 +26,10 @@ from label_maps import benchmark_arguments, volume_cases
 from sklearn.linear_model import LogisticRegression
 
 from iclsam import ICLSAM
-from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.confidence import token_labels
-from iclsam.labels import label_target
-from iclsam.metrics import dice
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+from iclsam.common.metrics import dice
+from iclsam.method.confidence import token_labels
+from iclsam.method.label_maps import label_target
 
 
 @dataclass

@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 
 from iclsam import ICLSAM
-from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.metrics import dice
-from iclsam.volumes.checks import normalise_intensities
-from iclsam.volumes.scan_io import read_scan
+from iclsam.apps.volumes.checks import normalise_intensities
+from iclsam.apps.volumes.scan_io import read_scan
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+from iclsam.common.metrics import dice
 
 SETS = ("deepmedic_brats2013_t1c", "nsclc_radiomics_lung1_ct")
 

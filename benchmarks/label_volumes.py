@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iclsam import ICLSAM
-from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.volumes import volume_metrics
-from iclsam.volumes.evaluation import annotated_slices
-from iclsam.volumes.scan_io import read_scan
+from iclsam import ICLSAM, segment_volume
+from iclsam.apps.volumes import volume_metrics
+from iclsam.apps.volumes.evaluate_volumes import annotated_slices
+from iclsam.apps.volumes.scan_io import read_scan
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
 
 BRATS = "deepmedic_brats2013_t1c"
 CASES = (("nsclc_radiomics_lung1_ct", "LUNG1-001"), (BRATS, "brats_2013_pat0001_1"))
@@ -52,13 +52,13 @@ def run_case(
     values = sorted(set(np.unique(np.stack(list(annotations.values()))).tolist()) - {0})
 
     def one_pass():
-        return timed(model, lambda: model.segment_volume(image, annotations, spacing=spacing, labels=values))
+        return timed(model, lambda: segment_volume(model, image, annotations, spacing=spacing, labels=values))
 
     def separate():
         runs = [
             timed(
                 model,
-                lambda v=v: model.segment_volume(image, {z: m == v for z, m in annotations.items()}, spacing=spacing),
+                lambda v=v: segment_volume(model, image, {z: m == v for z, m in annotations.items()}, spacing=spacing),
             )
             for v in values
         ]

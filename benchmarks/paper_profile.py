@@ -20,14 +20,14 @@ import torch
 import yaml
 from timing import best_of
 
-from iclsam.confidence import fit_confidence_classifier, solver_for, support_tokens
+from iclsam.common.devices import resolve_device
+from iclsam.common.metrics import assd
+from iclsam.common.resampling import resized_mask
 from iclsam.data.synthetic import synthetic_cases
-from iclsam.devices import resolve_device
-from iclsam.metrics import assd
-from iclsam.resampling import resized_mask
-from iclsam.sam import SamPredictor
-from iclsam.sam.build import _vit_b
-from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
+from iclsam.method.confidence import fit_confidence_classifier, solver_for, support_tokens
+from iclsam.method.sam import SamPredictor
+from iclsam.method.sam.build import _vit_b
+from iclsam.method.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
 
 ROOT = Path(__file__).resolve().parents[1]
 # Table 3's query images per task of the paper profile (fundus: disc and cup share each image)

@@ -59,7 +59,7 @@ def one_slice(data: str, tasks: list[str], out: str, deterministic: bool) -> Non
     if deterministic:
         torch.use_deterministic_algorithms(True)
     from iclsam import ICLSAM
-    from iclsam.evaluation import evaluate_folder
+    from iclsam.pipeline.evaluate_folder import evaluate_folder
 
     models = {icl: ICLSAM(icl=icl, sam="lite") for icl in ("universeg", "features")}
     scores = evaluate_folder(models, data, sizes=[1, 4], draws=2, max_queries=3, tasks=tasks)
@@ -89,7 +89,7 @@ def main() -> None:
         one_slice(args.data, args.tasks, args.csv, args.deterministic)
         return
 
-    from iclsam.atomic import write_text_atomic
+    from iclsam.common.atomic import write_text_atomic
     from iclsam.data.prepare import prepare_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,11 +40,11 @@ import torch
 from timing import best_of
 
 from iclsam import ICLSAM
-from iclsam.atomic import write_text_atomic
-from iclsam.confidence import fit_confidence_classifier, token_labels
+from iclsam.common.atomic import write_text_atomic
 from iclsam.data.synthetic import synthetic_cases
-from iclsam.sam import SamPredictor
-from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
+from iclsam.method.confidence import fit_confidence_classifier, token_labels
+from iclsam.method.sam import SamPredictor
+from iclsam.method.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "benchmark"

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from iclsam import ICLSAM
-from iclsam.atomic import write_csv_atomic
+from iclsam.common.atomic import write_csv_atomic
+from iclsam.common.metrics import dice
 from iclsam.data.folder import open_tasks
-from iclsam.fusion import fusion_weight
-from iclsam.fusion_auto import held_out_dice, held_out_inputs
-from iclsam.metrics import dice
-from iclsam.protocol import image_loader, support_sets, task_protocol
+from iclsam.method.fusion import fusion_weight
+from iclsam.method.fusion_auto import held_out_dice, held_out_inputs
+from iclsam.pipeline.protocol import image_loader, support_sets, task_protocol
 
 MARGINS = (0.0, 0.01, 0.03, 0.05, 0.1)
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from timing import best_of
 
-from iclsam.confidence import fit_confidence_classifier, support_tokens
 from iclsam.data.synthetic import synthetic_cases
-from iclsam.sam import SamPredictor
-from iclsam.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
+from iclsam.method.confidence import fit_confidence_classifier, support_tokens
+from iclsam.method.sam import SamPredictor
+from iclsam.method.universeg import UniverSeg, init_universeg_weights, universeg_image, universeg_label
 
 
 def main():

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iclsam import ICLSAM
-from iclsam.atomic import write_text_atomic
-from iclsam.sam import SamPredictor
-from iclsam.volumes.checks import normalise_intensities
-from iclsam.volumes.evaluation import annotated_slices
-from iclsam.volumes.scan_io import read_scan
-from iclsam.volumes.synthetic import synthetic_volume
+from iclsam import ICLSAM, segment_volume
+from iclsam.apps.volumes.checks import normalise_intensities
+from iclsam.apps.volumes.evaluate_volumes import annotated_slices
+from iclsam.apps.volumes.scan_io import read_scan
+from iclsam.common.atomic import write_text_atomic
+from iclsam.method.sam import SamPredictor
+from iclsam.pipeline.synthetic_volumes import synthetic_volume
 
 
 def load(image: str | None, label: str | None):
@@ -75,7 +75,7 @@ def main() -> None:
     chosen = annotated_slices(truth, args.slices)
     model = ICLSAM(sam=SamPredictor("lite"))
     start = time.perf_counter()
-    result = model.segment_volume(volume, {z: truth[..., z] for z in chosen}, axis=2, spacing=spacing)
+    result = segment_volume(model, volume, {z: truth[..., z] for z in chosen}, axis=2, spacing=spacing)
     wall = time.perf_counter() - start
     segmented = result.record["segmented"]
     per_slice = encoder_seconds(volume, truth, args.repeats)

@@ -9,18 +9,19 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ICLSAM": "iclsam.model",
-    "ICLSAMConfig": "iclsam.config",
-    "Prediction": "iclsam.model",
-    "LabelPrediction": "iclsam.labels",
-    "ICL_BACKENDS": "iclsam.icl",
-    "ICLBackend": "iclsam.icl",
-    "build_icl": "iclsam.icl",
-    "SAM_BACKBONES": "iclsam.sam",
-    "SamPredictor": "iclsam.sam",
-    "build_sam": "iclsam.sam",
-    "UniverSeg": "iclsam.universeg",
-    "load_universeg": "iclsam.universeg",
+    "ICLSAM": "iclsam.method.model",
+    "ICLSAMConfig": "iclsam.method.config",
+    "Prediction": "iclsam.method.model",
+    "LabelPrediction": "iclsam.method.label_maps",
+    "ICL_BACKENDS": "iclsam.method.icl",
+    "ICLBackend": "iclsam.method.icl",
+    "build_icl": "iclsam.method.icl",
+    "SAM_BACKBONES": "iclsam.method.sam",
+    "SamPredictor": "iclsam.method.sam",
+    "build_sam": "iclsam.method.sam",
+    "UniverSeg": "iclsam.method.universeg",
+    "load_universeg": "iclsam.method.universeg",
+    "segment_volume": "iclsam.apps.volumes",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -47,11 +47,11 @@ import pandas as pd  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
 from iclsam.data.synthetic import FAMILY, synthetic_cases  # noqa: E402
-from iclsam.figures import EXAMPLE_STEPS, refinement_figure  # noqa: E402
+from iclsam.pipeline.figures import EXAMPLE_STEPS, refinement_figure  # noqa: E402
 
 
 def show(fig):
-    """Shows a figure as PNG (iclsam.figures renders with matplotlib's Agg backend)."""
+    """Shows a figure as PNG (iclsam.pipeline.figures renders with matplotlib's Agg backend)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -130,7 +130,7 @@ else:
 
 # %% [markdown]
 # ## A volume from three annotated slices
-# Most medical images are volumes. `model.segment_volume` segments a whole scan from a few slices
+# Most medical images are volumes. `iclsam.segment_volume(model, ...)` segments a whole scan from a few slices
 # of it that you outlined (an empty outline says "no target here"): the other slices are segmented
 # outward from the annotated ones, each with the nearest annotated slices and its already segmented
 # neighbours as its support set, and the result is made consistent in 3-D. Beside it, the baseline
@@ -139,17 +139,18 @@ else:
 # `iclsam segment-volume` (README, "Volumes").
 
 # %%
-from iclsam.volumes import volume_metrics  # noqa: E402
-from iclsam.volumes.evaluation import annotated_slices  # noqa: E402
-from iclsam.volumes.figure import draw_views  # noqa: E402
-from iclsam.volumes.stage import VolumeCase  # noqa: E402
-from iclsam.volumes.synthetic import synthetic_volume  # noqa: E402
+from iclsam import segment_volume  # noqa: E402
+from iclsam.apps.volumes import volume_metrics  # noqa: E402
+from iclsam.apps.volumes.evaluate_volumes import annotated_slices  # noqa: E402
+from iclsam.pipeline.volumes_figure import draw_views  # noqa: E402
+from iclsam.pipeline.volumes_stage import VolumeCase  # noqa: E402
+from iclsam.pipeline.synthetic_volumes import synthetic_volume  # noqa: E402
 
 scan, label, spacing = synthetic_volume(seed)
 outlined = annotated_slices(label, 3)  # three slices evenly inside the target, as a user would pick them
 annotations = {z: label[..., z] for z in outlined}
 volume_results = {
-    method: model.segment_volume(scan, annotations, axis=2, spacing=spacing, method=method)
+    method: segment_volume(model, scan, annotations, axis=2, spacing=spacing, method=method)
     for method in ("iclsam", "interpolation")
 }
 print("annotated slices:", outlined, "of", scan.shape[2])

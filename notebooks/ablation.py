@@ -14,8 +14,8 @@ tables = "tables"
 # %%
 from pathlib import Path
 
-from iclsam.dvc_stages import default_icl, grid_results, provenance
-from iclsam.report import (
+from iclsam.pipeline.dvc_stages import default_icl, grid_results, provenance
+from iclsam.pipeline.report import (
     ablation_table,
     dataset_ablation_table,
     icl_backend_table,
@@ -80,9 +80,9 @@ write_table(
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "ablation")

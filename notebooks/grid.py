@@ -21,11 +21,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.dvc_stages import task_inputs
-from iclsam.grid import grid_stage
-from iclsam.profiles import load_params
-from iclsam.protocol import save_examples
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+from iclsam.pipeline.cluster import grid_stage
+from iclsam.pipeline.dvc_stages import task_inputs
+from iclsam.pipeline.profiles import load_params
+from iclsam.pipeline.protocol import save_examples
 
 params = load_params(params_file)
 prepared, draws, queries = task_inputs(params, data, task, splits_file, draws_file, params["grid"]["max_queries"])
@@ -43,9 +43,9 @@ scores.groupby(["sam", "icl", "variant", "m"])["dice"].mean().unstack("m").round
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "grid")

@@ -17,8 +17,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from iclsam.data.prepare import prepare_profile
-from iclsam.figures import examples_figure
-from iclsam.profiles import data_description, load_params
+from iclsam.pipeline.figures import examples_figure
+from iclsam.pipeline.profiles import data_description, load_params
 
 params = load_params(params_file)  # the check_inputs stage has checked the profile's inputs
 
@@ -34,9 +34,9 @@ pd.DataFrame(
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "prepare")

@@ -18,11 +18,11 @@ plots = "results/plots"
 import json
 from pathlib import Path
 
-from iclsam.atomic import write_csv_atomic, write_text_atomic
-from iclsam.dvc_stages import default_icl, example_tasks, grid_results, provenance
-from iclsam.figures import dice_vs_m_figure, refinement_figure
-from iclsam.protocol import load_examples
-from iclsam.report import (
+from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+from iclsam.pipeline.dvc_stages import default_icl, example_tasks, grid_results, provenance
+from iclsam.pipeline.figures import dice_vs_m_figure, refinement_figure
+from iclsam.pipeline.protocol import load_examples
+from iclsam.pipeline.report import (
     assd_table,
     dice_by_m,
     dice_metrics,
@@ -107,9 +107,9 @@ summary  # noqa: B018 (the cell's output)
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "report")

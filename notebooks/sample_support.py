@@ -12,9 +12,9 @@ out = "data/draws.csv"
 # %%
 import pandas as pd
 
-from iclsam.atomic import write_csv_atomic
+from iclsam.common.atomic import write_csv_atomic
 from iclsam.data.splits import draws_from_splits
-from iclsam.profiles import load_params
+from iclsam.pipeline.profiles import load_params
 
 params = load_params(params_file)
 p = params["sample_support"]
@@ -24,9 +24,9 @@ draws.groupby(["task", "m"])["draw"].nunique().unstack()
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "sample_support")

@@ -15,10 +15,10 @@ figure = "figures/figure6_sensitivity.png"
 # %%
 from tqdm.auto import tqdm
 
-from iclsam.atomic import write_csv_atomic
-from iclsam.dvc_stages import provenance, sensitivity_stage
-from iclsam.figures import sensitivity_figure
-from iclsam.profiles import load_params
+from iclsam.common.atomic import write_csv_atomic
+from iclsam.pipeline.dvc_stages import provenance, sensitivity_stage
+from iclsam.pipeline.figures import sensitivity_figure
+from iclsam.pipeline.profiles import load_params
 
 params = load_params(params_file)
 p = params["sensitivity"]
@@ -31,9 +31,9 @@ results.groupby(["constant", "value"])["dice"].mean().round(4).to_frame()
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "sensitivity")

@@ -10,10 +10,10 @@ data = "data/prepared"
 out = "data/splits.csv"
 
 # %%
-from iclsam.atomic import write_csv_atomic
+from iclsam.common.atomic import write_csv_atomic
 from iclsam.data.folder import open_task
 from iclsam.data.splits import split_table
-from iclsam.profiles import load_params
+from iclsam.pipeline.profiles import load_params
 
 params = load_params(params_file)
 splits = split_table(
@@ -26,9 +26,9 @@ splits.groupby(["task", "split"]).size().unstack()
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "split")

@@ -7,7 +7,7 @@
 # context. Beside it the baseline every viewer has, "fill between slices" (signed-distance shape
 # interpolation), from the same slices; with two or more volumes, a leave-one-volume-out row (the
 # other volumes as context, no slice annotated). It runs on the bundled SYNTHETIC volumes
-# (`iclsam.volumes.synthetic`); real volumes: `iclsam evaluate-volumes` (docs/volumes.md).
+# (`iclsam.pipeline.synthetic_volumes`); real volumes: `iclsam evaluate-volumes` (docs/volumes.md).
 
 # %% tags=["parameters"]
 params_file = "params.yaml"
@@ -19,14 +19,14 @@ figure = "figures/volumes.png"
 # %%
 from pathlib import Path
 
-from iclsam.atomic import write_csv_atomic
-from iclsam.grid import build_models
-from iclsam.profiles import load_params
-from iclsam.report import Provenance, write_table
-from iclsam.sam import SAM_BACKBONES
-from iclsam.volumes.evaluation import volume_markdown, volume_summary
-from iclsam.volumes.figure import volume_figure
-from iclsam.volumes.stage import volumes_stage
+from iclsam.apps.volumes.evaluate_volumes import volume_markdown, volume_summary
+from iclsam.common.atomic import write_csv_atomic
+from iclsam.method.sam import SAM_BACKBONES
+from iclsam.pipeline.grid import build_models
+from iclsam.pipeline.profiles import load_params
+from iclsam.pipeline.report import Provenance, write_table
+from iclsam.pipeline.volumes_figure import volume_figure
+from iclsam.pipeline.volumes_stage import volumes_stage
 
 params = load_params(params_file)
 p = params["volumes"]
@@ -54,9 +54,9 @@ summary.round(3)
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "volumes")

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from iclsam.atomic import write_csv_atomic
-from iclsam.densify import ANNOTATION_SECONDS
-from iclsam.dvc_stages import provenance, weak_context_stage
-from iclsam.figures import weak_context_figure
-from iclsam.profiles import load_params
-from iclsam.report import weak_context_markdown, weak_context_table, write_table
+from iclsam.common.atomic import write_csv_atomic
+from iclsam.method.densify import ANNOTATION_SECONDS
+from iclsam.pipeline.dvc_stages import provenance, weak_context_stage
+from iclsam.pipeline.figures import weak_context_figure
+from iclsam.pipeline.profiles import load_params
+from iclsam.pipeline.report import weak_context_markdown, weak_context_table, write_table
 
 params = load_params(params_file)
 p = params["weak_context"]
@@ -47,9 +47,9 @@ table.pivot_table(index=["task", "annotation"], columns="m", values="ours", sort
 
 # %% [markdown]
 # The parameters this stage read; each must be one of the stage's `params` in dvc.yaml, so that DVC
-# re-runs it when one changes (`iclsam.params_read`).
+# re-runs it when one changes (`iclsam.pipeline.params_read`).
 
 # %%
-from iclsam.params_read import check_declared
+from iclsam.pipeline.params_read import check_declared
 
 check_declared(params, "weak_context")

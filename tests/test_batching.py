@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from iclsam import ICLSAM
-from iclsam.sam import SamPredictor
+from iclsam.method.sam import SamPredictor
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (96, 128)

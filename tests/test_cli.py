@@ -22,14 +22,14 @@ def test_the_help_imports_no_model_or_data_library():
 
 
 def test_the_offered_names_are_the_registries():
-    from iclsam.config import ICLSAMConfig
+    from iclsam.apps.fetch import PUBLISHED
     from iclsam.data.sources import SOURCES
-    from iclsam.densify import ANNOTATION_KINDS
-    from iclsam.fetch import PUBLISHED
-    from iclsam.fusion import FUSIONS
-    from iclsam.icl import DEFAULT_ICL, ICL_BACKENDS
-    from iclsam.model import SAM_VARIANTS
-    from iclsam.sam import SAM_BACKBONES
+    from iclsam.method.config import ICLSAMConfig
+    from iclsam.method.densify import ANNOTATION_KINDS
+    from iclsam.method.fusion import FUSIONS
+    from iclsam.method.icl import DEFAULT_ICL, ICL_BACKENDS
+    from iclsam.method.model import SAM_VARIANTS
+    from iclsam.method.sam import SAM_BACKBONES
 
     assert set(options.SAM_CHOICES) == set(SAM_BACKBONES) and set(options.ICL_CHOICES) == set(ICL_BACKENDS)
     assert options.DEFAULT_ICL == DEFAULT_ICL and tuple(options.FUSION_CHOICES) == tuple(FUSIONS)

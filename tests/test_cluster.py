@@ -12,8 +12,9 @@ import yaml
 from iclsam.data.folder import open_task
 from iclsam.data.prepare import prepare_synthetic
 from iclsam.data.splits import draw_supports
-from iclsam.grid import grid_stage, run_grid_stage
-from iclsam.sam.cache import image_key
+from iclsam.method.sam.cache import image_key
+from iclsam.pipeline.cluster import grid_stage
+from iclsam.pipeline.grid import run_grid_stage
 
 pytest.importorskip("distributed")
 

@@ -4,7 +4,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from iclsam.confidence import (
+from iclsam.method.confidence import (
     ConfidenceClassifier,
     balanced_logistic_loss,
     fit_confidence_classifier,
@@ -12,7 +12,7 @@ from iclsam.confidence import (
     support_tokens,
     token_labels,
 )
-from iclsam.sam import ImageEmbedding
+from iclsam.method.sam import ImageEmbedding
 
 
 def embedding(original, resized, valid, seed=0):
@@ -132,7 +132,7 @@ def test_our_solver_minimises_sklearns_objective():
 def test_the_code_protocol_caps_the_tokens_then_keeps_80_percent(monkeypatch, n, expected):
     """The public code caps the support tokens at 30,000 and then keeps its 80 % split (at most
     24,000 fitted), not min(80 %, 30,000)."""
-    import iclsam.confidence as confidence
+    import iclsam.method.confidence as confidence
 
     seen = []
 

@@ -399,7 +399,7 @@ def test_a_partial_download_is_an_error_naming_the_missing_part(tmp_path):
 def test_palette_masks_are_read_by_index(tmp_path):
     from PIL import Image
 
-    from iclsam.readers import read_mask
+    from iclsam.common.readers import read_mask
 
     index = np.zeros((40, 50), np.uint8)
     index[5:11, 5:20] = 1  # 15 % of the image is target (index 1)
@@ -416,9 +416,9 @@ def test_synthetic_targets_are_segmentable_by_sam_with_true_boxes(lite):
     """The benchmark stands in for real images only if SAM can segment its targets: with a box per
     true component, LiteMedSAM reaches >= 0.85 mean Dice on every task (both acquisitions), as it
     does on real photographs and scans. Fails if the generator drifts back to unsegmentable targets."""
+    from iclsam.common.metrics import dice
     from iclsam.data.synthetic import FAMILY_SEEDS
-    from iclsam.metrics import dice
-    from iclsam.prompts import boxes_from_components
+    from iclsam.method.prompts import boxes_from_components
 
     for family in FAMILY_SEEDS:
         scores: dict[str, list[float]] = {}

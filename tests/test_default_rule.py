@@ -1,11 +1,11 @@
-"""The rule for defaults (iclsam.report.default_rule, `iclsam decide-default`)."""
+"""The rule for defaults (iclsam.pipeline.report.default_rule, `iclsam decide-default`)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from iclsam.cli import main
-from iclsam.report.default_rule import default_rule, full_method_cells
+from iclsam.pipeline.report.default_rule import default_rule, full_method_cells
 
 TASKS, MS = ("a", "b", "c"), (1, 4, 8)
 

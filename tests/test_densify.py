@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iclsam.densify import boxes_from_mask, points_from_mask
-from iclsam.metrics import dice
+from iclsam.common.metrics import dice
+from iclsam.method.densify import boxes_from_mask, points_from_mask
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (96, 128)
@@ -54,8 +54,8 @@ def test_densify_bad_input_is_a_clear_error(features_model):
 
 
 def test_weak_context_table_matches_an_independent_computation():
-    from iclsam.densify import ANNOTATION_SECONDS
-    from iclsam.report import weak_context_table
+    from iclsam.method.densify import ANNOTATION_SECONDS
+    from iclsam.pipeline.report import weak_context_table
 
     rng = np.random.default_rng(1)
     rows = [
@@ -107,7 +107,7 @@ def test_weak_context_table_matches_an_independent_computation():
 
 
 def test_click_boxes_are_centred_shaped_and_clipped():
-    from iclsam.densify import POINT_BOX_ASPECTS, POINT_BOX_SCALES, click_boxes
+    from iclsam.method.densify import POINT_BOX_ASPECTS, POINT_BOX_SCALES, click_boxes
 
     h, w = 200, 300
     boxes = click_boxes(150, 100, (h, w))

@@ -8,8 +8,8 @@ import torch
 
 from iclsam import ICLSAM
 from iclsam.cli import main
-from iclsam.confidence import fit_confidence_classifier, solver_for
-from iclsam.devices import resolve_device
+from iclsam.common.devices import resolve_device
+from iclsam.method.confidence import fit_confidence_classifier, solver_for
 
 
 def test_auto_is_cuda_only_where_there_is_one():

@@ -98,9 +98,8 @@ def command_closure(cmd: str) -> set[Path]:
             if isinstance(node, ast.FunctionDef) and node.name == command.replace("-", "_"):
                 names = set()
                 for inner in ast.walk(node):
-                    if isinstance(inner, ast.ImportFrom) and inner.level:
-                        stem = "iclsam" + ("." + inner.module if inner.module else "")
-                        names |= {stem} | {f"{stem}.{a.name}" for a in inner.names}
+                    if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("iclsam"):
+                        names |= {inner.module} | {f"{inner.module}.{a.name}" for a in inner.names}
                 found = {m for m in names if module_file(m) is not None}
                 # the CLI's modules import one another at the top and everything else inside functions
                 return closure_of(found) | set(cli.glob("*.py")) | {PACKAGE / "__init__.py"}
@@ -130,7 +129,11 @@ def test_each_stage_depends_on_the_code_and_data_it_reads(name, stage):
 def test_the_module_closure_finds_transitive_imports():
     """The check above can fail: the grid notebook reaches the SAM decoder through two packages."""
     files = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / "notebooks" / "grid.py")}
-    assert {"iclsam/sam/confidence_attention.py", "iclsam/universeg/network.py", "iclsam/confidence.py"} <= files
+    assert {
+        "iclsam/method/sam/confidence_attention.py",
+        "iclsam/method/universeg/network.py",
+        "iclsam/method/confidence.py",
+    } <= files
 
 
 def test_missing_inputs_stop_the_pipeline_before_any_result_is_touched(tmp_path, monkeypatch, capsys):

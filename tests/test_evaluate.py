@@ -8,7 +8,7 @@ import pytest
 
 from iclsam.cli import main
 from iclsam.data.prepare import prepare_synthetic
-from iclsam.evaluation import SUMMARY_COLUMNS, markdown_table, summarise
+from iclsam.pipeline.evaluate_folder import SUMMARY_COLUMNS, markdown_table, summarise
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from iclsam import ICLSAM
-from iclsam.confidence import fit_confidence_classifier, support_tokens
+from iclsam.common.metrics import dice
+from iclsam.common.resampling import to_image_size
 from iclsam.data.folder import open_task
-from iclsam.figure1 import BOX_CONFIDENCE_FROM_M
-from iclsam.fusion import fuse, fusion_weight
-from iclsam.metrics import dice
-from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label
-from iclsam.protocol import run_grid
-from iclsam.resampling import to_image_size
-from iclsam.sam import decoder_confidence_bias
-from iclsam.universeg import universeg_confidence_weight, universeg_image, universeg_label
+from iclsam.method.confidence import fit_confidence_classifier, support_tokens
+from iclsam.method.figure1 import BOX_CONFIDENCE_FROM_M
+from iclsam.method.fusion import fuse, fusion_weight
+from iclsam.method.prompts import boxes_from_components, boxes_from_pseudo_label
+from iclsam.method.sam import decoder_confidence_bias
+from iclsam.method.universeg import universeg_confidence_weight, universeg_image, universeg_label
+from iclsam.pipeline.protocol import run_grid
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (96, 128)

@@ -9,9 +9,9 @@ import threading
 import pytest
 import torch
 
+from iclsam.apps.fetch import PUBLISHED, fetch
 from iclsam.cli import main
-from iclsam.fetch import PUBLISHED, fetch
-from iclsam.universeg.network import OFFICIAL_WIDTHS, UniverSeg
+from iclsam.method.universeg.network import OFFICIAL_WIDTHS, UniverSeg
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

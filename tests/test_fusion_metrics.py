@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from iclsam.fusion import fuse, fusion_weight
-from iclsam.metrics import assd, dice
+from iclsam.common.metrics import assd, dice
+from iclsam.method.fusion import fuse, fusion_weight
 
 
 def test_fusion_weight_grows_with_m():
@@ -76,7 +76,7 @@ def test_assd_matches_medpy_on_real_masks():
 
     if not REAL_DEV.is_dir():
         pytest.skip(f"real-dev data not found at {REAL_DEV}")
-    from iclsam.resampling import resized_mask
+    from iclsam.common.resampling import resized_mask
 
     for name in ("busi-lesion", "ph2-lesion"):
         ids = real_dev_ids(name)[:21]
@@ -88,7 +88,7 @@ def test_assd_matches_medpy_on_real_masks():
 def test_check_tables_accepts_cross_cpu_noise_and_rejects_more(tmp_path):
     import pandas as pd
 
-    from iclsam.report import compare_tables
+    from iclsam.pipeline.report import compare_tables
 
     reference, ours = tmp_path / "reference", tmp_path / "ours"
     reference.mkdir()
@@ -129,7 +129,7 @@ def test_check_tables_against_nothing_or_a_non_csv_is_an_error(tmp_path, capsys)
 def test_leave_one_out_fusion_picks_the_source_that_is_right():
     import torch
 
-    from iclsam.fusion_auto import FUSION_GAMMAS, leave_one_out_fusion
+    from iclsam.method.fusion_auto import FUSION_GAMMAS, leave_one_out_fusion
 
     truth = np.zeros((32, 32), bool)
     truth[8:20, 8:20] = True
@@ -186,7 +186,7 @@ def test_assd_on_the_surfaces_box_equals_the_whole_image():
     to the bit, as on the whole image (independent computation below)."""
     from scipy import ndimage
 
-    from iclsam.metrics import surface
+    from iclsam.common.metrics import surface
 
     def whole_image(p, t):
         sp, st = surface(p), surface(t)
@@ -204,7 +204,7 @@ def test_assd_on_the_surfaces_box_equals_the_whole_image():
 def test_z_norm_against_numpy_on_each_of_its_uses():
     import torch
 
-    from iclsam.znorm import z_norm
+    from iclsam.common.znorm import z_norm
 
     rng = np.random.default_rng(3)
     x = rng.random((2, 1, 6, 5))

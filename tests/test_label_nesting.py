@@ -11,7 +11,7 @@ from conftest import ellipse
 from PIL import Image
 
 from iclsam.cli import main
-from iclsam.labels import enclosed_labels
+from iclsam.method.label_maps import enclosed_labels
 
 
 def rim_and_cup(centre=(30, 32), shape=(64, 64), outer=18, inner=8):

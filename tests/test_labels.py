@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import ellipse
 
-from iclsam.labels import is_label_map_set, resolve_overlaps, support_label_values
+from iclsam.method.label_maps import is_label_map_set, resolve_overlaps, support_label_values
 
 
 def two_label_case(seed: int, shape=(96, 96)):
@@ -96,8 +96,8 @@ def test_bad_label_requests_are_one_clear_error(features_model):
 
 
 def test_label_volumes_resolve_each_labels_propagation_without_overlap():
-    from iclsam.volumes import segment_volume
-    from iclsam.volumes.synthetic import synthetic_volume
+    from iclsam.apps.volumes import segment_volume
+    from iclsam.pipeline.synthetic_volumes import synthetic_volume
 
     image, label, _ = synthetic_volume(0)
     labels = label.astype(np.uint16)
@@ -174,7 +174,9 @@ def test_segment_cli_writes_label_maps_with_the_supports_values(tmp_path, capsys
     image, labels = two_label_case(3)
     Image.fromarray(image).save(tmp_path / "query" / "z9.png")
     Image.fromarray(np.where(labels == 2, 9, labels).astype(np.uint16)).save(tmp_path / "query_masks" / "z9.png")
-    monkeypatch.setattr("iclsam.segment.segment_label_query", lambda *a, **k: pytest.fail("segmented before the check"))
+    monkeypatch.setattr(
+        "iclsam.apps.segment.segment_label_query", lambda *a, **k: pytest.fail("segmented before the check")
+    )
     assert main([*args, "--out", str(tmp_path / "bad")]) == 2
     error = capsys.readouterr().err
     assert f"{tmp_path / 'query_masks' / 'z9.png'}: holds label values [9] that no support label map has" in error
@@ -185,7 +187,7 @@ def test_segment_volume_cli_writes_a_label_map(tmp_path):
     import nibabel as nib
 
     from iclsam.cli import main
-    from iclsam.volumes.synthetic import synthetic_volume
+    from iclsam.pipeline.synthetic_volumes import synthetic_volume
 
     image, label, _ = synthetic_volume(0)
     labels = label.astype(np.int16)
@@ -213,7 +215,7 @@ def test_segment_volume_cli_writes_a_label_map(tmp_path):
 
 
 def test_boxes_per_label_densify_to_label_maps(features_model):
-    from iclsam.densify import boxes_from_mask
+    from iclsam.method.densify import boxes_from_mask
 
     cases = [two_label_case(s) for s in range(2)]
     images = [x for x, _ in cases]
@@ -275,8 +277,8 @@ def test_binary_masks_mixing_0_1_and_0_255_stay_binary():
 
 
 def test_in_volumes_a_shared_voxel_goes_by_the_outlines_or_else_to_the_smaller_label():
-    from iclsam.volumes.interpolation import signed_distance
-    from iclsam.volumes.labels import resolve_volume_overlaps
+    from iclsam.apps.volumes.interpolation import signed_distance
+    from iclsam.apps.volumes.label_volumes import resolve_volume_overlaps
 
     left, right = np.zeros((3, 12, 12), bool), np.zeros((3, 12, 12), bool)
     left[:, 2:10, 2:6], right[:, 2:10, 6:10] = True, True  # outlined on slices 0 and 2
@@ -298,8 +300,8 @@ def test_in_volumes_a_shared_voxel_goes_by_the_outlines_or_else_to_the_smaller_l
 
 
 def test_in_volumes_intensity_decides_a_shared_voxel_when_it_is_far_more_typical_of_one_label():
-    from iclsam.volumes.interpolation import signed_distance
-    from iclsam.volumes.labels import intensity_log_likelihoods, resolve_volume_overlaps
+    from iclsam.apps.volumes.interpolation import signed_distance
+    from iclsam.apps.volumes.label_volumes import intensity_log_likelihoods, resolve_volume_overlaps
 
     truth = np.zeros((3, 16, 16), np.uint8)
     truth[:, 4:12, 4:12] = 2  # a bright rim ...

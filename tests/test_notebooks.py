@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from iclsam.notebook import run_notebook
+from iclsam.pipeline.notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "split", "sample_support", "grid", "ablation", "sensitivity", "weak_context", "volumes", "report"]
@@ -27,7 +27,7 @@ def tiny_params() -> dict:
     params["sensitivity"].update(
         m=1, draws=1, max_queries=1, values={"a": [0.0, 0.5], "b": [0.3], "tau": [0.1], "beta": [0.0, 2.0]}
     )
-    # clicks cost ~35 decoder prompts each (iclsam.densify): the click path is tested in test_densify
+    # clicks cost ~35 decoder prompts each (iclsam.method.densify): the click path is tested in test_densify
     params["weak_context"].update(tasks=["ct_kidney"], sizes=None, draws=1, max_queries=1, annotations=["mask", "box"])
     params["report"].update(examples=1)
     # the volume method is tested in test_volumes; here the stage runs (and reads its parameters) cheaply
@@ -78,7 +78,7 @@ def test_every_stage_produces_its_outputs(pipeline_run):
 
 
 def test_examples_hold_every_icl_model(pipeline_run):
-    from iclsam.protocol import load_examples
+    from iclsam.pipeline.protocol import load_examples
 
     examples = load_examples(pipeline_run / "results" / "grid" / "ct_kidney.example.npz", ["features", "universeg"])
     assert [e["prediction"].icl for e in examples] == ["features", "universeg"]

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from iclsam import ICLSAM
-from iclsam.universeg import SHIPPED_UNIVERSEG, WEIGHTS_DIR, UniverSeg, init_universeg_weights, load_shipped_universeg
+from iclsam.method.universeg import (
+    SHIPPED_UNIVERSEG,
+    WEIGHTS_DIR,
+    UniverSeg,
+    init_universeg_weights,
+    load_shipped_universeg,
+)
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (120, 160)
@@ -89,7 +95,7 @@ def test_features_backend_needs_no_icl_weights(features_model, task):
 
 
 def test_auto_takes_the_default_icl_model_and_a_checkpoint_selects_universeg(features_model):
-    from iclsam.icl import DEFAULT_ICL
+    from iclsam.method.icl import DEFAULT_ICL
 
     default = ICLSAM(sam=features_model.sam)
     assert default.icl == DEFAULT_ICL and "training-free" in default.icl_weights
@@ -187,9 +193,9 @@ def test_fusion_auto_takes_the_setting_best_on_held_out_support_images(features_
     """An independent leave-one-out: for each candidate (Eq. 3 on or off, gamma), paper-schedule
     models whose `a` gives exactly that gamma at m - 1 (and beta = 0 for SAM without the map: stock
     SAM, bit for bit) segment each support image from the others."""
-    from iclsam.fusion import fusion_weight
-    from iclsam.fusion_auto import FUSION_GAMMAS
-    from iclsam.metrics import dice
+    from iclsam.common.metrics import dice
+    from iclsam.method.fusion import fusion_weight
+    from iclsam.method.fusion_auto import FUSION_GAMMAS
 
     shape = (96, 128)
     masks = [ellipse(shape, (40 + 6 * i, 50 + 9 * i), (14 + 3 * i, 22)) for i in range(4)]
@@ -275,9 +281,9 @@ def test_the_steering_chosen_in_sample_is_the_one_better_on_the_support_images(f
     gamma; the steering whose mean Dice is higher by more than `IN_SAMPLE_MARGIN` and more than the
     gain's standard error is taken, else the default (stock SAM for the features ICL model), and the query's result
     is that model's, bit for bit."""
-    from iclsam.fusion import fusion_weight
-    from iclsam.fusion_auto import IN_SAMPLE_MARGIN
-    from iclsam.metrics import dice
+    from iclsam.common.metrics import dice
+    from iclsam.method.fusion import fusion_weight
+    from iclsam.method.fusion_auto import IN_SAMPLE_MARGIN
 
     shape = (96, 128)
     masks = [ellipse(shape, (40 + 5 * i, 56 + 7 * i), (15 + 2 * i, 24)) for i in range(m)]

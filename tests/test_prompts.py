@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from iclsam.prompts import boxes_from_components, boxes_from_pseudo_label, shrink_pseudo_label
+from iclsam.method.prompts import boxes_from_components, boxes_from_pseudo_label, shrink_pseudo_label
 
 
 def test_empty_masks_give_no_boxes():
@@ -54,7 +54,7 @@ def test_a_mask_erosion_would_remove_is_kept():
 
 
 def test_confident_boxes_keep_the_confident_ones_or_the_best():
-    from iclsam.prompts import confident_boxes
+    from iclsam.method.prompts import confident_boxes
 
     confidence = np.zeros((40, 60))
     confidence[5:10, 5:10] = 0.97  # inside the first box

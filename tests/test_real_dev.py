@@ -7,9 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from iclsam.confidence import fit_confidence_classifier, support_tokens
-from iclsam.metrics import dice
-from iclsam.prompts import boxes_from_components
+from iclsam.common.metrics import dice
+from iclsam.method.confidence import fit_confidence_classifier, support_tokens
+from iclsam.method.prompts import boxes_from_components
 from tests.conftest import REAL_DEV_SETS, load_pair, needs_real_dev, real_dev_ids
 
 pytestmark = needs_real_dev

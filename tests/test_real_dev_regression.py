@@ -12,7 +12,7 @@ import pytest
 from iclsam import ICLSAM
 from iclsam.cli import main
 from iclsam.data.folder import open_tasks
-from iclsam.protocol import run_grid, task_protocol
+from iclsam.pipeline.protocol import run_grid, task_protocol
 from tests.conftest import REAL_DEV, needs_real_dev
 
 pytestmark = needs_real_dev

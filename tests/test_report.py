@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from iclsam.report import (
+from iclsam.pipeline.report import (
     ablation_table,
     assd_table,
     in_paper_order,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iclsam.config import ICLSAMConfig
-from iclsam.grid import MODEL_SETTINGS, model_settings
-from iclsam.params_read import RecordedParams, check_declared, covered, declared_params
-from iclsam.prompts import PAPER_MIN_FRACTION
-from iclsam.reproduced import check_reproduced, flat_params, stale_lock, table_body
+from iclsam.method.config import ICLSAMConfig
+from iclsam.method.prompts import PAPER_MIN_FRACTION
+from iclsam.pipeline.grid import MODEL_SETTINGS, model_settings
+from iclsam.pipeline.params_read import RecordedParams, check_declared, covered, declared_params
+from iclsam.pipeline.reproduced import check_reproduced, flat_params, stale_lock, table_body
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).with_name("dvc")
@@ -136,9 +136,14 @@ def test_a_changed_parameter_marks_exactly_the_stages_that_list_it(tmp_path):
 @pytest.mark.skipif(not DVC.is_file(), reason="dvc is not installed beside this Python")
 def test_dvc_ignores_python_bytecode_in_the_code_folders_stages_depend_on():
     """Bytecode is written beside the code unless PYTHONDONTWRITEBYTECODE is set: counted, it would
-    change the hash of iclsam/report and the other code folders, so dvc.lock would look stale."""
+    change the hash of iclsam/pipeline/report and the other code folders, so dvc.lock would look stale."""
     found = subprocess.run(
-        [DVC, "check-ignore", "iclsam/report/__pycache__/tables.cpython-311.pyc", "iclsam/sam/build.pyc"],
+        [
+            DVC,
+            "check-ignore",
+            "iclsam/pipeline/report/__pycache__/tables.cpython-311.pyc",
+            "iclsam/method/sam/build.pyc",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -170,7 +175,7 @@ def lock(cmd="run", code="a1", param=0.2) -> dict:
     return {
         "s": {
             "cmd": cmd,
-            "deps": [{"path": "iclsam/grid.py", "md5": code}, {"path": "results/grid", "md5": "r1"}],
+            "deps": [{"path": "iclsam/pipeline/grid.py", "md5": code}, {"path": "results/grid", "md5": "r1"}],
             "params": {"params.yaml": {"grid.box_min_area": param, "tasks": ["a"]}},
             "outs": [{"path": "tables/t.csv", "md5": "t1"}],
         },
@@ -182,7 +187,7 @@ def test_a_stale_lock_names_the_stage_and_what_changed():
     assert stale_lock(lock(), lock()) == []
     assert flat_params(lock()["s"]) == {"grid.box_min_area": 0.2, "tasks": ["a"]}
     since = "changed since dvc.lock was committed; stale: tables/t.csv"
-    assert stale_lock(lock(), lock(code="a2")) == [f"stage s: iclsam/grid.py {since}"]
+    assert stale_lock(lock(), lock(code="a2")) == [f"stage s: iclsam/pipeline/grid.py {since}"]
     assert stale_lock(lock(), lock(param=0.05)) == [f"stage s: parameter grid.box_min_area {since}"]
     assert stale_lock(lock(cmd="other"), lock()) == [f"stage s: its command {since}"]
     # a dependency that is another stage's output, or a folder of them, is a result (compared within

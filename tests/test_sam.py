@@ -9,8 +9,15 @@ from segment_anything.modeling.mask_decoder import MaskDecoder
 from segment_anything.modeling.prompt_encoder import PromptEncoder
 from segment_anything.modeling.transformer import Attention, TwoWayTransformer
 
-from iclsam.metrics import dice
-from iclsam.sam import MASK_TOKEN, SamPredictor, biased_attention, build_sam, decoder_confidence_bias, predict_masks
+from iclsam.common.metrics import dice
+from iclsam.method.sam import (
+    MASK_TOKEN,
+    SamPredictor,
+    biased_attention,
+    build_sam,
+    decoder_confidence_bias,
+    predict_masks,
+)
 from tests.conftest import ellipse, textured_image
 
 
@@ -202,7 +209,7 @@ def test_checkpoint_problems_are_clear_errors(tmp_path):
 
 
 def test_damaged_or_foreign_cache_entries_are_replaced_with_a_warning(tmp_path, lite):
-    from iclsam.sam.cache import image_key
+    from iclsam.method.sam.cache import image_key
 
     sam = SamPredictor("lite", cache_dir=tmp_path)
     a = textured_image(ellipse((64, 80), (30, 40), (10, 20)), seed=3)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from iclsam.cli import main
-from iclsam.config import ICLSAMConfig
+from iclsam.method.config import ICLSAMConfig
 from tests.conftest import ellipse, textured_image
 
 SHAPE = (64, 80)
@@ -213,7 +213,7 @@ def test_a_failed_run_leaves_nothing_and_a_rerun_mixes_no_runs(folders, monkeypa
     run, with other queries, leaves only its own masks."""
     import errno
 
-    from iclsam import atomic
+    from iclsam.common import atomic
 
     (folders / "query" / "vol.nii.gz").unlink()
     write_png(folders / "query" / "c.png", np.asarray(Image.open(folders / "query" / "q0.png")))
@@ -225,7 +225,7 @@ def test_a_failed_run_leaves_nothing_and_a_rerun_mixes_no_runs(folders, monkeypa
             write = lambda p: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))  # noqa: E731
         return real(path, write, shown_as)
 
-    monkeypatch.setattr("iclsam.run_folder.write_atomic", fills_the_disk)
+    monkeypatch.setattr("iclsam.apps.run_folder.write_atomic", fills_the_disk)
     assert run(folders) == 2
     error = capsys.readouterr().err
     last = error.strip().splitlines()[-1]
@@ -328,7 +328,7 @@ def test_sigint_mid_run_exits_130_with_one_line_and_whole_files(folders):
 
 def weak_context_files(folders) -> tuple[list[dict], list[dict], list[str]]:
     """boxes.csv and points.csv for the support masks, and the `segment` arguments without them."""
-    from iclsam.densify import boxes_from_mask, points_from_mask
+    from iclsam.method.densify import boxes_from_mask, points_from_mask
 
     rows_b, rows_p = [], []
     for path in sorted((folders / "support_masks").iterdir()):

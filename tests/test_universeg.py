@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iclsam.universeg import (
+from iclsam.common.znorm import z_norm
+from iclsam.method.universeg import (
     UniverSeg,
     init_universeg_weights,
     load_universeg,
@@ -14,7 +15,6 @@ from iclsam.universeg import (
     universeg_image,
     universeg_label,
 )
-from iclsam.znorm import z_norm
 
 
 def official_layout() -> dict[str, tuple[int, ...]]:

@@ -8,9 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from iclsam import segment_volume
+from iclsam.apps.volumes.evaluate_volumes import read_case
+from iclsam.apps.volumes.scan_io import read_scan, write_label_volume
 from iclsam.cli import main
-from iclsam.volumes.evaluation import read_case
-from iclsam.volumes.scan_io import read_scan, write_label_volume
 
 sitk = pytest.importorskip("SimpleITK")
 
@@ -158,7 +159,7 @@ def test_evaluate_volumes_refuses_a_label_volume_mirrored_against_its_image(tmp_
 def test_on_a_scan_without_signal_the_target_stays_in_the_annotated_range(features_model):
     """Seen in the probe: an all-zero scan spread the target over every slice. A slice of one
     intensity holds no target outside the annotated range (inside it, the annotations say it does)."""
-    from iclsam.volumes.propagation import target_present
+    from iclsam.apps.volumes.propagation import target_present
 
     assert target_present(9, [4, 8], [], {8: np.ones((3, 3), bool)}) and not target_present(
         9, [4, 8], [], {8: np.ones((3, 3), bool)}, flat=True
@@ -167,6 +168,6 @@ def test_on_a_scan_without_signal_the_target_stays_in_the_annotated_range(featur
     drawn = {z: np.zeros((32, 32), bool) for z in (4, 6, 8)}
     for mask in drawn.values():
         mask[10:20, 12:22] = True
-    result = features_model.segment_volume(np.zeros((32, 32, 14), np.float32), drawn, axis=2)
+    result = segment_volume(features_model, np.zeros((32, 32, 14), np.float32), drawn, axis=2)
     holding = np.nonzero(result.mask.any(axis=(0, 1)))[0]
     assert holding.min() >= 4 and holding.max() <= 8

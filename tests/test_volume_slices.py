@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from iclsam.apps.volumes.checks import normalise_intensities
 from iclsam.cli import main
 from iclsam.data.folder import open_task
-from iclsam.volumes.checks import normalise_intensities
-from iclsam.volumes.synthetic import synthetic_volume
+from iclsam.pipeline.synthetic_volumes import synthetic_volume
 
 
 def test_slice_volumes_writes_prepared_tasks_split_by_slab(tmp_path):

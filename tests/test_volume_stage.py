@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iclsam.report import Provenance
-from iclsam.volumes import interpolate_slices
-from iclsam.volumes.evaluation import volume_summary
-from iclsam.volumes.figure import view_planes, volume_figure
-from iclsam.volumes.stage import slice_scores, volumes_stage
-from iclsam.volumes.synthetic import SHAPE, synthetic_volume
+from iclsam.apps.volumes import interpolate_slices
+from iclsam.apps.volumes.evaluate_volumes import volume_summary
+from iclsam.pipeline.report import Provenance
+from iclsam.pipeline.synthetic_volumes import SHAPE, synthetic_volume
+from iclsam.pipeline.volumes_figure import view_planes, volume_figure
+from iclsam.pipeline.volumes_stage import slice_scores, volumes_stage
 
 
 def test_the_synthetic_volume_is_seeded_and_its_target_tapers_off_inside_the_scan():

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from iclsam import ICLSAM
-from iclsam.cli import main
-from iclsam.volumes import interpolate_slices, volume_metrics
-from iclsam.volumes.checks import check_annotations
-from iclsam.volumes.consistency import (
+from iclsam import ICLSAM, segment_volume
+from iclsam.apps.volumes import interpolate_slices, volume_metrics
+from iclsam.apps.volumes.checks import check_annotations
+from iclsam.apps.volumes.consistency import (
     blend_between_annotations,
     fill_between_annotations,
     keep_connected_to_annotations,
 )
-from iclsam.volumes.evaluation import annotated_slices
-from iclsam.volumes.interpolation import blend_shapes, signed_distance
-from iclsam.volumes.propagation import propagation_order, slice_support, target_present
-from iclsam.volumes.scan_io import read_scan, write_label_volume
+from iclsam.apps.volumes.evaluate_volumes import annotated_slices
+from iclsam.apps.volumes.interpolation import blend_shapes, signed_distance
+from iclsam.apps.volumes.propagation import propagation_order, slice_support, target_present
+from iclsam.apps.volumes.scan_io import read_scan, write_label_volume
+from iclsam.cli import main
 
 
 def disc(shape, centre, radius):
@@ -103,12 +103,12 @@ def test_segment_volume_from_three_slices_beats_nothing_and_keeps_the_annotation
     image, target = ellipsoid_volume(shape=(72, 80, 16), centre=(36, 38, 8), radii=(18, 22, 6))
     chosen = annotated_slices(target, 3)
     annotations = {z: target[:, :, z] for z in chosen}
-    result = features_model.segment_volume(image, annotations, axis=2, spacing=(1.0, 1.0, 2.0))
+    result = segment_volume(features_model, image, annotations, axis=2, spacing=(1.0, 1.0, 2.0))
     for z in chosen:
         assert np.array_equal(result.mask[:, :, z], target[:, :, z])
     metrics = volume_metrics(result.mask, target, (1.0, 1.0, 2.0))
     baseline = volume_metrics(
-        features_model.segment_volume(image, annotations, method="interpolation").mask, target, (1.0, 1.0, 2.0)
+        segment_volume(features_model, image, annotations, method="interpolation").mask, target, (1.0, 1.0, 2.0)
     )
     assert metrics["dice"] > 0.8 and metrics["dice"] > baseline["dice"], (metrics, baseline)
     assert result.confidence.shape == (image.shape[2],) and result.record["segmented"] > 0
@@ -118,13 +118,13 @@ def test_segment_volume_from_three_slices_beats_nothing_and_keeps_the_annotation
 def test_segment_volume_along_another_axis_is_the_same_segmentation(features_model):
     image, target = ellipsoid_volume(shape=(60, 64, 10), centre=(30, 30, 5), radii=(16, 18, 4))
     annotations = {z: target[:, :, z] for z in annotated_slices(target, 2)}
-    along_z = features_model.segment_volume(image, annotations, axis=2)
+    along_z = segment_volume(features_model, image, annotations, axis=2)
     moved = np.moveaxis(image, 2, 0)
-    along_0 = features_model.segment_volume(moved, annotations, axis=0)
+    along_0 = segment_volume(features_model, moved, annotations, axis=0)
     assert np.array_equal(np.moveaxis(along_0.mask, 0, 2), along_z.mask)
     # every slice has its own support set: the per-support-set fusion choices do not apply
     chooser = ICLSAM(sam=features_model.sam, icl=features_model.icl, fusion="auto")
-    assert np.array_equal(chooser.segment_volume(image, annotations, axis=2).mask, along_z.mask)
+    assert np.array_equal(segment_volume(chooser, image, annotations, axis=2).mask, along_z.mask)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_segment_volume_along_another_axis_is_the_same_segmentation(features_mod
 )
 def test_bad_volume_input_is_one_clear_error(features_model, volume, annotations, axis, words):
     with pytest.raises(ValueError, match=words):
-        features_model.segment_volume(volume, annotations, axis=axis)
+        segment_volume(features_model, volume, annotations, axis=axis)
 
 
 def test_blending_trusts_interpolation_next_to_an_annotation_and_iclsam_half_way():

@@ -8,10 +8,10 @@ import os
 import signal
 import sys
 
-from .data import DATA_COMMANDS
-from .pipeline import PIPELINE_COMMANDS
-from .user import USER_COMMANDS
-from .volumes import VOLUME_COMMANDS
+from iclsam.cli.data import DATA_COMMANDS
+from iclsam.cli.pipeline import PIPELINE_COMMANDS
+from iclsam.cli.user import USER_COMMANDS
+from iclsam.cli.volumes import VOLUME_COMMANDS
 
 DESCRIPTION = """ICL-SAM (MIDL 2024): segment medical images from a few labelled examples. An in-context model
 turns the examples into a coarse mask, boxes from it prompt SAM, a confidence map from SAM's own

@@ -3,7 +3,7 @@ train-universeg. Each has a function that declares its options and one that runs
 
 from __future__ import annotations
 
-from .options import CHECKPOINT_CHOICES, DATASET_CHOICES, positive_int
+from iclsam.cli.options import CHECKPOINT_CHOICES, DATASET_CHOICES, positive_int
 
 
 def add_prepare(commands) -> None:
@@ -27,16 +27,16 @@ def add_prepare(commands) -> None:
 def prepare(args) -> int:
     from tqdm import tqdm
 
-    from ..data.prepare import SOURCES, prepare_source, prepare_synthetic
+    from iclsam.data.prepare import SOURCES, prepare_source, prepare_synthetic
 
     if args.dataset == "synthetic":
         written = prepare_synthetic(
             args.out, seed=args.seed, n_support=args.n_support, n_query=args.n_query, progress=tqdm
         )
         if args.figure:
-            from ..data.synthetic import render_examples
+            from iclsam.pipeline.figures import synthetic_examples_figure
 
-            render_examples(args.figure, seed=args.seed)
+            synthetic_examples_figure(args.figure, seed=args.seed)
     else:
         if not args.raw:
             raise ValueError(f"--raw is required for {args.dataset}; expected layout: {SOURCES[args.dataset].layout}")
@@ -65,9 +65,9 @@ def add_sample_support(commands) -> None:
 
 
 def sample_support(args) -> int:
-    from ..atomic import write_csv_atomic
-    from ..data.folder import open_tasks
-    from ..data.splits import draws_from_splits, split_table
+    from iclsam.common.atomic import write_csv_atomic
+    from iclsam.data.folder import open_tasks
+    from iclsam.data.splits import draws_from_splits, split_table
 
     tasks = open_tasks(args.data)
     path = write_csv_atomic(
@@ -91,7 +91,7 @@ def add_weights(commands) -> None:
 def weights_fetch(args) -> int:
     from tqdm import tqdm
 
-    from ..fetch import fetch
+    from iclsam.apps.fetch import fetch
 
     path = fetch(args.kind, args.dest, url=args.url, progress=tqdm)
     print(f"{path}: checked (loads key for key)")
@@ -113,7 +113,7 @@ def add_train_universeg(commands) -> None:
 
 
 def train_universeg(args) -> int:
-    from ..training import TrainingConfig, train
+    from iclsam.pipeline.training import TrainingConfig, train
 
     config = TrainingConfig(
         encoder_widths=tuple(args.widths),
@@ -148,7 +148,7 @@ def add_slice_volumes(commands) -> None:
 
 
 def slice_volumes(args) -> int:
-    from ..data.volume_slices import slice_volume_tasks
+    from iclsam.data.volume_slices import slice_volume_tasks
 
     for path in slice_volume_tasks(args.data, args.out, args.tasks, args.per_volume, seed=args.seed):
         print(f"{path}: {sum(1 for _ in (path / 'images').iterdir())} slices")

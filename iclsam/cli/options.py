@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 
-SAM_CHOICES = ("lite", "medsam", "sam")  # iclsam.sam.SAM_BACKBONES
-ICL_CHOICES = ("universeg", "features")  # iclsam.icl.ICL_BACKENDS
-DEFAULT_ICL = "features"  # iclsam.icl.DEFAULT_ICL
-FUSION_CHOICES = ("paper", "auto", "in-sample")  # iclsam.fusion.FUSIONS
-ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.densify.ANNOTATION_KINDS
+SAM_CHOICES = ("lite", "medsam", "sam")  # iclsam.method.sam.SAM_BACKBONES
+ICL_CHOICES = ("universeg", "features")  # iclsam.method.icl.ICL_BACKENDS
+DEFAULT_ICL = "features"  # iclsam.method.icl.DEFAULT_ICL
+FUSION_CHOICES = ("paper", "auto", "in-sample")  # iclsam.method.fusion.FUSIONS
+ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.method.densify.ANNOTATION_KINDS
 VARIANT_CHOICES = ("iclsam", "universeg", "universeg+conf", "features", "sam", "sam+conf")  # every model's but sam+gt
 DATASET_CHOICES = ("brats", "drishti", "kits23", "refuge", "rimone")  # iclsam.data.sources.SOURCES
-CHECKPOINT_CHOICES = ("medsam", "sam", "universeg")  # iclsam.fetch.PUBLISHED
-DEFAULT_BOX_CONFIDENCE = 0.95  # iclsam.config.ICLSAMConfig.box_confidence
-DEFAULT_BOX_MIN_AREA = 0.2  # iclsam.config.ICLSAMConfig.box_min_area
+CHECKPOINT_CHOICES = ("medsam", "sam", "universeg")  # iclsam.apps.fetch.PUBLISHED
+DEFAULT_BOX_CONFIDENCE = 0.95  # iclsam.method.config.ICLSAMConfig.box_confidence
+DEFAULT_BOX_MIN_AREA = 0.2  # iclsam.method.config.ICLSAMConfig.box_min_area
 REAL_DATA_VARIABLE = "ICLSAM_REAL_DATA"  # a prepared folder of your own real images, for demo and evaluation
 
 
@@ -180,7 +180,7 @@ def model_settings(args) -> dict:
 
 
 def build_model(args):
-    from ..model import ICLSAM
+    from iclsam.method.model import ICLSAM
 
     return ICLSAM(
         sam=args.sam,

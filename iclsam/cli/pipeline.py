@@ -23,7 +23,7 @@ def add_run_notebook(commands) -> None:
 def run_notebook(args) -> int:
     import yaml
 
-    from ..notebook import run_notebook as execute
+    from iclsam.pipeline.notebook import run_notebook as execute
 
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter or []}
     execute(args.notebook, args.output, parameters)
@@ -39,9 +39,9 @@ def add_check_inputs(commands) -> None:
 
 def check_inputs(args) -> int:
     """The pipeline's first stage: every data set and checkpoint the active profile needs, present."""
-    from ..atomic import write_text_atomic
-    from ..params_read import check_declared
-    from ..profiles import load_params, missing_inputs
+    from iclsam.common.atomic import write_text_atomic
+    from iclsam.pipeline.params_read import check_declared
+    from iclsam.pipeline.profiles import load_params, missing_inputs
 
     params = load_params(args.params)
     name = params.get("profile", "custom")
@@ -67,7 +67,7 @@ def add_check_tables(commands) -> None:
 def check_tables(args) -> int:
     """Compares a run's tables with a reference (e.g. the committed ones) within the tolerance that
     holds across CPUs; exit 1 when they differ."""
-    from ..report import TOLERANCE, compare_tables
+    from iclsam.pipeline.report import TOLERANCE, compare_tables
 
     tolerance = {
         "dice": args.dice if args.dice is not None else TOLERANCE["dice"],
@@ -96,7 +96,7 @@ def add_check_reproduced(commands) -> None:
 
 def check_reproduced(args) -> int:
     """CI's check that `make run` reproduces what is committed; exit 1, saying what to do, when not."""
-    from ..reproduced import WHAT_TO_DO, check_reproduced
+    from iclsam.pipeline.reproduced import WHAT_TO_DO, check_reproduced
 
     problems = check_reproduced(Path(args.root), Path(args.reference))
     for line in problems:
@@ -144,8 +144,8 @@ def add_decide_default(commands) -> None:
 
 def decide_default(args) -> int:
     """Prints the per-set table and whether the candidate may become the default (exit 0) or not (exit 1)."""
-    from ..report.compare import read_table
-    from ..report.default_rule import default_rule, full_method_cells, verdict_markdown
+    from iclsam.pipeline.report.compare import read_table
+    from iclsam.pipeline.report.default_rule import default_rule, full_method_cells, verdict_markdown
 
     current = full_method_cells(read_table(Path(args.current)), args.variant, args.icl)
     candidate = full_method_cells(read_table(Path(args.candidate)), args.variant, args.candidate_icl)

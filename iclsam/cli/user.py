@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .options import (
+from iclsam.cli.options import (
     ANNOTATION_CHOICES,
     REAL_DATA_VARIABLE,
     VARIANT_CHOICES,
@@ -43,7 +43,7 @@ def add_demo(commands) -> None:
 
 
 def demo(args) -> int:
-    from ..demo import run_demo
+    from iclsam.pipeline.demo import run_demo
 
     return run_demo(build_model(args), args)
 
@@ -84,7 +84,7 @@ def add_segment(commands) -> None:
 def segment(args) -> int:
     from tqdm import tqdm
 
-    from ..segment import segment_folders
+    from iclsam.apps.segment import segment_folders
 
     model = build_model(args)
     print(f"ICL-SAM: SAM backbone {model.sam.backbone.name}; ICL weights: {model.icl_weights}; variant {args.variant}")
@@ -147,12 +147,12 @@ def add_evaluate(commands) -> None:
 def evaluate(args) -> int:
     from tqdm import tqdm
 
-    from ..atomic import write_csv_atomic, write_text_atomic
-    from ..evaluation import evaluate as run_evaluation
-    from ..evaluation import report
-    from ..icl import resolve_icl
-    from ..model import ICLSAM
-    from ..sam import SamPredictor
+    from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+    from iclsam.method.icl import resolve_icl
+    from iclsam.method.model import ICLSAM
+    from iclsam.method.sam import SamPredictor
+    from iclsam.pipeline.evaluate_folder import evaluate as run_evaluation
+    from iclsam.pipeline.evaluate_folder import report
 
     if not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: not a folder (a prepared folder: <task>/images, <task>/masks, meta.csv)")

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_label_options, add_model, build_model, csv_path, positive_int
+from iclsam.cli.options import add_label_options, add_model, build_model, csv_path, positive_int
 
-METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.volumes.METHODS
+METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.apps.volumes.METHODS
 
 
 def slice_list(text: str) -> list[int]:
@@ -59,7 +59,7 @@ def add_segment_volume(commands) -> None:
 
 
 def segment_volume(args) -> int:
-    from ..volumes.files import segment_volume_files
+    from iclsam.apps.volumes.files import segment_volume_files
 
     model = build_model(args) if args.method == "iclsam" else None
     record = segment_volume_files(
@@ -110,9 +110,9 @@ def add_evaluate_volumes(commands) -> None:
 
 
 def evaluate_volumes(args) -> int:
-    from ..atomic import write_csv_atomic, write_text_atomic
-    from ..volumes.evaluation import evaluate_volumes as run
-    from ..volumes.evaluation import volume_markdown, volume_summary
+    from iclsam.apps.volumes.evaluate_volumes import evaluate_volumes as run
+    from iclsam.apps.volumes.evaluate_volumes import volume_markdown, volume_summary
+    from iclsam.common.atomic import write_csv_atomic, write_text_atomic
 
     model = build_model(args)
     rows = run(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..readers import IMAGE_SUFFIXES, read_image, read_mask, read_mask_values
+from iclsam.common.readers import IMAGE_SUFFIXES, read_image, read_mask, read_mask_values
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .sources import SOURCES, Case, Source
-from .splits import split_cases
-from .synthetic import FAMILY, FAMILY_SEEDS, TASKS, synthetic_cases
-from .writer import writing_tasks
+from iclsam.data.sources import SOURCES, Case, Source
+from iclsam.data.splits import split_cases
+from iclsam.data.synthetic import FAMILY, FAMILY_SEEDS, TASKS, synthetic_cases
+from iclsam.data.writer import writing_tasks
 
 
 def prepare_source(name: str, raw: str | Path, out: str | Path, seed: int = 0, progress=None, **options) -> list[Path]:
@@ -73,7 +73,7 @@ def prepare_profile(params: dict, out: str | Path, progress=None) -> list:
     """The prepare stage: every data set of the profile's `prepare.datasets` into `out`, then the
     profile's tasks opened (`data.folder.Task`s, by name); a task of `params["tasks"]` that was not
     prepared is an error naming it."""
-    from .folder import open_tasks
+    from iclsam.data.folder import open_tasks
 
     p = params["prepare"]
     for dataset in p["datasets"]:

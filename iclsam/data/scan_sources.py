@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..readers import read_volume
-from .source_files import Case, find_all, find_one
-from .synthetic import CT_WINDOW
+from iclsam.common.readers import read_volume
+from iclsam.data.source_files import Case, find_all, find_one
+from iclsam.data.synthetic import CT_WINDOW
 
 
 def mri_to_uint8(volume: np.ndarray) -> np.ndarray:

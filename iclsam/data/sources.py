@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..readers import read_picture
-from .scan_sources import BRATS_MODALITIES, brats_cases, brats_read, kits_cases, kits_read
-from .source_files import Case, Source, cap_size, find_all, find_one
+from iclsam.common.readers import read_picture
+from iclsam.data.scan_sources import BRATS_MODALITIES, brats_cases, brats_read, kits_cases, kits_read
+from iclsam.data.source_files import Case, Source, cap_size, find_all, find_one
 
 
 def _fundus(case: Case, image: np.ndarray, disc: np.ndarray, cup: np.ndarray, prefix: str, options):

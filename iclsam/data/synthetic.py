@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .synthetic_shapes import blob, ellipse, grid, smooth_field, texture
+from iclsam.data.synthetic_shapes import blob, ellipse, grid, smooth_field, texture
 
 TASKS = ("fundus_disc", "fundus_cup", "brain_flair", "brain_t1", "brain_t1ce", "brain_t2", "ct_kidney")
 FAMILY = {
@@ -269,20 +269,3 @@ def synthetic_cases(family: str, seed: int, n_support: int, n_query: int):
         while not all(mask.any() for _, mask in case.values()):  # a target fell outside the view
             case = generate_family(family, rng, acq)
         yield f"{family}_{i:04d}", split, case
-
-
-def render_examples(path, seed: int = 0):
-    """A figure of examples: for each task, a meta-support and a query case with the target outlined
-    (written without metadata, so the same seed gives the same bytes)."""
-    from ..figures import support_query_figure
-
-    columns = [
-        (task, [(split, *case[task]) for _, split, case in synthetic_cases(FAMILY[task], seed, 1, 1)]) for task in TASKS
-    ]
-    return support_query_figure(
-        columns,
-        f"SYNTHETIC benchmark (seed {seed}): meta-support (top) and query (bottom) acquisitions",
-        path,
-        dpi=90,
-        value_range=(0, 255),
-    )

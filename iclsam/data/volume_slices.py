@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..volumes.checks import normalise_intensities
-from ..volumes.evaluation import read_case, volume_pairs
-from .splits import split_cases
-from .writer import writing_tasks
+from iclsam.apps.volumes.checks import normalise_intensities
+from iclsam.apps.volumes.evaluate_volumes import read_case, volume_pairs
+from iclsam.data.splits import split_cases
+from iclsam.data.writer import writing_tasks
 
 # task: (set folder, label values that are the target (None: every label > 0))
 VOLUME_TASKS = {

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..inputs import check_image, check_mask
+from iclsam.common.inputs import check_image, check_mask
 
 
 class TaskWriter:
