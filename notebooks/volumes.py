@@ -1,11 +1,12 @@
 # %% [markdown]
 # # Stage `volumes` (not in the paper): a whole scan from a few annotated slices of it
 #
-# ICL-SAM on a volume (`ICLSAM.segment_volume`): k slices of the scan are annotated, evenly inside
+# ICL-SAM on a volume (`iclsam.segment_volume`): k slices of the scan are annotated, evenly inside
 # the target's extent as `iclsam evaluate-volumes` places them; the other slices are segmented
 # outward from them, each with the nearest annotated slices and its segmented neighbours as
-# context. Beside it the baseline every viewer has, "fill between slices" (signed-distance shape
-# interpolation), from the same slices; with two or more volumes, a leave-one-volume-out row (the
+# context. Beside it the two "fill between slices" baselines (signed-distance shape interpolation,
+# and 3D Slicer's morphological contour interpolation), from the same slices; with two or more
+# volumes, a leave-one-volume-out row (the
 # other volumes as context, no slice annotated). It runs on the bundled SYNTHETIC volumes
 # (`iclsam.pipeline.synthetic_volumes`); real volumes: `iclsam evaluate-volumes` (docs/volumes.md).
 

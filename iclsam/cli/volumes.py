@@ -9,7 +9,7 @@ from pathlib import Path
 
 from iclsam.cli.options import add_label_options, add_model, build_model, csv_path, positive_int
 
-METHOD_CHOICES = ("iclsam", "interpolation")  # iclsam.apps.volumes.METHODS
+METHOD_CHOICES = ("iclsam", "interpolation", "contour-interpolation")  # iclsam.apps.volumes.METHODS
 
 
 def slice_list(text: str) -> list[int]:
@@ -51,7 +51,9 @@ def add_segment_volume(commands) -> None:
         "--method",
         choices=METHOD_CHOICES,
         default="iclsam",
-        help="iclsam (default) or interpolation (fill between the annotated slices, the baseline)",
+        help="iclsam (default), interpolation (fill between the annotated slices: signed-distance shape "
+        "interpolation) or contour-interpolation (3D Slicer's fill between slices: morphological contour "
+        "interpolation, needs itk-morphologicalcontourinterpolation)",
     )
     p.add_argument("--out", required=True, help="the label volume to write (.nii.gz or .nii), on the scan's grid")
     p.add_argument("--overwrite", action="store_true", help="replace --out even when it is a file iclsam did not write")
@@ -80,6 +82,8 @@ def segment_volume(args) -> int:
         f"{args.out}: {record['method']}, {record['target_voxels']} target voxels on {record['target_slices']} slices "
         f"from annotated slices {record['annotated']} ({record['seconds']} s)"
     )
+    if record["next_slice"] is not None:
+        print(f"to improve it, annotate slice {record['next_slice']} next (the least confident one)")
     return 0
 
 
@@ -106,15 +110,21 @@ def add_evaluate_volumes(commands) -> None:
     p.add_argument("--axis", type=int, default=2, help="the slice axis (default 2)")
     p.add_argument("--no-leave-one-out", action="store_true", help="skip the row from the other volumes of each set")
     p.add_argument("--out", type=csv_path, help="CSV of every case's row to write; its run record beside it (.json)")
+    p.add_argument(
+        "--per-slice",
+        type=csv_path,
+        help="CSV of every slice's Dice with its distance to the nearest annotated slice; prints their mean by distance",
+    )
     p.set_defaults(run=evaluate_volumes)
 
 
 def evaluate_volumes(args) -> int:
+    from iclsam.apps.volumes.evaluate_volumes import distance_summary, volume_markdown, volume_summary
     from iclsam.apps.volumes.evaluate_volumes import evaluate_volumes as run
-    from iclsam.apps.volumes.evaluate_volumes import volume_markdown, volume_summary
     from iclsam.common.atomic import write_csv_atomic, write_text_atomic
 
     model = build_model(args)
+    slices = [] if args.per_slice else None
     rows = run(
         model,
         args.data,
@@ -124,6 +134,7 @@ def evaluate_volumes(args) -> int:
         sets=args.sets,
         labels=args.labels,
         leave_one_out=not args.no_leave_one_out,
+        per_slice=slices,
         progress=lambda row: print(
             f"{row['set']}/{row['case']} {row['method']} k={row['k']}: Dice {row['dice']:.3f}", file=sys.stderr
         ),
@@ -134,6 +145,13 @@ def evaluate_volumes(args) -> int:
         "other volumes as context):\n"
     )
     print(volume_markdown(volume_summary(rows)))
+    if slices:
+        import pandas as pd
+
+        per_slice = pd.concat(slices, ignore_index=True)
+        print("\nMean Dice per slice by its distance (slices) to the nearest annotated slice (number of slices):\n")
+        print(distance_summary(per_slice))
+        write_csv_atomic(per_slice, args.per_slice)
     if args.out:
         write_csv_atomic(rows, args.out)
         record = {

@@ -12,7 +12,11 @@ import pandas as pd
 from iclsam.pipeline.figures import _save_with_footer, plt
 from iclsam.pipeline.report import Provenance
 
-METHOD_STYLE = {"iclsam": ("ICL-SAM", "#d62728", "-"), "interpolation": ("interpolation", "#1f77b4", "--")}
+METHOD_STYLE = {
+    "iclsam": ("ICL-SAM", "#d62728", "-"),
+    "interpolation": ("interpolation", "#1f77b4", "--"),
+    "contour-interpolation": ("contour interpolation", "#9467bd", ":"),
+}
 TRUTH_COLOUR = "#2ca02c"
 
 
@@ -99,7 +103,8 @@ def volume_figure(example: dict, per_slice: pd.DataFrame, k: int, provenance: Pr
     ax.legend(fontsize=7, loc="lower left")
     ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"Volumes: {case.name}, k = {k} annotated slices; truth shaded green, ICL-SAM red, interpolation blue dashed",
+        f"Volumes: {case.name}, k = {k} annotated slices; truth shaded green, ICL-SAM red, interpolation blue "
+        "dashed, contour interpolation purple dotted",
         fontsize=10,
     )
     return _save_with_footer(fig, provenance, path)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from iclsam.apps.volumes.api import segment_volume
 from iclsam.apps.volumes.evaluate_volumes import LEAVE_ONE_OUT, annotated_slices
-from iclsam.apps.volumes.volume_metrics import volume_metrics
+from iclsam.apps.volumes.volume_metrics import slice_scores, volume_metrics
 from iclsam.pipeline.synthetic_volumes import synthetic_volume
 
 if TYPE_CHECKING:
@@ -36,29 +36,6 @@ def stage_cases(cases: int, seed: int) -> list[VolumeCase]:
     """`cases` synthetic volumes (`synthetic_volume`) from seeds seed, seed + 1, ..."""
     made = [(f"synthetic_{seed + i}", *synthetic_volume(seed + i)) for i in range(cases)]
     return [VolumeCase("synthetic", name, image, label != 0, spacing) for name, image, label, spacing in made]
-
-
-def slice_scores(prediction: np.ndarray, truth: np.ndarray, annotated: Sequence[int], axis: int = 2) -> pd.DataFrame:
-    """Per slice along `axis` holding the target or a prediction: its distance (in slices) to the
-    nearest annotated slice, the slice's Dice, and both areas in pixels."""
-    p, t = np.moveaxis(prediction != 0, axis, 0), np.moveaxis(truth != 0, axis, 0)
-    marks = np.asarray(sorted(annotated))
-    rows = []
-    for z in range(len(t)):
-        area_p, area_t = int(p[z].sum()), int(t[z].sum())
-        if not area_p and not area_t:
-            continue
-        overlap = int((p[z] & t[z]).sum())
-        rows.append(
-            {
-                "slice": z,
-                "distance": int(np.abs(marks - z).min()) if len(marks) else -1,
-                "dice": 2.0 * overlap / (area_p + area_t),
-                "truth_pixels": area_t,
-                "predicted_pixels": area_p,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def run_case(model: ICLSAM, case: VolumeCase, ks: Sequence[int], methods: Sequence[str]) -> tuple[list, list, dict]:

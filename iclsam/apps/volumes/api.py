@@ -47,3 +47,21 @@ def segment_volume(
     axis = check_axis(axis)
     x = np.moveaxis(check_volume(volume), axis, 0)
     return segment_target(model, x, annotations, axis, support_volumes=support_volumes, **options)
+
+
+def next_slice_to_annotate(result, annotated: Sequence[int], axis: int = 2) -> int | None:
+    """Where one more annotation would help most: of the slices along `axis` that the result holds
+    the target on and no annotation covers, the one of lowest confidence (the confidence map's mean
+    over the predicted target; for a label volume, its least confident label there); ties (the
+    baselines' confidence is 1 on every filled slice) go to the slice farthest from an annotated one.
+    None when every slice holding the target is annotated."""
+    parts = list(result.per_label.values()) if hasattr(result, "per_label") else [result]
+    depth = parts[0].mask.shape[axis]
+    holding = [np.moveaxis(r.mask, axis, 0).reshape(depth, -1).any(axis=1) for r in parts]
+    marks = np.asarray(sorted(annotated)) if len(annotated) else np.asarray([-(10**9)])
+    scores = {}
+    for z in range(depth):
+        held = [float(r.confidence[z]) for r, h in zip(parts, holding) if h[z]]
+        if held and z not in set(annotated):
+            scores[z] = (round(min(held), 6), -int(np.abs(marks - z).min()), z)
+    return min(scores, key=scores.get) if scores else None

@@ -15,7 +15,7 @@ import pandas as pd
 
 from iclsam.apps.volumes.api import segment_volume
 from iclsam.apps.volumes.scan_io import label_values, read_scan, same_grid
-from iclsam.apps.volumes.volume_metrics import volume_metrics
+from iclsam.apps.volumes.volume_metrics import slice_scores, volume_metrics
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
@@ -70,10 +70,12 @@ def evaluate_volumes(
     labels: Sequence[int] | None = None,
     leave_one_out: bool = True,
     progress=None,
+    per_slice: list | None = None,
 ) -> pd.DataFrame:
     """One row per set, case, method and k (k = 0: leave-one-volume-out): dice, assd, hd95 (mm),
     the annotated slices, the target's extent in slices, seconds. Every volume is read and checked
-    before any is segmented."""
+    before any is segmented. `per_slice`: a list that receives, per case, method and k, the Dice of
+    each slice with its distance to the nearest annotated slice (`slice_scores`)."""
     found = volume_pairs(root)
     if sets:
         unknown = sorted(set(sets) - set(found))
@@ -89,10 +91,13 @@ def evaluate_volumes(
         for case, (scan, truth) in scans.items():
             base = {"set": set_name, "case": case, "target_slices": target_extent(truth, axis)}
             others = [(s.array, t) for c, (s, t) in scans.items() if c != case] if leave_one_out else []
-            for row in evaluate_case(model, scan, truth, ks, methods, axis, others):
+            slices = [] if per_slice is not None else None
+            for row in evaluate_case(model, scan, truth, ks, methods, axis, others, slices):
                 rows.append({**base, **row})
                 if progress:
                     progress(rows[-1])
+            if slices:
+                per_slice += [frame.assign(set=set_name, case=case) for frame in slices]
     return pd.DataFrame(rows)
 
 
@@ -116,16 +121,26 @@ def target_extent(truth: np.ndarray, axis: int) -> int:
 
 
 def evaluate_case(
-    model: ICLSAM, scan, truth: np.ndarray, ks: Sequence[int], methods: Sequence[str], axis: int, others: list
+    model: ICLSAM,
+    scan,
+    truth: np.ndarray,
+    ks: Sequence[int],
+    methods: Sequence[str],
+    axis: int,
+    others: list,
+    per_slice: list | None = None,
 ) -> list[dict]:
     """The rows of one case: each method with k annotated slices (`annotated_slices`), and ICL-SAM
-    from the `others` volumes alone when there are any."""
+    from the `others` volumes alone when there are any; `per_slice` receives each run's
+    `slice_scores` (with method and k)."""
     rows = []
     for k in ks:
         chosen = annotated_slices(truth, k, axis)
         annotations = {z: np.take(truth, z, axis=axis) for z in chosen}
         for method in methods:
             result = segment_volume(model, scan.array, annotations, axis=axis, spacing=scan.spacing, method=method)
+            if per_slice is not None:
+                per_slice.append(slice_scores(result.mask, truth, chosen, axis).assign(method=method, k=k))
             rows.append(
                 {
                     "method": method,
@@ -168,4 +183,24 @@ def volume_markdown(summary: pd.DataFrame) -> str:
             row = rows[(rows["method"] == method) & (rows["k"] == k)]
             cells.append("" if row.empty else f"{row['dice'].iloc[0]:.3f} / {row['hd95'].iloc[0]:.1f}")
         lines.append(f"| {set_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+DISTANCE_BINS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (9, None))  # slices from the nearest annotated one
+
+
+def distance_summary(per_slice: pd.DataFrame) -> str:
+    """Mean per-slice Dice by the slice's distance to the nearest annotated slice (rows: bins of
+    `DISTANCE_BINS`; columns: method x k), with the number of slices: where the result is lost."""
+    frame = per_slice[per_slice["distance"] >= 0]
+    names = [f"{lo}" if hi == lo else f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in DISTANCE_BINS]
+    bins = pd.cut(frame["distance"], [-0.5] + [b[1] + 0.5 for b in DISTANCE_BINS[:-1]] + [np.inf], labels=names)
+    columns = sorted(frame[["method", "k"]].drop_duplicates().itertuples(index=False), key=lambda c: (c[1], c[0]))
+    lines = ["| distance | " + " | ".join(f"{m} k = {k}" for m, k in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name in names:
+        cells = []
+        for method, k in columns:
+            chosen = frame[(bins == name) & (frame["method"] == method) & (frame["k"] == k)]
+            cells.append(f"{chosen['dice'].mean():.3f} ({len(chosen)})" if len(chosen) else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

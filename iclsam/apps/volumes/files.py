@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from iclsam.apps.volumes.api import segment_volume
+from iclsam.apps.volumes.api import next_slice_to_annotate, segment_volume
 from iclsam.apps.volumes.checks import check_axis, check_volume
 from iclsam.apps.volumes.scan_io import label_values, read_scan, same_grid, write_label_volume, written_by_iclsam
 
@@ -161,4 +161,5 @@ def segment_volume_files(
         "annotated": sorted(given),
         "target_voxels": int(mask.sum()),
         "target_slices": int(holding.sum()),
+        "next_slice": next_slice_to_annotate(result, sorted(given), axis),  # where one more annotation helps most
     }

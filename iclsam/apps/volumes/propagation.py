@@ -25,12 +25,17 @@ from iclsam.apps.volumes.consistency import (
     fill_between_annotations,
     keep_connected_to_annotations,
 )
+from iclsam.apps.volumes.contour_interpolation import contour_interpolation
 from iclsam.apps.volumes.interpolation import interpolate_slices
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
 
-METHODS = ("iclsam", "interpolation")
+METHODS = (
+    "iclsam",
+    "interpolation",
+    "contour-interpolation",
+)  # the baselines: `interpolation`, `contour_interpolation`
 CONTEXT = 2  # already segmented neighbour slices that join a slice's support set
 SUPPORT_PER_VOLUME = 6  # slices taken from each other annotated scan
 OUTSIDE_MARGIN = 2  # pixels a result outside the annotated range may reach beyond its neighbour's
@@ -136,10 +141,10 @@ def segment_target(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     given = check_annotations(annotations, x.shape[1:], len(x)) if annotations or not support_volumes else {}
-    if method == "interpolation":
+    if method != "iclsam":
         if not given:
-            raise ValueError("interpolation needs annotated slices")
-        mask = interpolate_slices(given, len(x))
+            raise ValueError(f"{method} needs annotated slices")
+        mask = (interpolate_slices if method == "interpolation" else contour_interpolation)(given, len(x))
         confidence = mask.reshape(len(x), -1).any(axis=1).astype(np.float32)
         record = {"method": method, "axis": axis, "annotated": sorted(given), "seconds": 0.0}
         return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)

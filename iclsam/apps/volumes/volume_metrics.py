@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from iclsam.common.metrics import dice
@@ -40,3 +41,26 @@ def volume_metrics(prediction: np.ndarray, target: np.ndarray, spacing: Sequence
         return {**out, "assd": float("nan"), "hd95": float("nan")}
     distances = surface_distances(p, t, spacing)
     return {**out, "assd": float(distances.mean()), "hd95": float(np.percentile(distances, 95))}
+
+
+def slice_scores(prediction: np.ndarray, truth: np.ndarray, annotated: Sequence[int], axis: int = 2) -> pd.DataFrame:
+    """Per slice along `axis` holding the target or a prediction: its distance (in slices) to the
+    nearest annotated slice, the slice's Dice, and both areas in pixels."""
+    p, t = np.moveaxis(prediction != 0, axis, 0), np.moveaxis(truth != 0, axis, 0)
+    marks = np.asarray(sorted(annotated))
+    rows = []
+    for z in range(len(t)):
+        area_p, area_t = int(p[z].sum()), int(t[z].sum())
+        if not area_p and not area_t:
+            continue
+        overlap = int((p[z] & t[z]).sum())
+        rows.append(
+            {
+                "slice": z,
+                "distance": int(np.abs(marks - z).min()) if len(marks) else -1,
+                "dice": 2.0 * overlap / (area_p + area_t),
+                "truth_pixels": area_t,
+                "predicted_pixels": area_p,
+            }
+        )
+    return pd.DataFrame(rows)
