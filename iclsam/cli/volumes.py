@@ -48,6 +48,11 @@ def add_segment_volume(commands) -> None:
         help="other annotated scans as context, each image:labels",
     )
     p.add_argument(
+        "--boxes",
+        help="CSV of boxes drawn on one to three slices instead of masks: columns slice, x0, y0, x1, y1 (pixels "
+        "of the slice: x along its columns, y along its rows; one row per box); SAM turns each into a mask",
+    )
+    p.add_argument(
         "--method",
         choices=METHOD_CHOICES,
         default="iclsam",
@@ -63,7 +68,7 @@ def add_segment_volume(commands) -> None:
 def segment_volume(args) -> int:
     from iclsam.apps.volumes.files import segment_volume_files
 
-    model = build_model(args) if args.method == "iclsam" else None
+    model = build_model(args) if args.method == "iclsam" or args.boxes else None
     record = segment_volume_files(
         model,
         args.image,
@@ -77,6 +82,7 @@ def segment_volume(args) -> int:
         labels=args.labels,
         nested=args.nested,
         overwrite=args.overwrite,
+        boxes=args.boxes,
     )
     print(
         f"{args.out}: {record['method']}, {record['target_voxels']} target voxels on {record['target_slices']} slices "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from iclsam.apps.volumes.checks import check_axis, check_volume
+from iclsam.apps.volumes.checks import check_axis, check_volume, normalise_intensities
 from iclsam.apps.volumes.label_volumes import segment_label_volume
 from iclsam.apps.volumes.propagation import CONTEXT, VolumeResult, segment_target
 from iclsam.method.label_maps import is_label_map_set
@@ -27,6 +27,7 @@ def segment_volume(
     method: str = "iclsam",
     keep_connected: bool = True,
     context: int = CONTEXT,
+    boxes: dict | None = None,
     **label_options,
 ) -> VolumeResult:
     """A 3-D scan from a few annotated slices of it: `annotations` {slice index along `axis`: H x W
@@ -35,7 +36,10 @@ def segment_volume(
     ("interpolation": the "fill between slices" baseline); `keep_connected`. Returns a `VolumeResult`:
     the mask on the input grid (annotated slices as given), a confidence per slice, a record of what
     was done (`propagation`). Label-map annotations: a `LabelVolumeResult` (`label_volumes`; options
-    `labels`, `nested`)."""
+    `labels`, `nested`). `boxes` {slice: K x 4 XYXY boxes, one per object}: slices marked with boxes
+    instead of masks (`boxed_slices`), which then count as annotated slices."""
+    if boxes:
+        annotations = {**(annotations or {}), **boxed_slices(model, volume, boxes, axis, annotations)}
     options = {"spacing": spacing, "method": method, "keep_connected": keep_connected, "context": context}
     if is_label_map_set([*(annotations or {}).values(), *(label for _, label in support_volumes)]):
         return segment_label_volume(
@@ -46,7 +50,30 @@ def segment_volume(
         raise ValueError(f"{', '.join(unused)} given, but the annotations are binary masks: they apply to label maps")
     axis = check_axis(axis)
     x = np.moveaxis(check_volume(volume), axis, 0)
-    return segment_target(model, x, annotations, axis, support_volumes=support_volumes, **options)
+    result = segment_target(model, x, annotations, axis, support_volumes=support_volumes, **options)
+    if boxes:
+        result.record["boxes"] = sorted(int(z) for z in boxes)
+    return result
+
+
+def boxed_slices(model: ICLSAM | None, volume, boxes: dict, axis: int, annotations: dict | None) -> dict:
+    """Masks for the slices marked with boxes: each slice (as `np.take(volume, z, axis)` gives it,
+    x along its columns and y along its rows) with the scan's one intensity window, its boxes
+    densified by the model's SAM (`ICLSAM.densify`, as 2-D weak context)."""
+    if model is None:
+        raise ValueError("boxes need the model's SAM to become masks; give a model")
+    axis = check_axis(axis)
+    x = np.moveaxis(check_volume(volume), axis, 0)
+    both = sorted(set(boxes) & set(annotations or {}))
+    if both:
+        raise ValueError(f"slices {both} have both a mask and boxes; give one of the two per slice")
+    bad = [z for z in boxes if not -len(x) <= int(z) < len(x)]
+    if bad:
+        raise ValueError(f"box slice {bad[0]} is out of range (the scan has {len(x)} slices along axis {axis})")
+    window = normalise_intensities(x)
+    chosen = sorted(int(z) for z in boxes)
+    masks = model.densify([window[z] for z in chosen], boxes=[np.asarray(boxes[z]) for z in chosen])
+    return dict(zip(chosen, masks))
 
 
 def next_slice_to_annotate(result, annotated: Sequence[int], axis: int = 2) -> int | None:

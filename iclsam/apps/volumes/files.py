@@ -85,6 +85,33 @@ def check_label_options(values: np.ndarray, label, labels, nested, path: Path) -
         raise ValueError(f"{path}: labels {missing} given by {given} are absent (it holds {values.tolist()})")
 
 
+BOX_COLUMNS = ("slice", "x0", "y0", "x1", "y1")
+
+
+def read_slice_boxes(path: str | Path, depth: int) -> dict[int, np.ndarray]:
+    """{slice: K x 4 XYXY boxes} from a CSV with columns slice, x0, y0, x1, y1 (one row per box, in
+    pixels of the slice: x along its columns, y along its rows); bad files are named."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable boxes CSV ({error})") from None
+    missing = [c for c in BOX_COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        raise ValueError(f"{path}: a boxes CSV needs rows with columns {', '.join(BOX_COLUMNS)} (missing {missing})")
+    values = table[list(BOX_COLUMNS)].to_numpy(dtype=float)
+    if not np.isfinite(values).all() or (values != np.round(values)).any():
+        raise ValueError(f"{path}: slice and box coordinates must be whole numbers of pixels")
+    out: dict[int, list] = {}
+    for z, *box in values.astype(np.int64):
+        if not 0 <= z < depth:
+            raise ValueError(f"{path}: slice {z} is out of range (the scan has {depth} slices along the axis)")
+        out.setdefault(int(z), []).append(box)
+    return {z: np.asarray(b, np.int64) for z, b in out.items()}
+
+
 def read_support_volumes(specs: Sequence[str], label: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`image:labels` pairs, each on its own grid, the target as in the annotations (a label map
     when it holds two or more values and no `label` is picked)."""
@@ -117,13 +144,14 @@ def segment_volume_files(
     labels: Sequence[int] | None = None,
     nested: dict[int, int] | None = None,
     overwrite: bool = False,
+    boxes: str | Path | None = None,
 ) -> dict:
     """Reads, checks, segments and writes; returns the run's record. `labels` / `nested`: with
     label-map annotations, see `ICLSAM.segment_volume`. `out` may replace only a file this command
     wrote, unless `overwrite` (`check_out`)."""
     out = Path(out)
     axis = check_axis(axis)
-    inputs = [image, annotations, *(part for spec in support_volumes for part in str(spec).split(":"))]
+    inputs = [image, annotations, boxes, *(part for spec in support_volumes for part in str(spec).split(":"))]
     check_out(out, [p for p in inputs if p is not None], overwrite)
     scan = read_scan(image)
     check_volume(scan.array, str(scan.path))
@@ -137,8 +165,9 @@ def segment_volume_files(
         if label is None and len(values) == 1:  # one label: the result carries its value
             value = int(values[0])
         check_label_options(values, label, labels, nested, marked.path)
-    elif not support_volumes:
-        raise ValueError("give --annotations (the annotated slices) or --support-volumes")
+    elif not support_volumes and boxes is None:
+        raise ValueError("give --annotations (the annotated slices), --boxes or --support-volumes")
+    boxed = read_slice_boxes(boxes, scan.array.shape[axis]) if boxes is not None else None
     others = read_support_volumes(support_volumes, label)
     options = {"labels": labels, "nested": nested} if labels or nested else {}
     result = segment_volume(
@@ -149,6 +178,7 @@ def segment_volume_files(
         spacing=scan.spacing,
         support_volumes=others,
         method=method,
+        boxes=boxed,
         **options,
     )
     found = result.labels if hasattr(result, "labels") else result.mask.astype(np.int64) * value
@@ -158,8 +188,10 @@ def segment_volume_files(
     return {
         **result.record,
         "method": method,
-        "annotated": sorted(given),
+        "annotated": sorted({*given, *(boxed or {})}),
         "target_voxels": int(mask.sum()),
         "target_slices": int(holding.sum()),
-        "next_slice": next_slice_to_annotate(result, sorted(given), axis),  # where one more annotation helps most
+        "next_slice": next_slice_to_annotate(
+            result, sorted({*given, *(boxed or {})}), axis
+        ),  # where one more annotation helps most
     }
