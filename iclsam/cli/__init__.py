@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from iclsam.cli.annotation import ANNOTATION_COMMANDS
 from iclsam.cli.data import DATA_COMMANDS
 from iclsam.cli.pipeline import PIPELINE_COMMANDS
 from iclsam.cli.user import USER_COMMANDS
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
         prog="iclsam", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (*USER_COMMANDS, *VOLUME_COMMANDS, *DATA_COMMANDS, *PIPELINE_COMMANDS):
+    for add in (*USER_COMMANDS, *VOLUME_COMMANDS, *ANNOTATION_COMMANDS, *DATA_COMMANDS, *PIPELINE_COMMANDS):
         add(commands)
     return top
 

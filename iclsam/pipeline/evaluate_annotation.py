@@ -1,0 +1,98 @@
+"""`iclsam evaluate-annotation`: the simulated user (`apps.annotation.simulated_clicks`) annotating
+every task of a prepared folder, image by image in a seeded random order, three ways:
+- `sam-clicks`: no context, every image from an empty mask by clicks alone (the ScribblePrompt-like
+  baseline: SAM and the same click rule, nothing learned from the images before);
+- `fixed-context`: the first image annotated by clicks, then the context for every other image;
+- `growing-context`: every finished image joins the context of the next ones.
+One row per task, method and image: task, method, image, clicks, dice, seconds (median per
+interaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from iclsam.apps.annotation import Annotator, simulated_clicks
+from iclsam.data.folder import open_tasks
+
+if TYPE_CHECKING:
+    from iclsam.method.model import ICLSAM
+
+METHODS = ("sam-clicks", "fixed-context", "growing-context")
+
+
+def annotation_order(ids: Sequence[str], images: int | None, seed: int) -> list[str]:
+    """The images a user meets, in a seeded random order (the first `images` of it)."""
+    order = [ids[k] for k in np.random.default_rng(seed).permutation(len(ids))]
+    return order[:images] if images else order
+
+
+def annotate_task(
+    model: ICLSAM, task, method: str, order: Sequence[str], max_context: int, max_clicks: int
+) -> list[dict]:
+    """The rows of one task annotated one way (see the module)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    annotator, rows = Annotator(model, max_context=max_context), []
+    for k, image_id in enumerate(order):
+        image, mask = task.load(image_id)
+        if method == "sam-clicks":
+            annotator = Annotator(model, max_context=max_context)
+        elif method == "fixed-context" and k == 1:
+            first = annotator.accepted[0]
+            annotator = Annotator(model, [first[0]], [first[1]], max_context=max_context)
+        elif method == "fixed-context" and k > 1:
+            annotator.accepted.clear()  # the first image's context only
+        result = simulated_clicks(annotator, image, mask != 0, max_clicks=max_clicks)
+        rows.append({"task": task.name, "method": method, "image": image_id, **result})
+    return rows
+
+
+def evaluate_annotation(
+    model: ICLSAM,
+    data: str,
+    tasks: Sequence[str] | None = None,
+    images: int | None = 20,
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+    max_context: int = 16,
+    max_clicks: int = 20,
+    progress=None,
+) -> pd.DataFrame:
+    """Every task (or `tasks`) of the prepared folder `data`, each method on the same order."""
+    found = open_tasks(data)
+    if tasks:
+        unknown = sorted(set(tasks) - {t.name for t in found})
+        if unknown:
+            raise ValueError(f"tasks {unknown} are not in {data} (it has {sorted(t.name for t in found)})")
+        found = [t for t in found if t.name in set(tasks)]
+    rows = []
+    for task in found:
+        order = annotation_order(task.ids, images, seed)
+        for method in methods:
+            rows += annotate_task(model, task, method, order, max_context, max_clicks)
+            if progress:
+                progress(rows[-len(order) :])
+    return pd.DataFrame(rows, columns=["task", "method", "image", "clicks", "dice", "seconds"])
+
+
+def annotation_summary(rows: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
+    """Per task and method: mean clicks per image, over the first 5 and the last 5 images, the
+    share of images that reached `target`, the median seconds per interaction."""
+    out = []
+    for (task, method), group in rows.groupby(["task", "method"], sort=False):
+        out.append(
+            {
+                "task": task,
+                "method": method,
+                "clicks": group["clicks"].mean(),
+                "first 5": group["clicks"].head(5).mean(),
+                "last 5": group["clicks"].tail(5).mean(),
+                "reached": (group["dice"] >= target).mean(),
+                "seconds": group["seconds"].median(),
+            }
+        )
+    return pd.DataFrame(out)

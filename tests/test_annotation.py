@@ -1,0 +1,87 @@
+"""Annotating a folder (issue 41): the simulated user's click rule on hand-built masks; the
+annotator's corrections, context bound and bad input on synthetic images (SYNTHETIC, with
+LiteMedSAM); a growing context needing fewer clicks than clicks alone; the command on a prepared
+folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ellipse
+
+from iclsam.apps.annotation import Annotator, next_click, simulated_clicks
+from iclsam.cli import main
+from iclsam.common.metrics import dice
+
+
+def test_the_next_click_goes_to_the_centre_of_the_largest_error():
+    truth = np.zeros((40, 40), bool)
+    truth[10:21, 5:16] = True  # 11 x 11, centre (x 10, y 15)
+    assert next_click(np.zeros_like(truth), truth) == (10, 15, True)
+    mask = truth.copy()
+    mask[25:38, 22:35] = True  # a false region larger than anything missed
+    mask[10:12, 5:16] = False
+    assert next_click(mask, truth) == (28, 31, False)
+    with pytest.raises(ValueError, match="no click"):
+        next_click(truth, truth)
+
+
+def case(seed: int, shape=(96, 96)):
+    """A noisy image with one bright disc (the target) and a darker square (not the target)."""
+    rng = np.random.default_rng(seed)
+    target = ellipse(shape, (int(rng.integers(30, 60)), int(rng.integers(30, 60))), (14, 16))
+    other = np.zeros(shape, bool)
+    other[8:24, 70:88] = True
+    image = 0.4 + 0.4 * target - 0.25 * other + 0.04 * rng.standard_normal(shape)
+    return (255 * image.clip(0, 1)).astype(np.uint8), target
+
+
+def test_clicks_add_and_remove_objects_and_the_context_keeps_its_bound(features_model):
+    image, truth = case(0)
+    annotator = Annotator(features_model, max_context=3)
+    assert not annotator.propose(image).any()  # no context: nothing proposed
+    y, x = np.argwhere(truth).mean(axis=0).round().astype(int)
+    added = annotator.correct(positive=[(x, y)])
+    assert dice(added, truth) > 0.8
+    wrong = annotator.correct(positive=[(x, y), (78, 15)])  # a click on the square adds it
+    assert wrong[15, 78] and not annotator.correct(positive=[(x, y), (78, 15)], negative=[(79, 16)])[15, 78]
+    with pytest.raises(ValueError, match=r"click \(200, 5\) is outside the image"):
+        annotator.correct(positive=[(200, 5)])
+    annotator.accept(added)
+    assert len(annotator.context) == 1
+    for seed in range(1, 5):
+        image, truth = case(seed)
+        annotator.propose(image)
+        annotator.accept(truth)
+    assert len(annotator.context) == 3 and annotator.context[-1][1] is not None
+    np.testing.assert_array_equal(annotator.context[-1][1], case(4)[1])  # the most recent stay
+    with pytest.raises(ValueError, match="propose"):
+        annotator.correct(positive=[(x, y)])
+    annotator.propose(image)
+    with pytest.raises(ValueError, match="accepted mask"):
+        annotator.accept(np.ones((10, 10), bool))
+
+
+def test_a_growing_context_needs_fewer_clicks_than_clicks_alone(features_model):
+    cases = [case(seed) for seed in range(10, 15)]
+    growing = Annotator(features_model)
+    grown = [simulated_clicks(growing, image, truth)["clicks"] for image, truth in cases]
+    alone = [simulated_clicks(Annotator(features_model), image, truth)["clicks"] for image, truth in cases]
+    assert sum(grown) < sum(alone) and min(alone) >= 1 and grown[1:] == [0] * 4
+
+
+def test_evaluate_annotation_writes_a_row_per_task_method_and_image(tmp_path, capsys):
+    from iclsam.data.prepare import prepare_synthetic
+
+    prepare_synthetic(tmp_path / "prepared", seed=1, n_support=2, n_query=1, tasks=("fundus_disc",))
+    out = tmp_path / "rows.csv"
+    args = ["evaluate-annotation", "--data", str(tmp_path / "prepared"), "--images", "3", "--icl", "features"]
+    assert main([*args, "--max-clicks", "3", "--out", str(out)]) == 0
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["task", "method", "image", "clicks", "dice", "seconds"]
+    assert sorted(rows["method"].unique()) == ["fixed-context", "growing-context", "sam-clicks"]
+    assert len(rows) == 9 and (rows.groupby("method")["image"].apply(list).map(len) == 3).all()
+    orders = rows.groupby("method")["image"].apply(list)
+    assert orders["sam-clicks"] == orders["growing-context"] == orders["fixed-context"]  # the same order
+    assert (rows["clicks"] <= 3).all() and "Clicks to Dice .90" in capsys.readouterr().out
