@@ -19,6 +19,7 @@ def box_of(mask: np.ndarray) -> list[int]:
     return [int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())]  # XYXY: x along columns
 
 
+@pytest.mark.slow  # two volumes segmented by ICL-SAM
 def test_a_box_on_the_largest_slice_does_nearly_what_its_mask_does(features_model):
     image, target = ellipsoid_volume()
     z = int(target.reshape(-1, target.shape[2]).sum(axis=0).argmax())

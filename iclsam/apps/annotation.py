@@ -4,10 +4,11 @@ joins the context, so each finished image helps the next.
 
 `Annotator.propose(image)`: the full method's mask from the current context (empty with none).
 `Annotator.correct(positive, negative, box)`: the proposal corrected by every click given so far
-(the positive ones, then the negative ones, each in the order given). A box-trained SAM (LiteMedSAM, MedSAM) ignores clicks as prompts, so a click is turned
-into the object SAM finds under it (boxes centred on the click at several sizes,
-`densify.point_candidates`): a positive click adds the best such object that holds no negative
-click; a negative click removes, from the region of the mask it falls in, the best object under it
+(the positive ones, then the negative ones, each in the order given). A box-trained SAM
+(LiteMedSAM, MedSAM) ignores clicks as prompts, so a click is turned into the object SAM finds
+under it (`click_objects`: square boxes centred on the click at `CLICK_SCALES` of the image's
+shorter side, and a box around the proposal's region holding the click, in one decoder call): a
+positive click adds the best such object that holds no negative click; a negative click removes, from the region of the mask it falls in, the best object under it
 that holds no positive click (the whole region when SAM finds none). A box replaces the proposal by
 SAM's mask of the box. SAM's encoder runs once per image; the candidates of a click are kept.
 `Annotator.accept(mask)`: the image and its mask join the context. At most `max_context` images
@@ -30,12 +31,13 @@ from scipy import ndimage
 
 from iclsam.common.inputs import check_image, check_mask
 from iclsam.common.metrics import dice
-from iclsam.method.densify import point_candidates
+from iclsam.method.densify import boxes_from_mask
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
 
 CLICK_RADIUS = 2  # pixels around a click that follow it when SAM finds no object there
+CLICK_SCALES = (0.06, 0.15, 0.35)  # the sides of the boxes centred on a click (of the shorter side)
 
 
 @dataclass
@@ -131,7 +133,8 @@ class Annotator:
 
     def _best_object(self, state: ImageState, x: int, y: int, blocked) -> np.ndarray | None:
         if (x, y) not in state.candidates:
-            state.candidates[(x, y)] = point_candidates(self.model.sam, self.model.sam.encode(state.image), x, y)
+            embedding = self.model.sam.encode(state.image)
+            state.candidates[(x, y)] = click_objects(self.model.sam, embedding, x, y, state.proposal)
         masks, scores = state.candidates[(x, y)]
         allowed = [(s, k) for k, (m, s) in enumerate(zip(masks, scores)) if not any(m[v, u] for u, v in blocked)]
         return masks[max(allowed)[1]] if allowed else None
@@ -140,6 +143,29 @@ class Annotator:
         from iclsam.method.densify import densify_boxes
 
         return densify_boxes(self.model.sam, state.image, np.asarray([box], np.int64).reshape(1, 4))
+
+
+def click_objects(sam, embedding, x: int, y: int, hint: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+    """The objects a click may mean, each with SAM's own IoU estimate as its score: SAM prompted in
+    one call by square boxes centred on the click (`CLICK_SCALES`) and, when the click falls in a
+    region of `hint` (the proposal), a box around that region; of each mask, the component holding
+    the click."""
+    h, w = embedding.original
+    boxes = []
+    for scale in CLICK_SCALES:
+        half = max(2, int(round(scale * min(h, w) / 2)))
+        boxes.append([max(x - half, 0), max(y - half, 0), min(x + half, w - 1), min(y + half, h - 1)])
+    labelled = ndimage.label(hint)[0]
+    if labelled[y, x]:
+        boxes.append(boxes_from_mask(labelled == labelled[y, x])[0].tolist())
+    logits, iou = sam.decode(embedding, np.asarray(boxes, np.int64), with_iou=True)
+    objects, scores = [], []
+    for mask_logits, estimate in zip(logits, iou):
+        components = ndimage.label((mask_logits > 0).numpy())[0]
+        if components[y, x]:
+            objects.append(components == components[y, x])
+            scores.append(float(estimate))
+    return objects, scores
 
 
 def disc(shape: tuple[int, int], x: int, y: int, radius: int) -> np.ndarray:
