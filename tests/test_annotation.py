@@ -61,6 +61,10 @@ def test_clicks_add_and_remove_objects_and_the_context_keeps_its_bound(features_
     annotator.propose(image)
     with pytest.raises(ValueError, match="accepted mask"):
         annotator.accept(np.ones((10, 10), bool))
+    with pytest.raises(ValueError, match="accepted mask: mask is empty"):
+        annotator.accept(np.zeros(image.shape[:2], bool))
+    annotator.skip()  # left out of the context
+    assert len(annotator.context) == 3 and annotator.current is None
 
 
 @pytest.mark.slow  # 30 s: ten annotated images

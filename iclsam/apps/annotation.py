@@ -119,6 +119,11 @@ class Annotator:
         self.accepted.append((state.image, check_mask(chosen, state.image.shape[:2], "accepted mask")))
         self.current = None
 
+    def skip(self) -> None:
+        """Leaves the current image out of the context (nothing worth learning from: an empty mask)."""
+        self._state()
+        self.current = None
+
     def _state(self) -> ImageState:
         if self.current is None:
             raise ValueError("no image is being annotated: call propose(image) first")
@@ -206,7 +211,10 @@ def simulated_clicks(annotator: Annotator, image, truth, target: float = 0.9, ma
         start = time.perf_counter()
         mask = annotator.correct(positive, negative)
         seconds.append(time.perf_counter() - start)
-    annotator.accept(mask)
+    if mask.any():
+        annotator.accept(mask)
+    else:  # an empty mask teaches the context nothing (and is no valid support mask)
+        annotator.skip()
     return {
         "clicks": len(positive) + len(negative),
         "dice": dice(mask, truth),
