@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from iclsam.cli.annotation import ANNOTATION_COMMANDS
+from iclsam.cli.annotate import ANNOTATION_COMMANDS
 from iclsam.cli.data import DATA_COMMANDS
 from iclsam.cli.pipeline import PIPELINE_COMMANDS
 from iclsam.cli.user import USER_COMMANDS
