@@ -28,7 +28,7 @@ def module_file(name: str) -> Path | None:
 def imported_modules(path: Path, package: str | None) -> set[str]:
     """The iclsam modules a file imports (relative imports resolved against `package`)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -48,7 +48,7 @@ def closure(notebook: Path) -> set[Path]:
 
 
 def stages() -> list[tuple[str, dict]]:
-    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     return list(spec.items())
 
 
@@ -59,7 +59,7 @@ def covered(path: Path, deps: list[str]) -> bool:
 
 def notebook_parameters(notebook: Path) -> dict:
     """The literal assignments of the notebook's parameters cell."""
-    text = notebook.read_text()
+    text = notebook.read_text(encoding="utf-8")
     cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
     return {
         t.id: node.value.value
@@ -93,7 +93,7 @@ def command_closure(cmd: str) -> set[Path]:
     command = cmd.split()[1]
     cli = PACKAGE / "cli"
     for module in ("user", "volumes", "data", "pipeline"):
-        tree = ast.parse((cli / f"{module}.py").read_text())
+        tree = ast.parse((cli / f"{module}.py").read_text(encoding="utf-8"))
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == command.replace("-", "_"):
                 names = set()
@@ -146,11 +146,11 @@ def test_missing_inputs_stop_the_pipeline_before_any_result_is_touched(tmp_path,
     assert set(spec["check_inputs"]["outs"][0]) == {"build/inputs.json"}
     assert "build/inputs.json" in spec["prepare"]["deps"]
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "paper.yaml").read_text())
+    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "paper.yaml").read_text(encoding="utf-8"))
     assert main(["check-inputs", "--record", "build/inputs.json"]) == 2
     error = capsys.readouterr().err
     assert "cannot run; missing" in error and "data set refuge" in error and "UniverSeg checkpoint" in error
     assert error.count("\n") == 1 and not (tmp_path / "build").exists()
-    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "default.yaml").read_text())
+    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "default.yaml").read_text(encoding="utf-8"))
     assert main(["check-inputs", "--record", "build/inputs.json"]) == 0
     assert (tmp_path / "build" / "inputs.json").is_file()

@@ -54,7 +54,18 @@ def test_labels_from_an_mha_or_nrrd_scan_sit_where_the_scan_is_in_the_world(tmp_
     assert np.array_equal(back, target)
 
 
-def test_a_dicom_folder_holding_two_series_is_refused_listing_them(tmp_path):
+@pytest.fixture
+def kept_locale():
+    """GDCM's DICOM writer (used here to make the files; iclsam only reads DICOM) sets the process's
+    locale to C, after which Python reads text as ASCII: restored for the tests that follow."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
+
+
+def test_a_dicom_folder_holding_two_series_is_refused_listing_them(tmp_path, kept_locale):
     """Item 7: two series in one folder are listed (UID, description, files), not read as one of them."""
     image, _ = blob((12, 10, 4))
     for number, (uid, description) in enumerate(

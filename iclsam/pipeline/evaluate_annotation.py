@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from iclsam.apps.annotation import Annotator, simulated_clicks
-from iclsam.data.folder import open_tasks
+from iclsam.pipeline.evaluate_folder import chosen_tasks
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
@@ -63,14 +63,8 @@ def evaluate_annotation(
     progress=None,
 ) -> pd.DataFrame:
     """Every task (or `tasks`) of the prepared folder `data`, each method on the same order."""
-    found = open_tasks(data)
-    if tasks:
-        unknown = sorted(set(tasks) - {t.name for t in found})
-        if unknown:
-            raise ValueError(f"tasks {unknown} are not in {data} (it has {sorted(t.name for t in found)})")
-        found = [t for t in found if t.name in set(tasks)]
     rows = []
-    for task in found:
+    for task in chosen_tasks(data, tasks):
         order = annotation_order(task.ids, images, seed)
         for method in methods:
             rows += annotate_task(model, task, method, order, max_context, max_clicks)

@@ -19,6 +19,17 @@ from iclsam.pipeline.report import in_paper_order, weak_context_markdown, weak_c
 SUMMARY_COLUMNS = ["task", "m", "icl", "variant", "dice", "n"]  # and annotation, for weak context
 
 
+def chosen_tasks(data: str | Path, tasks: Sequence[str] | None) -> list:
+    """The tasks of a prepared folder, or those named (each must be there)."""
+    found = open_tasks(data)
+    if tasks:
+        unknown = sorted(set(tasks) - {t.name for t in found})
+        if unknown:
+            raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
+        found = [t for t in found if t.name in set(tasks)]
+    return found
+
+
 def evaluate_folder(
     models: dict[str, ICLSAM],
     data: str | Path,
@@ -33,12 +44,7 @@ def evaluate_folder(
     """`run_grid` (Dice only) of each model (by label) on each task of a folder in the prepared
     format, under `task_protocol` (a task of label maps: `label_protocol.run_label_grid`). Rows: task, m, draw, query, variant, dice, icl; with `annotations`
     (weak context, `run_weak_context`) also annotation and support_dice."""
-    found = open_tasks(data)
-    if tasks:
-        unknown = sorted(set(tasks) - {t.name for t in found})
-        if unknown:
-            raise ValueError(f"tasks {unknown} not found in {data} (it has {[t.name for t in found]})")
-        found = [t for t in found if t.name in set(tasks)]
+    found = chosen_tasks(data, tasks)
     plans = [(task, *task_protocol(task, sizes, draws, max_queries, seed)) for task in found]  # every check first
     frames = []
     for task, sets, queries in plans:

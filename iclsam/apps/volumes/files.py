@@ -157,14 +157,7 @@ def segment_volume_files(
     check_volume(scan.array, str(scan.path))
     given, like, value = {}, None, 1 if label is None else label
     if annotations is not None:
-        marked = read_scan(annotations)
-        same_grid(scan, marked)
-        like, drawn = marked.array.dtype, label_values(marked)
-        given = annotated_targets(drawn, slices, axis, label, marked.path)
-        values = np.unique(drawn[drawn != 0])
-        if label is None and len(values) == 1:  # one label: the result carries its value
-            value = int(values[0])
-        check_label_options(values, label, labels, nested, marked.path)
+        given, like, value = read_annotations(annotations, scan, slices, axis, label, labels, nested)
     elif not support_volumes and boxes is None:
         raise ValueError("give --annotations (the annotated slices), --boxes or --support-volumes")
     boxed = read_slice_boxes(boxes, scan.array.shape[axis]) if boxes is not None else None
@@ -183,15 +176,27 @@ def segment_volume_files(
     )
     found = result.labels if hasattr(result, "labels") else result.mask.astype(np.int64) * value
     write_label_volume(out, found, scan, like)
-    mask = found != 0
+    mask, annotated = found != 0, sorted({*given, *(boxed or {})})
     holding = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)
     return {
         **result.record,
         "method": method,
-        "annotated": sorted({*given, *(boxed or {})}),
+        "annotated": annotated,
         "target_voxels": int(mask.sum()),
         "target_slices": int(holding.sum()),
-        "next_slice": next_slice_to_annotate(
-            result, sorted({*given, *(boxed or {})}), axis
-        ),  # where one more annotation helps most
+        "next_slice": next_slice_to_annotate(result, annotated, axis),  # where one more annotation helps most
     }
+
+
+def read_annotations(path, scan, slices, axis: int, label, labels, nested) -> tuple[dict, np.dtype, int]:
+    """The annotated slices of `--annotations` ({slice: target}, checked against the scan's grid and
+    the label options), the annotations' dtype, and the value the result carries (their one label
+    value, else 1 or `label`)."""
+    marked = read_scan(path)
+    same_grid(scan, marked)
+    drawn = label_values(marked)
+    given = annotated_targets(drawn, slices, axis, label, marked.path)
+    values = np.unique(drawn[drawn != 0])
+    check_label_options(values, label, labels, nested, marked.path)
+    value = int(values[0]) if label is None and len(values) == 1 else 1 if label is None else label
+    return given, marked.array.dtype, value
