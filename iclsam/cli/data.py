@@ -3,6 +3,8 @@ train-universeg. Each has a function that declares its options and one that runs
 
 from __future__ import annotations
 
+import dataclasses
+
 from iclsam.cli.options import CHECKPOINT_CHOICES, DATASET_CHOICES, positive_int
 
 
@@ -155,4 +157,51 @@ def slice_volumes(args) -> int:
     return 0
 
 
-DATA_COMMANDS = (add_prepare, add_sample_support, add_weights, add_train_universeg, add_slice_volumes)
+
+
+def add_train_icl(commands) -> None:
+    p = commands.add_parser(
+        "train-icl", help="train the label-attention ICL model on a corpus of real tasks (real-wide's layout)"
+    )
+    p.add_argument("--data", required=True, help="the corpus: task folders and manifest.json (family, licence)")
+    p.add_argument("--out", required=True, help="output stem: writes <out>.pt and <out>.json (its model card)")
+    p.add_argument("--exclude-families", nargs="*", default=[], help="families left out (leave-family-out)")
+    p.add_argument("--versions", type=positive_int, default=2, help="versions of each image: itself and augmented")
+    p.add_argument("--steps", type=positive_int, help="training steps (default: the shipped weights')")
+    p.add_argument("--batch", type=positive_int, help="episodes per step (default: the shipped weights')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=".cache/embeddings", help="SAM tokens are cached there")
+    p.set_defaults(run=train_icl)
+
+
+def train_icl(args) -> int:
+    from tqdm import tqdm
+
+    from iclsam.pipeline.icl_training import TrainingSettings, train_icl_files
+
+    settings = TrainingSettings(seed=args.seed)
+    settings = dataclasses.replace(
+        settings, steps=args.steps or settings.steps, batch=args.batch or settings.batch
+    )
+    bar = tqdm(total=settings.steps, desc="train-icl", unit="step")
+
+    def progress(step: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    card = train_icl_files(
+        args.data,
+        args.out,
+        settings,
+        versions=args.versions,
+        exclude=set(args.exclude_families),
+        cache_dir=args.cache_dir,
+        progress=progress,
+        encoding=lambda i, n, name: bar.set_description(f"encoding {i}/{n} {name}"),
+    )
+    bar.close()
+    print(f"{args.out}.pt: {card['episodes']} episodes in {card['seconds']:.0f} s, loss {card['loss_last']:.3f}")
+    return 0
+
+
+DATA_COMMANDS = (add_prepare, add_sample_support, add_weights, add_train_universeg, add_train_icl, add_slice_volumes)

@@ -7,11 +7,19 @@ import argparse
 import os
 
 SAM_CHOICES = ("lite", "medsam", "sam")  # iclsam.method.sam.SAM_BACKBONES
-ICL_CHOICES = ("universeg", "features")  # iclsam.method.icl.ICL_BACKENDS
+ICL_CHOICES = ("universeg", "features", "label-attention")  # iclsam.method.icl.ICL_BACKENDS
 DEFAULT_ICL = "features"  # iclsam.method.icl.DEFAULT_ICL
 FUSION_CHOICES = ("paper", "auto", "in-sample")  # iclsam.method.fusion.FUSIONS
 ANNOTATION_CHOICES = ("mask", "box", "point")  # iclsam.method.densify.ANNOTATION_KINDS
-VARIANT_CHOICES = ("iclsam", "universeg", "universeg+conf", "features", "sam", "sam+conf")  # every model's but sam+gt
+VARIANT_CHOICES = (
+    "iclsam",
+    "universeg",
+    "universeg+conf",
+    "features",
+    "label-attention",
+    "sam",
+    "sam+conf",
+)  # every model's but sam+gt
 DATASET_CHOICES = ("brats", "drishti", "kits23", "refuge", "rimone")  # iclsam.data.sources.SOURCES
 CHECKPOINT_CHOICES = ("medsam", "sam", "universeg")  # iclsam.apps.fetch.PUBLISHED
 DEFAULT_BOX_CONFIDENCE = 0.95  # iclsam.method.config.ICLSAMConfig.box_confidence
@@ -96,7 +104,8 @@ def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> Non
     parser.add_argument("--sam-checkpoint", help="SAM / MedSAM ViT-B checkpoint file")
     icl_help = (
         f"in-context model: auto (default: universeg with --universeg-checkpoint, else {DEFAULT_ICL}, the best "
-        "on real images), universeg (shipped weights unless --universeg-checkpoint) or features (training-free)"
+        "on real images), universeg (shipped weights unless --universeg-checkpoint), features (training-free) or "
+        "label-attention (learned on real-wide's task families; shipped weights unless --icl-checkpoint)"
     )
     if icl_many:
         parser.add_argument(
@@ -111,6 +120,9 @@ def add_backbone(parser: argparse.ArgumentParser, icl_many: bool = False) -> Non
     parser.add_argument(
         "--universeg-checkpoint",
         help="UniverSeg weights, e.g. universeg_v1_nf64_ss64_STA.pt (default: the weights shipped with iclsam)",
+    )
+    parser.add_argument(
+        "--icl-checkpoint", help="label-attention weights from `iclsam train-icl` (default: the shipped weights)"
     )
 
 
@@ -187,6 +199,7 @@ def build_model(args):
         sam_checkpoint=args.sam_checkpoint,
         universeg_checkpoint=args.universeg_checkpoint,
         icl=args.icl,
+        icl_checkpoint=args.icl_checkpoint,
         device=args.device,
         cache_dir=args.cache_dir,
         **model_settings(args),

@@ -161,7 +161,13 @@ def evaluate(args) -> int:
     )  # one encoder pass per image
     models = {}
     for icl in dict.fromkeys(resolve_icl(name, args.universeg_checkpoint) for name in args.icl):
-        models[icl] = ICLSAM(sam=sam, icl=icl, universeg_checkpoint=args.universeg_checkpoint, **model_settings(args))
+        models[icl] = ICLSAM(
+            sam=sam,
+            icl=icl,
+            universeg_checkpoint=args.universeg_checkpoint,
+            icl_checkpoint=args.icl_checkpoint,
+            **model_settings(args),
+        )
         print(
             f"ICL model {icl}: {models[icl].icl_weights}; SAM backbone {models[icl].sam.backbone.name}", file=sys.stderr
         )

@@ -44,8 +44,9 @@ class ICLSAM:
       "features": training-free, the confidence map itself). "universeg": UniverSeg; its
       `universeg_checkpoint` is e.g. the official universeg_v1_nf64_ss64_STA.pt (input 128 x 128),
       or "shipped" (also the default for icl="universeg"): the weights shipped with iclsam (trained
-      here on generated tasks; weak on real images; see their model card). `icl_weights` says in
-      words which ICL weights are in use.
+      here on generated tasks; weak on real images; see their model card). "label-attention": a
+      network learned on 33 real task families that reads SAM's tokens (LiteMedSAM's for the shipped
+      weights; `icl_checkpoint` for others). `icl_weights` says in words which ICL weights are in use.
     config: an `ICLSAMConfig`; any of its fields may also be given by name (they override it), e.g.
       `ICLSAM(box_confidence=None, fusion="auto")`.
     """
@@ -57,6 +58,7 @@ class ICLSAM:
         sam_checkpoint: str | Path | None = None,
         universeg_checkpoint: str | Path | None = None,
         icl: str | ICLBackend = "auto",
+        icl_checkpoint: str | Path | None = None,
         cache_dir: str | Path | None = None,
         config: ICLSAMConfig | None = None,
         **settings,
@@ -78,6 +80,8 @@ class ICLSAM:
                 universeg_checkpoint=universeg_checkpoint,
                 universeg_channel=config.universeg_channel,
                 device=self.device,
+                sam=sam,
+                icl_checkpoint=icl_checkpoint,
             )
         self.icl_model = icl
         self.icl, self.icl_weights = self.icl_model.name, self.icl_model.weights
