@@ -37,6 +37,7 @@ SETTINGS = {
     "in_sample": ["--icl", "features", "--fusion", "in-sample", *PAPER_AREA],
     "box_min_area_20": ["--icl", "features", "--box-min-area", "0.2"],  # today's defaults
     "box_min_area_10": ["--icl", "features", "--box-min-area", "0.1"],
+    "label_attention": ["--icl", "label-attention"],  # the learned ICL model (issue 44), today's defaults otherwise
     # retired: measured, not adopted, and their code removed (issue 40; the history keeps it at commit
     # 9ba0aa6: --zoom 3, --confidence-context 5 / 3 / auto); their runs stay here and are still decided
     "zoom_3": None,
@@ -85,6 +86,11 @@ DECISIONS = {
         "the defaults before stop 32 (every box, SAM steered, as the paper) -> today's (box_min_area 0.2)",
         ("paper_boxes_steered", None),
         ("box_min_area_20", None),
+    ),
+    "label attention": (
+        "the label-attention ICL model (learned on real-wide's 33 families) instead of features",
+        ("box_min_area_20", None),
+        ("label_attention", None),
     ),
     "zoom 3": (
         "a second look at small targets (zoom 3: a crop 3 times the first mask, the support cropped alike)",

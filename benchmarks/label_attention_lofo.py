@@ -32,7 +32,13 @@ def run_fold(i: int, fold: list[str], tasks, sam, args) -> pd.DataFrame:
     if not stem.with_suffix(".pt").is_file():
         settings = dataclasses.replace(TrainingSettings(), steps=args.steps or TrainingSettings().steps)
         started = time.perf_counter()
-        card = train_icl_files(args.data, stem, settings, versions=args.versions, exclude=set(fold), sam=sam)
+        def progress(step: int, loss: float) -> None:
+            if step % 100 == 0:
+                print(f"fold {i}: step {step} loss {loss:.4f} {time.perf_counter() - started:.0f} s", flush=True)
+
+        card = train_icl_files(
+            args.data, stem, settings, versions=args.versions, exclude=set(fold), sam=sam, progress=progress
+        )
         print(f"fold {i}: trained in {time.perf_counter() - started:.0f} s, loss {card['loss_last']}", flush=True)
     models = {
         "features": ICLSAM(sam=sam, icl="features"),

@@ -18,7 +18,7 @@ from iclsam.common.atomic import write_atomic  # noqa: E402
 from iclsam.pipeline.report import ICL_NAME, PAPER_TASK, Provenance, paper_long, paper_table, per_draw_means, task_rank  # noqa: E402
 
 # Fig. 3: one colour per ICL model, one line style (and marker) per variant; the paper's curves dotted
-ICL_COLOUR = {"universeg": "#1f77b4", "features": "#d62728"}
+ICL_COLOUR = {"universeg": "#1f77b4", "features": "#d62728", "label-attention": "#2ca02c"}
 PAPER_COLOUR = "black"
 VARIANT_LINE = {
     "alone": ("ICL model alone", "--", "o"),
@@ -165,7 +165,7 @@ def refinement_figure(
     )
     for row, example in zip(axes, examples):
         prediction, image, truth = example["prediction"], example["image"], example["truth"]
-        icl_variant = "universeg+conf" if "universeg+conf" in prediction.masks else "features"
+        icl_variant = next(v for v in ("universeg+conf", "features", "label-attention") if v in prediction.masks)
         names = {"icl": icl_variant, "icl_alone": "universeg" if "universeg" in prediction.masks else icl_variant}
         for ax, (key, title) in zip(row, steps):
             ax.imshow(image, cmap="gray")

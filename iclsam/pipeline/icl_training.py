@@ -73,9 +73,13 @@ def episode_batch(corpus: TokenCorpus, tasks: list[CorpusTask], m: int, batch: i
 
 
 def episode_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean over episodes of BCE (over the image's tokens) plus soft Dice, against token fractions."""
+    """Mean over episodes of class-balanced BCE (target and background tokens weigh half each, as in
+    Eq. 2's fit: a small target is not worth predicting away) plus soft Dice, against token fractions,
+    over the image's tokens."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    bce = (bce * valid).sum((1, 2)) / valid.sum((1, 2))
+    positive, negative = (target * valid).sum((1, 2), keepdim=True), ((1 - target) * valid).sum((1, 2), keepdim=True)
+    weight = valid * (target / positive.clamp_min(1e-6) + (1 - target) / negative.clamp_min(1e-6)) / 2
+    bce = (bce * weight).sum((1, 2))
     p = torch.sigmoid(logits) * valid
     dice = 1 - (2 * (p * target).sum((1, 2)) + 1) / (p.sum((1, 2)) + target.sum((1, 2)) + 1)
     return (bce + dice).mean()

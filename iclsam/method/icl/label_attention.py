@@ -59,6 +59,8 @@ class LabelAttention(nn.Module):
         self.log_temperature = nn.Parameter(torch.zeros(heads))
         self.log_prototype_scale = nn.Parameter(torch.tensor(2.3))
         decoder_in = width + heads + 4
+        # the output is the token ridge's logit (scaled) plus the decoder's correction, which starts at zero
+        self.ridge_scale = nn.Parameter(torch.tensor(4.0))
         self.decoder = nn.Sequential(
             nn.Conv2d(decoder_in, width, 3, padding=1),
             nn.GELU(),
@@ -68,6 +70,8 @@ class LabelAttention(nn.Module):
             nn.GELU(),
             nn.Conv2d(width, 1, 1),
         )
+        nn.init.zeros_(self.decoder[-1].weight)
+        nn.init.zeros_(self.decoder[-1].bias)
 
     @staticmethod
     def standardised(tokens: Tensor) -> Tensor:
@@ -89,6 +93,7 @@ class LabelAttention(nn.Module):
                 f"{tuple(support.shape)}, {tuple(labels.shape)}, {tuple(valid.shape)}"
             )
         b, m, c = support.shape[:3]
+        token_ridge = self.token_ridge_weights(support, labels, valid)
         full = valid.float().flatten(0, 1)[:, None]  # Bm x 1 x G x G
         share = F.avg_pool2d(full, SUPPORT_POOL).clamp_min(1e-6)  # the image's share of each pooled token
         tokens = F.avg_pool2d(support.flatten(0, 1).float() * full, SUPPORT_POOL) / share
@@ -112,10 +117,16 @@ class LabelAttention(nn.Module):
             values=pooled_labels.reshape(b, 1, -1, 1),
             prototypes=F.normalize(torch.stack([target, background], 1), dim=-1),
             ridge=self.ridge_weights(flat, y[:, 0], v[:, 0]),
-            token_ridge=self.ridge_weights(
-                tokens.detach().view(b, m, c, -1).permute(0, 2, 1, 3).reshape(b, c, -1), y[:, 0], v[:, 0]
-            ),
+            token_ridge=token_ridge,
         )
+
+    @torch.no_grad()
+    def token_ridge_weights(self, support: Tensor, labels: Tensor, valid: Tensor) -> Tensor:
+        """The ridge reading on SAM's standardised tokens at the full grid (no learned part)."""
+        b, m, c = support.shape[:3]
+        tokens = self.standardised(support.flatten(0, 1)).view(b, m, c, -1).permute(0, 2, 1, 3).reshape(b, c, -1)
+        valid = valid.float().reshape(b, -1)
+        return self.ridge_weights(tokens, labels.float().reshape(b, -1) * valid, valid)
 
     def ridge_weights(self, x: Tensor, y: Tensor, valid: Tensor) -> Tensor:
         """Class-balanced ridge regression of 2y - 1 on [x, 1] (the bias not penalised): x B x W x L,
@@ -150,7 +161,7 @@ class LabelAttention(nn.Module):
         ridge = torch.einsum("bwhx,bw->bhx", features, prepared.ridge[:, :-1]) + prepared.ridge[:, -1, None, None]
         token_ridge = torch.einsum("bchx,bc->bhx", tokens, prepared.token_ridge[:, :-1]) + prepared.token_ridge[:, -1, None, None]
         x = torch.cat([features, attention, similarity, ridge[:, None], token_ridge[:, None]], 1)
-        return self.decoder(x)[:, 0]
+        return self.decoder(x)[:, 0] + self.ridge_scale * token_ridge
 
     def forward(self, query: Tensor, support: Tensor, labels: Tensor, valid: Tensor) -> Tensor:
         return self.segment(query, self.prepare(support, labels, valid))

@@ -44,6 +44,7 @@ PAPER_DATASET = {
 ABLATION_ROW = {
     "universeg": "UniverSeg",
     "features": "UniverSeg",
+    "label-attention": "UniverSeg",
     "universeg+conf": "+Confidence map in UniverSeg",
     "sam": "+MedSAM",
     "sam+conf": "+Confidence map in MedSAM",
@@ -56,11 +57,16 @@ TABLE1_ROW = {
 # the paper's order of rows: data sets and tasks as in its tables, variants as the ablation adds them
 DATASET_ORDER = ("fundus", "brats", "kits23")
 TASK_ORDER = ("fundus_disc", "fundus_cup", "brats_flair", "brats_t1", "brats_t1ce", "brats_t2", "kits23")
-VARIANT_ORDER = ("universeg", "features", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt")
-ICL_NAME = {"universeg": "UniverSeg", "features": "features (training-free)"}
+VARIANT_ORDER = ("universeg", "features", "label-attention", "universeg+conf", "sam", "sam+conf", "iclsam", "sam+gt")
+ICL_NAME = {
+    "universeg": "UniverSeg",
+    "features": "features (training-free)",
+    "label-attention": "label attention (learned on real-wide)",
+}
 VARIANT_NAME = {
     "universeg": "ICL alone",
     "features": "ICL alone",
+    "label-attention": "ICL alone",
     "universeg+conf": "+ map in UniverSeg (Eq. 4)",
     "sam": "+ SAM, boxes",
     "sam+conf": "+ map in SAM (Eq. 3)",

@@ -65,7 +65,7 @@ def icl_backend_table(scores: pd.DataFrame) -> pd.DataFrame:
     """The ICL backends side by side: per paper task, the ICL model alone and the full method for each
     backend (rows labelled by `icl`), beside the paper's UniverSeg and MedSAM+UniverSeg rows."""
     ours = ours_by_paper_task(scores)
-    alone = ours["variant"] == ours["icl"]  # "universeg" or "features": the ICL model by itself
+    alone = ours["variant"] == ours["icl"]  # "universeg", "features", "label-attention": the ICL model by itself
     ours = ours[alone | (ours["variant"] == "iclsam")].copy()
     ours["model"] = ours["variant"].map(lambda v: "+Fusion" if v == "iclsam" else "UniverSeg")
     paper = paper_long(paper_table("dice_per_task").drop(columns=["table"]), ["task", "model"])
@@ -158,6 +158,7 @@ def assd_table(scores: pd.DataFrame, sam: str) -> pd.DataFrame:
     names = {
         "universeg": "UniverSeg",
         "features": "UniverSeg",
+        "label-attention": "UniverSeg",
         "iclsam": f"UniverSeg+{backbone}",
         "sam+gt": f"{backbone}+GT",
     }
