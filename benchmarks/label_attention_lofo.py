@@ -32,6 +32,7 @@ def run_fold(i: int, fold: list[str], tasks, sam, args) -> pd.DataFrame:
     if not stem.with_suffix(".pt").is_file():
         settings = dataclasses.replace(TrainingSettings(), steps=args.steps or TrainingSettings().steps)
         started = time.perf_counter()
+
         def progress(step: int, loss: float) -> None:
             if step % 100 == 0:
                 print(f"fold {i}: step {step} loss {loss:.4f} {time.perf_counter() - started:.0f} s", flush=True)

@@ -35,7 +35,7 @@ def card_text(stem: str, card: dict, lofo: str | None, bench: str | None) -> str
         "",
         "| | |",
         "|---|---|",
-        f"| file | `iclsam/weights/{stem}.pt` (raw state_dict; `icl=\"label-attention\"` loads it, strict) |",
+        f'| file | `iclsam/weights/{stem}.pt` (raw state_dict; `icl="label-attention"` loads it, strict) |',
         f"| sha256 | `{card['sha256']}` |",
         f"| network | `LabelAttention({', '.join(f'{k}={v}' for k, v in card['network'].items())})` |",
         f"| reads | {card['sam']} tokens (the shipped weights do not apply to other backbones) |",

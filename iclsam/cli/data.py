@@ -157,8 +157,6 @@ def slice_volumes(args) -> int:
     return 0
 
 
-
-
 def add_train_icl(commands) -> None:
     p = commands.add_parser(
         "train-icl", help="train the label-attention ICL model on a corpus of real tasks (real-wide's layout)"
@@ -180,9 +178,7 @@ def train_icl(args) -> int:
     from iclsam.pipeline.icl_training import TrainingSettings, train_icl_files
 
     settings = TrainingSettings(seed=args.seed)
-    settings = dataclasses.replace(
-        settings, steps=args.steps or settings.steps, batch=args.batch or settings.batch
-    )
+    settings = dataclasses.replace(settings, steps=args.steps or settings.steps, batch=args.batch or settings.batch)
     bar = tqdm(total=settings.steps, desc="train-icl", unit="step")
 
     def progress(step: int, loss: float) -> None:

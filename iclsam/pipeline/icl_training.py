@@ -143,7 +143,9 @@ def licence_summary(tasks: list[CorpusTask]) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
-def save_label_attention(network: LabelAttention, log: dict, tasks: list[CorpusTask], stem: str | Path, extra: dict) -> dict:
+def save_label_attention(
+    network: LabelAttention, log: dict, tasks: list[CorpusTask], stem: str | Path, extra: dict
+) -> dict:
     """<stem>.pt (the raw state_dict) and <stem>.json (the card: sha256, settings, data, licences,
     time), each written atomically."""
     stem = Path(stem)

@@ -1,7 +1,7 @@
 """The label-attention network: a learned in-context segmenter on SAM's encoder tokens.
 
-Every token of the query looks at every token of the support set and reads out their labels; three
-readings of the support set feed a small convolutional decoder on the query's token grid:
+Every token of the query looks at the tokens of the support set and reads out their labels. Three
+kinds of reading, each a map on the query's token grid:
 
 1. attention: per head, softmax(q . k / sqrt(d) * t) of each query token (2 x 2 pooled) over the
    support tokens (4 x 4 pooled), the weighted mean of their target fractions;
@@ -9,6 +9,11 @@ readings of the support set feed a small convolutional decoder on the query's to
 3. ridge classifiers fitted in closed form on the support tokens (class-balanced), applied to the
    query: one on the projected features (learned through), one on SAM's tokens themselves,
    standardised (fixed: a closed-form cousin of Eq. 2's logistic regression).
+
+The output logit is the token ridge's (scaled) plus a correction from a small dilated convolutional
+decoder on the readings and the query's projected features. Its last layer starts at zero: the
+untrained network is the ridge classifier. (A decoder on the readings alone, which never sees the
+query's appearance, measured lower on held-out families: docs/learned-icl.md.)
 
 The support set's part (`prepare`) is done once per support set; `segment` then runs per query
 (state passed in, as SAM's predictor passes an image embedding). Tokens: N x 256 x G x G on the
@@ -22,7 +27,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
 
 # token pooling: the support set is read at half the grid (SUPPORT_POOL), the attention's keys at a
 # further 2 x 2 (KEY_POOL) and its queries at 2 x 2 (QUERY_POOL); the query itself at the full grid
@@ -42,9 +46,7 @@ class PreparedSupport:
 
 
 class LabelAttention(nn.Module):
-    def __init__(
-        self, in_channels: int = 256, width: int = 64, heads: int = 4, key_dim: int = 16, ridge: float = 1.0
-    ):
+    def __init__(self, in_channels: int = 256, width: int = 64, heads: int = 4, key_dim: int = 16, ridge: float = 1.0):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("width", width), ("heads", heads), ("key_dim", key_dim)):
             if not isinstance(value, int) or value < 1:
@@ -105,7 +107,11 @@ class LabelAttention(nn.Module):
         pooled_valid = F.avg_pool2d(valid.flatten(0, 1)[:, None], KEY_POOL)  # Bm x 1 x g x g
         pooled_labels = F.avg_pool2d(labels.flatten(0, 1)[:, None], KEY_POOL) / pooled_valid.clamp_min(1e-6)
         keys = self.keys(F.avg_pool2d(features, KEY_POOL))  # Bm x hd x g x g
-        keys = keys.view(b, m, self.heads, self.key_dim, -1).permute(0, 2, 1, 4, 3).reshape(b, self.heads, -1, self.key_dim)
+        keys = (
+            keys.view(b, m, self.heads, self.key_dim, -1)
+            .permute(0, 2, 1, 4, 3)
+            .reshape(b, self.heads, -1, self.key_dim)
+        )
         key_mask = torch.zeros_like(pooled_valid).masked_fill(pooled_valid == 0, -1e4)
         flat = features.view(b, m, features.shape[1], -1).permute(0, 2, 1, 3).reshape(b, features.shape[1], -1)
         y, v = labels.reshape(b, 1, -1), valid.reshape(b, 1, -1)
@@ -137,7 +143,10 @@ class LabelAttention(nn.Module):
         weighted = x * weight[:, None]  # B x W x L
         column = weighted.sum(-1)  # B x W: the bias's column of the Gram matrix
         gram = torch.cat(
-            [torch.cat([weighted @ x.transpose(1, 2), column[..., None]], 2), torch.cat([column, weight.sum(-1, keepdim=True)], 1)[:, None]],
+            [
+                torch.cat([weighted @ x.transpose(1, 2), column[..., None]], 2),
+                torch.cat([column, weight.sum(-1, keepdim=True)], 1)[:, None],
+            ],
             1,
         )
         rhs = torch.cat([weighted @ target[..., None], (weight * target).sum(-1)[:, None, None]], 1)
@@ -149,17 +158,21 @@ class LabelAttention(nn.Module):
         """query: B x C x G x G tokens -> B x G x G logits on the padded grid."""
         tokens = self.standardised(query)
         features = self.features(tokens)  # B x W x G x G
-        b, w, g = features.shape[0], features.shape[1], features.shape[-1]
+        b, g = features.shape[0], features.shape[-1]
         keys = self.keys(F.avg_pool2d(features, QUERY_POOL)).view(b, self.heads, self.key_dim, -1).transpose(2, 3)
         scale = self.log_temperature.exp().view(1, -1, 1, 1) / self.key_dim**0.5
         weights = torch.softmax((keys * scale) @ prepared.keys.transpose(2, 3) + prepared.key_mask, dim=-1)
         attention = weights @ prepared.values  # B x heads x (g / QUERY_POOL)^2 x 1
         side = g // QUERY_POOL
-        attention = F.interpolate(attention.view(b, self.heads, side, side), size=(g, g), mode="bilinear", align_corners=False)
+        attention = F.interpolate(
+            attention.view(b, self.heads, side, side), size=(g, g), mode="bilinear", align_corners=False
+        )
         unit = F.normalize(features, dim=1)
         similarity = torch.einsum("bwhx,bpw->bphx", unit, prepared.prototypes) * self.log_prototype_scale.exp()
         ridge = torch.einsum("bwhx,bw->bhx", features, prepared.ridge[:, :-1]) + prepared.ridge[:, -1, None, None]
-        token_ridge = torch.einsum("bchx,bc->bhx", tokens, prepared.token_ridge[:, :-1]) + prepared.token_ridge[:, -1, None, None]
+        token_ridge = (
+            torch.einsum("bchx,bc->bhx", tokens, prepared.token_ridge[:, :-1]) + prepared.token_ridge[:, -1, None, None]
+        )
         x = torch.cat([features, attention, similarity, ridge[:, None], token_ridge[:, None]], 1)
         return self.decoder(x)[:, 0] + self.ridge_scale * token_ridge
 

@@ -56,7 +56,9 @@ def load_label_attention(path: str | Path) -> LabelAttention:
     return load_strict(network, state, path, "label-attention").eval()
 
 
-def shipped_label_attention(directory: Path = WEIGHTS_DIR, stem: str = SHIPPED_LABEL_ATTENTION) -> tuple[LabelAttention, str]:
+def shipped_label_attention(
+    directory: Path = WEIGHTS_DIR, stem: str = SHIPPED_LABEL_ATTENTION
+) -> tuple[LabelAttention, str]:
     """The shipped weights (sha256 checked against their card) and a one-line description."""
     path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
     if not path.is_file() or not card_path.is_file():
