@@ -377,3 +377,26 @@ def test_segment_refuses_bad_box_or_point_files(folders, capsys):
     pd.DataFrame(rows_p).rename(columns={"x": "col"}).to_csv(folders / "cols.csv", index=False)
     assert main(base + ["--support-points", str(folders / "cols.csv"), "--out", str(folders / "bad")]) == 2
     assert "missing column" in capsys.readouterr().err and not (folders / "bad").exists()
+
+
+def test_segment_with_label_attention_weights(folders, capsys):
+    """--icl label-attention runs a given checkpoint (here the untrained network: the ridge reading);
+    without one, and none shipped, the command stops with one line saying what to do."""
+    import torch
+
+    from iclsam.method.icl import label_attention_backend
+    from iclsam.method.icl.label_attention import LabelAttention
+
+    torch.manual_seed(0)
+    torch.save(LabelAttention().state_dict(), folders / "net.pt")
+    code = run(
+        folders, "--icl", "label-attention", "--icl-checkpoint", str(folders / "net.pt"), "--variant", "label-attention"
+    )
+    assert code == 0
+    png = np.asarray(Image.open(folders / "out" / "q0.png"))
+    assert png.shape == SHAPE and png.any()
+    if not (label_attention_backend.WEIGHTS_DIR / f"{label_attention_backend.SHIPPED_LABEL_ATTENTION}.pt").is_file():
+        shutil.rmtree(folders / "out")
+        assert run(folders, "--icl", "label-attention") == 2
+        assert "train-icl" in capsys.readouterr().err
+        assert not (folders / "out").exists()
