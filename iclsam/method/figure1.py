@@ -134,16 +134,23 @@ def batched_in_context_outputs(
 
 
 def box_prompts(
-    state: QueryState, pseudo_label: str, box_min_area: float, box_confidence: float | None, m: int
+    state: QueryState,
+    pseudo_label: str,
+    box_min_area: float,
+    box_confidence: float | None,
+    m: int,
+    own_confidence: bool = False,
 ) -> None:
     """Step 3: a box around each region of the pseudo-label (`state.masks[pseudo_label]`) larger than
     `box_min_area` of the largest (the paper: 5 %); with `box_confidence` (not in the paper; from
-    m = 2) only the regions the map is confident about."""
+    m = 2) only the regions the map is confident about (`own_confidence`: the ICL model's own
+    probability instead of the map, for an ICL model that is not made of the map)."""
     if not state.needs_map:
         return
     state.boxes = boxes_from_pseudo_label(state.masks[pseudo_label], box_min_area)
     if box_confidence is not None and m >= BOX_CONFIDENCE_FROM_M:
-        state.boxes = confident_boxes(state.boxes, state.confidence.numpy(), box_confidence)
+        confidence = to_image_size(state.icl_probability, state.size) if own_confidence else state.confidence
+        state.boxes = confident_boxes(state.boxes, confidence.numpy(), box_confidence)
 
 
 def sam_logits(sam: SamPredictor, state: QueryState, beta: float, plain: bool, steered: bool) -> tuple:
@@ -234,7 +241,9 @@ def run_figure1(
     in_context_prediction(icl, lambda: model.icl_support(support), state, icl_output)  # the ICL model, Eq. 4
     if region is not None and icl.map_variant in state.masks:
         state.masks[icl.map_variant] = state.masks[icl.map_variant] & region
-    box_prompts(state, icl.map_variant, config.box_min_area, config.box_confidence, support.m)
+    box_prompts(
+        state, icl.map_variant, config.box_min_area, config.box_confidence, support.m, icl.boxes_from_own_probability
+    )
     if box_rule is not None and state.needs_map:
         state.boxes = box_rule(state)
     if until == "boxes":

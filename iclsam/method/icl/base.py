@@ -34,6 +34,9 @@ class ICLBackend(ABC):
     notes: ClassVar[tuple[str, ...]] = ()
     # whether SAM's decoder in the fused prediction is steered by the map (Eq. 3) by default
     default_sam_steering: ClassVar[bool] = True
+    # whether the confident-box filter (box_confidence) reads this model's own probability instead of
+    # Eq. 2's map (for a model that is not made of the map and not steered by it)
+    boxes_from_own_probability: ClassVar[bool] = False
     weights: str
 
     @property

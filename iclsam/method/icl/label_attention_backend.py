@@ -85,6 +85,7 @@ class LabelAttentionICL(ICLBackend):
     map_variant = "label-attention"
     notes = ("Eq. 4 (confidence map in UniverSeg) does not apply to the label-attention backend",)
     default_sam_steering = False
+    boxes_from_own_probability = True
 
     def __init__(self, sam, weights: str | Path = "shipped"):
         if sam.kind != "lite" and str(weights) == "shipped":
