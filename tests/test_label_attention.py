@@ -175,3 +175,17 @@ def test_backend_in_iclsam(lite, corpus, tmp_path):
 
         build_icl("label-attention", sam_name="LiteMedSAM")
     assert isinstance(model.icl_model, LabelAttentionICL)
+
+
+def test_corpus_errors_name_the_file(tmp_path):
+    from iclsam.pipeline.icl_training import train_icl_files
+
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        read_corpus(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"tasks": {"ghost": {"family": "x"}}}))
+    with pytest.raises(FileNotFoundError, match="ghost"):
+        read_corpus(tmp_path)
+    root = tiny_corpus(tmp_path / "corpus")
+    with pytest.raises(ValueError, match="no family"):
+        train_icl_files(root, tmp_path / "net", exclude={"nowhere"}, sam=TokenStub())
+    assert not (tmp_path / "net.pt").exists()
