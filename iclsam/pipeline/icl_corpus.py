@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from iclsam.data.folder import open_task
+from iclsam.data.splits import case_column
 from iclsam.method.icl.label_attention_backend import grid_labels
 from iclsam.method.sam import SamPredictor
 from iclsam.method.sam.cache import image_key
@@ -89,16 +90,6 @@ class TokenCorpus:
     groups: dict[str, list[str]] = field(default_factory=dict)  # per task, each pair's patient / case
     versions: int = 1
 
-    def families(self) -> list[str]:
-        return sorted({t.family for t in self.tasks})
-
-    def tasks_of(self, families: set[str] | None = None, exclude: set[str] | None = None) -> list[CorpusTask]:
-        return [
-            t
-            for t in self.tasks
-            if (families is None or t.family in families) and (exclude is None or t.family not in exclude)
-        ]
-
 
 def encode_corpus(
     sam: SamPredictor,
@@ -126,8 +117,7 @@ def encode_corpus(
                 labels = grid_labels(mask, embedding, sam.input_size)
                 items[pair].append((rows[key], labels, tuple(embedding.valid)))
         corpus.items[task.name] = items
-        column = "group" if "group" in folder.meta.columns else "case" if "case" in folder.meta.columns else "id"
-        corpus.groups[task.name] = [str(g) for g in folder.meta[column]]
+        corpus.groups[task.name] = [str(g) for g in folder.meta[case_column(folder.meta)]]
         if progress is not None:
             progress(n + 1, len(tasks), task.name)
     corpus.tokens = torch.stack(tokens) if tokens else torch.empty(0, 256, 64, 64, dtype=torch.float16)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from iclsam.common.metrics import dice
 from iclsam.data.folder import open_task
+from iclsam.data.splits import case_column
 from iclsam.pipeline.icl_corpus import CorpusTask
 
 
@@ -51,8 +52,7 @@ def evaluate_tasks(
     for task in tasks:
         folder = open_task(task.root)
         pairs = [folder.load(i) for i in folder.ids]
-        column = "group" if "group" in folder.meta.columns else "id"
-        groups = [str(g) for g in folder.meta[column]]
+        groups = [str(g) for g in folder.meta[case_column(folder.meta)]]
         for m in ms:
             if m >= len(pairs):
                 continue
