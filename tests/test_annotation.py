@@ -5,6 +5,8 @@ folder."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,5 @@ def test_evaluate_annotation_writes_a_row_per_task_method_and_image(tmp_path, ca
     orders = rows.groupby("method")["image"].apply(list)
     assert orders["sam-clicks"] == orders["growing-context"] == orders["fixed-context"]  # the same order
     assert (rows["clicks"] <= 2).all() and "Clicks to Dice .90" in capsys.readouterr().out
+    record = json.loads(out.with_suffix(".json").read_text())  # the run record names the ICL weights it ran
+    assert record["icl"] == "features" and record["icl_weights"].startswith("none") and record["max_clicks"] == 2

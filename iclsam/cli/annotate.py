@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
-from pathlib import Path
 
-from iclsam.cli.options import add_model, build_model, csv_path, positive_int
+from iclsam.cli.options import add_model, build_model, csv_path, model_record, positive_int, write_rows_and_record
 
 METHOD_CHOICES = ("sam-clicks", "fixed-context", "growing-context")  # iclsam.pipeline.evaluate_annotation.METHODS
 
@@ -30,7 +27,6 @@ def add_evaluate_annotation(commands) -> None:
 
 
 def evaluate_annotation(args) -> int:
-    from iclsam.common.atomic import write_csv_atomic, write_text_atomic
     from iclsam.pipeline.evaluate_annotation import annotation_summary
     from iclsam.pipeline.evaluate_annotation import evaluate_annotation as run
 
@@ -52,7 +48,6 @@ def evaluate_annotation(args) -> int:
     print(f"Clicks to Dice .90 per image ({args.data}; SAM {model.sam.backbone.name}, ICL {model.icl}):\n")
     print(annotation_summary(rows).to_markdown(index=False, floatfmt=".2f"))
     if args.out:
-        write_csv_atomic(rows, args.out)
         record = {
             "data": str(args.data),
             "images": args.images,
@@ -60,12 +55,9 @@ def evaluate_annotation(args) -> int:
             "methods": args.methods,
             "max_context": args.max_context,
             "max_clicks": args.max_clicks,
-            "sam": model.sam.backbone.name,
-            "icl": model.icl,
-            "config": dataclasses.asdict(model.config),
+            **model_record(model),
         }
-        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
-        print(f"written to {args.out}", file=sys.stderr)
+        write_rows_and_record(rows, args.out, record)
     return 0
 
 

@@ -204,3 +204,31 @@ def build_model(args):
         cache_dir=args.cache_dir,
         **model_settings(args),
     )
+
+
+def model_record(model) -> dict:
+    """What a one-model command's run record says of its model: SAM, the ICL model and its weights,
+    SAM's steering, the device and every setting (ICLSAMConfig) as the model ran."""
+    import dataclasses
+
+    return {
+        "sam": model.sam.backbone.name,
+        "icl": model.icl,
+        "icl_weights": model.icl_weights,
+        "sam_steering": model.sam_steering,
+        "device": str(model.device),
+        "config": dataclasses.asdict(model.config),
+    }
+
+
+def write_rows_and_record(rows, out: str, record: dict) -> None:
+    """An evaluation's rows as CSV at `out` and its run record beside it (.json), each atomically."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+
+    write_csv_atomic(rows, out)
+    write_text_atomic(Path(out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    print(f"written to {out}", file=sys.stderr)

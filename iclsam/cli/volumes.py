@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
-from pathlib import Path
 
-from iclsam.cli.options import add_label_options, add_model, build_model, csv_path, positive_int
+from iclsam.cli.options import (
+    add_label_options,
+    add_model,
+    build_model,
+    csv_path,
+    model_record,
+    positive_int,
+    write_rows_and_record,
+)
 
 METHOD_CHOICES = ("iclsam", "interpolation", "contour-interpolation")  # iclsam.apps.volumes.METHODS
 
@@ -127,7 +132,7 @@ def add_evaluate_volumes(commands) -> None:
 def evaluate_volumes(args) -> int:
     from iclsam.apps.volumes.evaluate_volumes import distance_summary, volume_markdown, volume_summary
     from iclsam.apps.volumes.evaluate_volumes import evaluate_volumes as run
-    from iclsam.common.atomic import write_csv_atomic, write_text_atomic
+    from iclsam.common.atomic import write_csv_atomic
 
     model = build_model(args)
     slices = [] if args.per_slice else None
@@ -159,24 +164,17 @@ def evaluate_volumes(args) -> int:
         print(distance_summary(per_slice))
         write_csv_atomic(per_slice, args.per_slice)
     if args.out:
-        write_csv_atomic(rows, args.out)
         record = {
             "data": str(args.data),
             "slices": args.slices,
             "methods": args.methods,
             "labels": args.labels,
             "axis": args.axis,
-            "sam": model.sam.backbone.name,
-            "icl": model.icl,
-            "icl_weights": model.icl_weights,
-            "sam_steering": model.sam_steering,
             "box_confidence": args.box_confidence,
             "box_min_area": args.box_min_area,
-            "device": str(model.device),
-            "config": dataclasses.asdict(model.config),  # every setting (ICLSAMConfig), as the model ran
+            **model_record(model),
         }
-        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
-        print(f"written to {args.out}", file=sys.stderr)
+        write_rows_and_record(rows, args.out, record)
     return 0
 
 
