@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import pickle
 from pathlib import Path
 
@@ -66,6 +67,19 @@ def load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, w
     check_finite(state, path, what)
     module.load_state_dict(state, strict=True)
     return module
+
+
+def shipped_card(directory: str | Path, stem: str, what: str, remedy: str) -> tuple[Path, dict]:
+    """Weights shipped with iclsam: `<stem>.pt` and its card `<stem>.json` in `directory`. Returns
+    the weights' path and the card once the file's sha256 matches the card's; else an error naming
+    the files (`what`: the weights in words; `remedy`: what to do when they are missing)."""
+    path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
+    if not path.is_file() or not card_path.is_file():
+        raise FileNotFoundError(f"shipped {what} weights not found: {path} and {card_path} ({remedy})")
+    card = json.loads(card_path.read_text())
+    if file_sha256(path) != card.get("sha256"):
+        raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
+    return path, card
 
 
 def file_sha256(path: str | Path) -> str:

@@ -97,10 +97,11 @@ class LabelAttention(nn.Module):
         b, m, c = support.shape[:3]
         token_ridge = self.token_ridge_weights(support, labels, valid)
         full = valid.float().flatten(0, 1)[:, None]  # Bm x 1 x G x G
-        share = F.avg_pool2d(full, SUPPORT_POOL).clamp_min(1e-6)  # the image's share of each pooled token
+        pooled = F.avg_pool2d(full, SUPPORT_POOL)  # the image's share of each pooled token
+        share = pooled.clamp_min(1e-6)
         tokens = F.avg_pool2d(support.flatten(0, 1).float() * full, SUPPORT_POOL) / share
         labels = F.avg_pool2d(labels.float().flatten(0, 1)[:, None] * full, SUPPORT_POOL) / share
-        valid = (F.avg_pool2d(full, SUPPORT_POOL) > 0).float().view(b, m, *share.shape[-2:])
+        valid = (pooled > 0).float().view(b, m, *share.shape[-2:])
         labels = labels.view(b, m, *share.shape[-2:]) * valid
         tokens = self.standardised(tokens)  # Bm x C x g x g
         features = self.features(tokens)  # Bm x W x g x g

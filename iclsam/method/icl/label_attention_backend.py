@@ -10,16 +10,14 @@ shipped file must match the sha256 of its card."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from iclsam.common.checkpoints import file_sha256, load_strict, read_state_dict
+from iclsam.common.checkpoints import load_strict, read_state_dict, shipped_card
 from iclsam.method.confidence import token_labels
 from iclsam.method.icl.base import ICLBackend, ICLOutput
 from iclsam.method.icl.label_attention import LabelAttention, PreparedSupport, label_attention_from_state
@@ -60,21 +58,9 @@ def shipped_label_attention(
     directory: Path = WEIGHTS_DIR, stem: str = SHIPPED_LABEL_ATTENTION
 ) -> tuple[LabelAttention, str]:
     """The shipped weights (sha256 checked against their card) and a one-line description."""
-    path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
-    if not path.is_file() or not card_path.is_file():
-        raise FileNotFoundError(
-            f"shipped label-attention weights not found: {path} and {card_path} "
-            "(reinstall iclsam, train your own with `iclsam train-icl`, or use icl='features')"
-        )
-    card = json.loads(card_path.read_text())
-    if file_sha256(path) != card.get("sha256"):
-        raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
+    remedy = "reinstall iclsam, train your own with `iclsam train-icl`, or use icl='features'"
+    path, card = shipped_card(directory, stem, "label-attention", remedy)
     return load_label_attention(path), f"iclsam {stem} (label attention on SAM tokens, sha256 {card['sha256'][:12]})"
-
-
-@dataclass
-class LabelAttentionSupport:
-    prepared: PreparedSupport
 
 
 class LabelAttentionICL(ICLBackend):
@@ -104,21 +90,19 @@ class LabelAttentionICL(ICLBackend):
         return (self.weights,)
 
     @torch.inference_mode()
-    def prepare(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> LabelAttentionSupport:
+    def prepare(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> PreparedSupport:
         embeddings = self.sam.encode_many(images)
         grid = embeddings[0].features.shape[-1]
         labels = torch.stack([grid_labels(y, e, self.sam.input_size) for y, e in zip(masks, embeddings)])
         valid = torch.stack([grid_valid(e.valid, grid) for e in embeddings])
         tokens = torch.cat([e.features for e in embeddings])
         device = self.sam.device
-        return LabelAttentionSupport(
-            self.network.prepare(tokens[None].to(device), labels[None].to(device), valid[None].to(device))
-        )
+        return self.network.prepare(tokens[None].to(device), labels[None].to(device), valid[None].to(device))
 
     @torch.inference_mode()
     def predict(
         self,
-        prepared: LabelAttentionSupport,
+        prepared: PreparedSupport,
         query: np.ndarray,
         confidence: Tensor | None,
         alpha: float,
@@ -128,5 +112,5 @@ class LabelAttentionICL(ICLBackend):
         if not with_map:
             return ICLOutput()
         embedding = self.sam.encode(query)
-        logits = self.network.segment(embedding.features, prepared.prepared)[0]
+        logits = self.network.segment(embedding.features, prepared)[0]
         return ICLOutput(with_map=torch.sigmoid(embedding.crop_valid(logits)).cpu())

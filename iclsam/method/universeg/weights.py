@@ -3,13 +3,12 @@ our shipped weights, and the `universeg(weights=...)` factory."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
 
-from iclsam.common.checkpoints import file_sha256, load_strict, read_state_dict
+from iclsam.common.checkpoints import load_strict, read_state_dict, shipped_card
 from iclsam.method.universeg.network import CrossOp, UniverSeg
 from iclsam.method.universeg.preprocessing import UNIVERSEG_SIZE
 
@@ -47,15 +46,7 @@ def load_shipped_universeg(stem: str = SHIPPED_UNIVERSEG, directory: Path = WEIG
     """Our own UniverSeg-architecture weights, trained on generated tasks (see the model card
     beside them). Returns the network, its input size and a one-line description; the file's
     sha256 is checked against its card."""
-    path, card_path = Path(directory) / f"{stem}.pt", Path(directory) / f"{stem}.json"
-    if not path.is_file() or not card_path.is_file():
-        raise FileNotFoundError(
-            f"shipped UniverSeg weights not found: {path} and {card_path} "
-            "(reinstall iclsam, or pass universeg_checkpoint=)"
-        )
-    card = json.loads(card_path.read_text())
-    if file_sha256(path) != card.get("sha256"):
-        raise ValueError(f"{path}: sha256 differs from the one in {card_path}; the file is damaged or replaced")
+    path, card = shipped_card(directory, stem, "UniverSeg", "reinstall iclsam, or pass universeg_checkpoint=")
     net = load_universeg(path, card["config"]["encoder_widths"])
     size = int(card["config"]["size"])
     return net, size, f"iclsam {stem} (UniverSeg architecture trained on generated tasks, sha256 {card['sha256'][:12]})"
