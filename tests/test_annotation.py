@@ -94,3 +94,48 @@ def test_evaluate_annotation_writes_a_row_per_task_method_and_image(tmp_path, ca
     assert (rows["clicks"] <= 2).all() and "Clicks to Dice .90" in capsys.readouterr().out
     record = json.loads(out.with_suffix(".json").read_text())  # the run record names the ICL weights it ran
     assert record["icl"] == "features" and record["icl_weights"].startswith("none") and record["max_clicks"] == 2
+
+
+def test_a_folder_is_annotated_with_masks_saved_at_once_and_resumed(features_model, tmp_path):
+    """The graphical annotator's engine: masks written at accept, beside the folder (never in it);
+    an unreadable image set aside; a NIfTI slice's mask keeps its affine; reopening resumes."""
+    import nibabel as nib
+    from PIL import Image
+
+    from iclsam.apps.annotation_folder import FolderAnnotation
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    truths = {}
+    for seed in range(2):
+        picture, truths[f"a{seed}"] = case(seed)
+        Image.fromarray(picture).save(images / f"a{seed}.png")
+    picture, truths["b"] = case(2)
+    affine = np.diag([0.7, 0.7, 2.5, 1.0])
+    affine[:3, 3] = [-10, 4, 30]
+    nib.save(nib.Nifti1Image(picture.astype(np.int16)[..., None], affine), images / "b.nii.gz")
+    (images / "a1x.png").write_bytes(b"not a picture")
+    with pytest.raises(ValueError, match="is the image folder"):
+        FolderAnnotation(features_model, images, images)
+    session = FolderAnnotation(features_model, images, masks)
+    assert session.next_index() == 0 and not session.open(0).any()  # no context: nothing proposed
+    with pytest.raises(ValueError, match=r"the mask is 10 x 10 but .*a0\.png is 96 x 96"):
+        session.accept(np.ones((10, 10), bool))
+    assert not masks.exists()  # a refused mask writes nothing
+    session.accept(truths["a0"])
+    assert (np.asarray(Image.open(masks / "a0.png")) > 0).tolist() == truths["a0"].tolist()
+    assert session.next_index(0) == 1 and dice(session.open(1), truths["a1"]) > 0.5  # proposed from the context
+    session.skip()
+    with pytest.raises(ValueError, match=r"a1x\.png: unreadable image"):
+        session.open(2)
+    assert session.next_index(1) == 3 and session.remaining() == [1, 3]
+    session.open(3)
+    session.accept(truths["b"])
+    saved = nib.load(masks / "b.nii.gz")
+    np.testing.assert_array_equal(saved.affine, nib.load(images / "b.nii.gz").affine)  # the image's own
+    assert saved.shape == (96, 96, 1) and (saved.get_fdata()[..., 0] > 0).tolist() == truths["b"].tolist()
+    nib.save(nib.Nifti1Image(np.zeros((12, 12, 3), np.int16), affine), images / "c.nii.gz")
+    again = FolderAnnotation(features_model, images, masks)  # reopened: the two saved images are the context
+    assert again.remaining() == [1, 2, 4] and len(again.annotator.context) == 2
+    with pytest.raises(ValueError, match=r"c\.nii\.gz: the annotator takes 2-D images"):
+        again.open(4)

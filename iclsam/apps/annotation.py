@@ -119,6 +119,11 @@ class Annotator:
         self.accepted.append((state.image, check_mask(chosen, state.image.shape[:2], "accepted mask")))
         self.current = None
 
+    def add_context(self, image, mask) -> None:
+        """An image annotated elsewhere (or in an earlier session) joins the context as if accepted."""
+        image = check_image(image, "context image")
+        self.accepted.append((image, check_mask(mask, image.shape[:2], "context mask")))
+
     def skip(self) -> None:
         """Leaves the current image out of the context (nothing worth learning from: an empty mask)."""
         self._state()

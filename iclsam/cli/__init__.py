@@ -20,6 +20,7 @@ features steers both, and the two predictions are fused.
 
   iclsam segment --support-images S --support-masks M --query Q --out OUT   your own images
   iclsam segment-volume --image CT --annotations PARTIAL --out PRED         a scan from a few slices
+  iclsam annotate --images FOLDER                                           label a folder in napari
   iclsam evaluate --data PREPARED                                           Dice on a prepared folder
   iclsam demo                                                               a quick look
 

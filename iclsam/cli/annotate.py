@@ -1,4 +1,5 @@
-"""`iclsam evaluate-annotation`: the simulated user on a prepared folder (`pipeline.evaluate_annotation`)."""
+"""`iclsam annotate`: a folder annotated in napari (`apps.napari_annotator`); `iclsam evaluate-annotation`:
+the simulated user on a prepared folder (`pipeline.evaluate_annotation`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,39 @@ import sys
 from iclsam.cli.options import add_model, build_model, csv_path, model_record, positive_int, write_rows_and_record
 
 METHOD_CHOICES = ("sam-clicks", "fixed-context", "growing-context")  # iclsam.pipeline.evaluate_annotation.METHODS
+
+
+def add_annotate(commands) -> None:
+    p = commands.add_parser(
+        "annotate",
+        help="annotate a folder in napari: ICL-SAM proposes, clicks correct, each accepted mask joins the context",
+    )
+    p.add_argument("--images", required=True, help="a folder of images (PNG, JPEG, TIFF, BMP, 2-D NIfTI slices)")
+    p.add_argument("--masks", help="the masks folder (default: <images>-masks beside it; never the image folder)")
+    p.add_argument("--max-context", type=positive_int, default=16, help="images kept in the context (default 16)")
+    add_model(p)
+    p.set_defaults(run=annotate)
+
+
+def annotate(args) -> int:
+    from pathlib import Path
+
+    try:
+        import napari
+    except ImportError:
+        raise RuntimeError("iclsam annotate needs napari: pip install 'iclsam[gui]'") from None
+    from iclsam.apps.annotation_folder import FolderAnnotation
+    from iclsam.apps.napari_annotator import AnnotatorWidget, default_masks_folder
+
+    images = Path(args.images)
+    masks = Path(args.masks) if args.masks else default_masks_folder(images)
+    session = FolderAnnotation(build_model(args), images, masks, args.max_context)  # bad folders: one line, no window
+    viewer = napari.Viewer(title="ICL-SAM annotator")
+    widget = AnnotatorWidget(viewer, max_context=args.max_context)
+    viewer.window.add_dock_widget(widget, area="right", name="ICL-SAM annotator")
+    widget.open_session(session)
+    napari.run()
+    return 0
 
 
 def add_evaluate_annotation(commands) -> None:
@@ -61,4 +95,4 @@ def evaluate_annotation(args) -> int:
     return 0
 
 
-ANNOTATION_COMMANDS = (add_evaluate_annotation,)
+ANNOTATION_COMMANDS = (add_annotate, add_evaluate_annotation)
