@@ -69,6 +69,31 @@ def test_clicks_add_and_remove_objects_and_the_context_keeps_its_bound(features_
     assert len(annotator.context) == 3 and annotator.current is None
 
 
+def test_a_negative_click_never_removes_a_positive_clicks_object_and_takes_its_slivers(features_model):
+    """Where SAM finds no object under a negative click (forced: its candidates emptied), the
+    click's region goes only if no positive click holds it; the pieces a cut leaves that are under
+    a tenth of the largest go with it (`slivers`, against a count by hand)."""
+    from iclsam.apps.annotation import slivers
+
+    rest = np.zeros((30, 30), bool)
+    rest[2:22, 2:22] = True  # 400 pixels
+    rest[25:28, 25:28] = True  # 9 < 40: a sliver
+    rest[25:28, 2:18] = True  # 48 >= 40: kept
+    rest[0, 28] = True  # 1 pixel, but a positive click holds it
+    assert slivers(rest, [(28, 0)]).sum() == 9 and slivers(rest[:22, :22], []).sum() == 0
+    image, truth = case(0)
+    annotator = Annotator(features_model)
+    annotator.propose(image)
+    square = np.zeros_like(truth)
+    square[8:24, 70:88] = True
+    annotator.current.proposal = truth | square  # a proposal with a false region
+    annotator.current.candidates[(80, 17)] = ([], [])  # SAM finds nothing under the negative click
+    assert not annotator.correct(negative=[(80, 17)])[square].any()  # no positive click in it: it all goes
+    annotator.current.candidates[(78, 15)] = ([], [])
+    held = annotator.correct(positive=[(78, 15)], negative=[(80, 17)])[square]  # a positive click holds it
+    assert held.sum() == square.sum() - 13  # all but the 13 pixels within 2 of the negative click
+
+
 @pytest.mark.slow  # 30 s: ten annotated images
 def test_a_growing_context_needs_fewer_clicks_than_clicks_alone(features_model):
     cases = [case(seed) for seed in range(10, 15)]

@@ -9,7 +9,8 @@ joins the context, so each finished image helps the next.
 under it (`click_objects`: square boxes centred on the click at `CLICK_SCALES` of the image's
 shorter side, and a box around the proposal's region holding the click, in one decoder call): a
 positive click adds the best such object that holds no negative click; a negative click removes, from the region of the mask it falls in, the best object under it
-that holds no positive click (the whole region when SAM finds none). A box replaces the proposal by
+that holds no positive click (when SAM finds none, the whole region if it holds no positive click,
+else the pixels at the click). A box replaces the proposal by
 SAM's mask of the box. SAM's encoder runs once per image; the candidates of a click are kept.
 `Annotator.accept(mask)`: the image and its mask join the context. At most `max_context` images
 stay: the starting support images always, then the most recent accepted ones (a folder drifts; the
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
 
 CLICK_RADIUS = 2  # pixels around a click that follow it when SAM finds no object there
-CLICK_SCALES = (0.06, 0.15, 0.35)  # the sides of the boxes centred on a click (of the shorter side)
+CLICK_SCALES = (0.06, 0.15, 0.35)
+SLIVER_FRACTION = 0.1  # what a negative click's cut leaves of a region: pieces below this share of the largest go too  # the sides of the boxes centred on a click (of the shorter side)
 
 
 @dataclass
@@ -106,8 +108,14 @@ class Annotator:
             else:
                 region = ndimage.label(mask)[0]
                 inside = region == region[y, x] if region[y, x] else np.zeros_like(mask)
-                removed = (found & inside) if found is not None and (found & inside).any() else inside
+                if found is not None and (found & inside).any():
+                    removed = found & inside
+                elif any(inside[v, u] for u, v in pos):  # never a positive click's object: only the click's pixels
+                    removed = near & inside
+                else:
+                    removed = inside
                 mask &= ~(removed | (near & inside))
+                mask &= ~slivers(inside & mask, pos)
         state.mask = mask
         return mask.copy()
 
@@ -176,6 +184,18 @@ def click_objects(sam, embedding, x: int, y: int, hint: np.ndarray) -> tuple[lis
             objects.append(components == components[y, x])
             scores.append(float(estimate))
     return objects, scores
+
+
+def slivers(rest: np.ndarray, keep_points, fraction: float = SLIVER_FRACTION) -> np.ndarray:
+    """The pieces a cut left of a region that are too small to be meant: each under `fraction` of
+    the largest piece's area and holding none of `keep_points` (the positive clicks)."""
+    pieces, count = ndimage.label(rest)
+    if count < 2:
+        return np.zeros_like(rest)
+    areas = ndimage.sum(rest, pieces, range(1, count + 1))
+    kept = {pieces[v, u] for u, v in keep_points} - {0}
+    small = [k + 1 for k in range(count) if areas[k] < fraction * areas.max() and k + 1 not in kept]
+    return np.isin(pieces, small)
 
 
 def disc(shape: tuple[int, int], x: int, y: int, radius: int) -> np.ndarray:
