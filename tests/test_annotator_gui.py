@@ -22,13 +22,15 @@ napari = pytest.importorskip("napari", reason="the gui extra is not installed (p
 def screen():
     """A virtual screen for Qt (napari draws with OpenGL, which Qt's offscreen platform lacks)."""
     if os.environ.get("DISPLAY"):
-        return os.environ["DISPLAY"]
+        yield os.environ["DISPLAY"]
+        return
     if shutil.which("Xvfb") is None:
         pytest.skip("no screen and no Xvfb to make one (Debian: apt-get install xvfb)")
     read, write = os.pipe()
     subprocess.Popen(  # -terminate: the server ends when its last client, this process's Qt, has gone
         ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-terminate"],
         pass_fds=(write,),
+        stdout=subprocess.DEVNULL,  # holds no pipe of the test run open
         stderr=subprocess.DEVNULL,
     )
     os.close(write)
@@ -36,8 +38,14 @@ def screen():
     while not number.endswith(b"\n") and (chunk := os.read(read, 8)):
         number += chunk
     os.close(read)
-    os.environ.update(DISPLAY=f":{number.decode().strip()}", QT_QPA_PLATFORM="xcb")  # Qt keeps it till exit
-    return os.environ["DISPLAY"]
+    saved = {key: os.environ.get(key) for key in ("DISPLAY", "QT_QPA_PLATFORM")}
+    os.environ.update(DISPLAY=f":{number.decode().strip()}", QT_QPA_PLATFORM="xcb")
+    yield os.environ["DISPLAY"]
+    for key, value in saved.items():  # Qt has read them; later tests see no screen, as before
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def press(widget, button, modifier=None, at=None):
