@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from iclsam.apps.annotation import Annotator
+from iclsam.apps.segment import png_writer
 from iclsam.apps.segment_inputs import list_images, output_name, unique_stems
 from iclsam.common.atomic import write_atomic
 from iclsam.common.inputs import check_image, check_mask
@@ -133,9 +134,7 @@ class FolderAnnotation:
 
     def _writer(self, opened: Opened, mask: np.ndarray):
         if opened.header is None:
-            from PIL import Image
-
-            return lambda p: Image.fromarray(mask.astype(np.uint8) * 255).save(p, format="PNG")
+            return png_writer(mask)
         import nibabel as nib
 
         stored = mask.reshape(np.asarray(opened.header.dataobj).shape).astype(np.uint8)
