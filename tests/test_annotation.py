@@ -69,11 +69,12 @@ def test_clicks_add_and_remove_objects_and_the_context_keeps_its_bound(features_
     assert len(annotator.context) == 3 and annotator.current is None
 
 
-def test_a_negative_click_never_removes_a_positive_clicks_object_and_takes_its_slivers(features_model):
-    """Where SAM finds no object under a negative click (forced: its candidates emptied), the
-    click's region goes only if no positive click holds it; the pieces a cut leaves that are under
-    a tenth of the largest go with it (`slivers`, against a count by hand)."""
-    from iclsam.apps.annotation import slivers
+def test_a_negative_click_never_removes_a_positive_clicks_object_and_takes_its_slivers(features_model, monkeypatch):
+    """Where SAM finds no object under a negative click (forced: no candidates), the click's region
+    goes only if no earlier positive click holds it; the pieces a cut leaves that are under a tenth
+    of the largest go with it (`slivers`, against a count by hand)."""
+    from iclsam.apps import annotation
+    from iclsam.apps.annotation_clicks import slivers
 
     rest = np.zeros((30, 30), bool)
     rest[2:22, 2:22] = True  # 400 pixels
@@ -87,11 +88,65 @@ def test_a_negative_click_never_removes_a_positive_clicks_object_and_takes_its_s
     square = np.zeros_like(truth)
     square[8:24, 70:88] = True
     annotator.current.proposal = truth | square  # a proposal with a false region
-    annotator.current.candidates[(80, 17)] = ([], [])  # SAM finds nothing under the negative click
+    monkeypatch.setattr(annotation, "edit_objects", lambda *args: ([], []))  # SAM finds nothing
+    monkeypatch.setattr(annotation, "click_objects", lambda *args: ([], []))
     assert not annotator.correct(negative=[(80, 17)])[square].any()  # no positive click in it: it all goes
-    annotator.current.candidates[(78, 15)] = ([], [])
     held = annotator.correct(positive=[(78, 15)], negative=[(80, 17)])[square]  # a positive click holds it
     assert held.sum() == square.sum() - 13  # all but the 13 pixels within 2 of the negative click
+    later = annotator.correct(clicks=[(80, 17, False), (78, 15, True)])[square]  # made before the positive one
+    assert later.sum() == 13  # the region went; the later click adds back its own pixels only
+
+
+def test_a_negative_click_trims_an_overgrown_region_and_clicks_apply_in_order(features_model):
+    """A negative click in a band grown onto the target removes the band and keeps the target (an
+    edit of the region's box); a later positive click's object keeps out an earlier negative click;
+    `positive` then `negative` lists are the clicks in that order."""
+    image, truth = case(0)
+    annotator = Annotator(features_model)
+    annotator.propose(image)
+    ys, xs = np.nonzero(truth)
+    band = np.zeros_like(truth)
+    band[ys.min() : ys.max() + 1, xs.max() + 1 : xs.max() + 9] = True  # 8 px to the right of the disc
+    annotator.current.proposal = truth | band
+    trimmed = annotator.correct(clicks=[(xs.max() + 5, (ys.min() + ys.max()) // 2, False)])
+    assert dice(trimmed, truth) > 0.9 > dice(truth | band, truth) and trimmed[truth].mean() > 0.9
+    cx, cy = int(xs.mean()), int(ys.mean())
+    annotator.current.proposal = truth.copy()
+    back = annotator.correct(clicks=[(cx, cy, False), (cx + 3, cy, True)])
+    assert back[cy, cx + 3] and not back[cy, cx]
+    clicks = [(cx, cy, True), (cx + 30, cy, True), (cx + 8, cy, False)]
+    np.testing.assert_array_equal(
+        annotator.correct(positive=[(cx, cy), (cx + 30, cy)], negative=[(cx + 8, cy)]), annotator.correct(clicks=clicks)
+    )
+
+
+def test_an_unsure_proposal_is_withheld_and_the_image_starts_empty(features_model):
+    """The proposal is shown when the confidence map's mean over it reaches `min_confidence` and
+    withheld (the image starts empty, the mask kept aside) when it does not; the mean against a sum
+    over the mask's pixels made independently."""
+    from iclsam.apps.annotation import proposal_confidence
+
+    rng = np.random.default_rng(0)
+    confidence_map, mask = rng.random((20, 30)), np.zeros((20, 30), bool)
+    mask[3:9, 4:20] = True
+    assert proposal_confidence(confidence_map, mask) == pytest.approx(confidence_map[3:9, 4:20].sum() / 96)
+    assert proposal_confidence(confidence_map, np.zeros_like(mask)) == 0.0
+    assert proposal_confidence(None, mask) is None
+
+    annotator = Annotator(features_model, [case(0)[0]], [case(0)[1]], min_confidence=0.0)
+    image, truth = case(1)
+    shown = annotator.propose(image)
+    sure = annotator.current.confidence
+    assert dice(shown, truth) > 0.8 and 0.5 < sure <= 1.0 and annotator.current.withheld is None
+    annotator.min_confidence = sure  # reached: shown
+    np.testing.assert_array_equal(annotator.propose(image), shown)
+    annotator.min_confidence = np.nextafter(sure, 2.0)  # just missed: withheld
+    assert not annotator.propose(image).any()
+    np.testing.assert_array_equal(annotator.current.withheld, shown)
+    y, x = np.argwhere(truth).mean(axis=0).round().astype(int)
+    assert dice(annotator.correct(positive=[(x, y)]), truth) > 0.8  # clicks work from the empty start
+    with pytest.raises(ValueError, match="min_confidence"):
+        Annotator(features_model, min_confidence=1.5)
 
 
 @pytest.mark.slow  # 30 s: ten annotated images

@@ -97,10 +97,14 @@ def test_open_click_accept_and_resume_in_napari(screen, features_model, tmp_path
         canvas, point = canvas_point(viewer, *centre)
         press(canvas, left, at=point)  # a click on the disc adds it
         assert dice(viewer.layers["mask"].data != 0, truths[0]) > 0.9
-        press(canvas, left, Qt.KeyboardModifier.ShiftModifier, point)  # Shift+click removes it
-        assert not viewer.layers["mask"].data.any() and len(viewer.layers["clicks"].data) == 2
+        press(canvas, left, Qt.KeyboardModifier.ShiftModifier, point)  # Shift+click on the click takes it back
+        assert not viewer.layers["mask"].data.any() and len(viewer.layers["clicks"].data) == 0
+        press(canvas, left, at=point)
+        _, corner = canvas_point(viewer, 90, 5)
+        press(canvas, left, at=corner)  # a click on the background, then undone
+        assert len(viewer.layers["clicks"].data) == 2
         press(widget.undo_button, left)
-        assert dice(viewer.layers["mask"].data != 0, truths[0]) > 0.9
+        assert dice(viewer.layers["mask"].data != 0, truths[0]) > 0.9 and len(viewer.layers["clicks"].data) == 1
         press(widget.accept_button, left)
 
         saved = tmp_path / "scans-masks" / "case0.png"

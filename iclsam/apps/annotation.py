@@ -2,16 +2,16 @@
 annotated so far (the context), the user corrects it with clicks or a box, and the accepted mask
 joins the context, so each finished image helps the next.
 
-`Annotator.propose(image)`: the full method's mask from the current context (empty with none).
-`Annotator.correct(positive, negative, box)`: the proposal corrected by every click given so far
-(the positive ones, then the negative ones, each in the order given). A box-trained SAM
-(LiteMedSAM, MedSAM) ignores clicks as prompts, so a click is turned into the object SAM finds
-under it (`click_objects`: square boxes centred on the click at `CLICK_SCALES` of the image's
-shorter side, and a box around the proposal's region holding the click, in one decoder call): a
-positive click adds the best such object that holds no negative click; a negative click removes, from the region of the mask it falls in, the best object under it
-that holds no positive click (when SAM finds none, the whole region if it holds no positive click,
-else the pixels at the click). A box replaces the proposal by
-SAM's mask of the box. SAM's encoder runs once per image; the candidates of a click are kept.
+`Annotator.propose(image)`: the full method's mask from the current context (empty with none). A
+proposal whose confidence (the confidence map's mean over it) is below `min_confidence` is withheld:
+the image starts empty, since correcting a poor proposal costs more clicks than drawing from
+nothing (`PROPOSAL_MIN_CONFIDENCE`, chosen on real-wide tasks: docs/annotate.md).
+`Annotator.correct(clicks=[(x, y, positive), ...], box=None)`: the proposal (or SAM's mask of the
+box) corrected by every click so far, applied in the order given, each to the mask the earlier ones
+left: a positive click adds the object it means, a negative one removes it from the region it falls
+in (`apps.annotation_clicks`: an edit of that region first, else the object under the click;
+never an object holding an earlier click of the other sign). SAM's encoder runs once per image;
+each click's candidates are kept.
 `Annotator.accept(mask)`: the image and its mask join the context. At most `max_context` images
 stay: the starting support images always, then the most recent accepted ones (a folder drifts; the
 nearest images are the likeliest to look like the next). The context's fits (Eq. 2, the ICL
@@ -30,16 +30,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from iclsam.apps.annotation_clicks import CLICK_RADIUS, best_object, click_objects, disc, edit_objects, slivers
 from iclsam.common.inputs import check_image, check_mask
 from iclsam.common.metrics import dice
-from iclsam.method.densify import boxes_from_mask
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
 
-CLICK_RADIUS = 2  # pixels around a click that follow it when SAM finds no object there
-CLICK_SCALES = (0.06, 0.15, 0.35)
-SLIVER_FRACTION = 0.1  # what a negative click's cut leaves of a region: pieces below this share of the largest go too  # the sides of the boxes centred on a click (of the shorter side)
+PROPOSAL_MIN_CONFIDENCE = 0.8  # a proposal less confident than this is withheld (the image starts empty)
 
 
 @dataclass
@@ -48,19 +46,30 @@ class ImageState:
 
     image: np.ndarray
     proposal: np.ndarray
-    candidates: dict = field(default_factory=dict)  # (x, y) -> (masks, scores)
+    confidence: float | None = None  # the confidence map's mean over ICL-SAM's mask (None: no context)
+    withheld: np.ndarray | None = None  # ICL-SAM's mask when it was too unsure to be the proposal
+    candidates: dict = field(default_factory=dict)  # a click (and the mask it edits) -> its candidates
     mask: np.ndarray | None = None
 
 
 class Annotator:
     """See the module. `images` / `masks`: a starting context (may be empty)."""
 
-    def __init__(self, model: ICLSAM, images: Sequence = (), masks: Sequence = (), max_context: int = 16):
+    def __init__(
+        self,
+        model: ICLSAM,
+        images: Sequence = (),
+        masks: Sequence = (),
+        max_context: int = 16,
+        min_confidence: float = PROPOSAL_MIN_CONFIDENCE,
+    ):
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} starting images but {len(masks)} masks")
         if max_context < max(len(images), 1):
             raise ValueError(f"max_context {max_context} is below the {len(images)} starting images")
-        self.model, self.max_context = model, max_context
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be within [0, 1], got {min_confidence}")
+        self.model, self.max_context, self.min_confidence = model, max_context, min_confidence
         self.seeds = [
             (check_image(x, f"context image {i}"), self._mask(m, x, i)) for i, (x, m) in enumerate(zip(images, masks))
         ]
@@ -78,44 +87,57 @@ class Annotator:
         return self.seeds + (self.accepted[-room:] if room > 0 else [])
 
     def propose(self, image) -> np.ndarray:
-        """ICL-SAM's mask for `image` from the current context; an empty mask when there is none."""
+        """ICL-SAM's mask for `image` from the current context; an empty mask when there is none or
+        when its confidence is below `min_confidence` (then kept as `current.withheld`)."""
         image = check_image(image, "image")
         self.model.sam.encode(image)  # once per image: the corrections decode from it
+        empty = np.zeros(image.shape[:2], bool)
         context = self.context
-        if context:
-            support = self.model.support_set([x for x, _ in context], [m for _, m in context])
-            proposal = self.model.predict_query(support, image, variants={"iclsam"}).masks["iclsam"]
-        else:
-            proposal = np.zeros(image.shape[:2], bool)
-        self.current = ImageState(image, proposal)
+        if not context:
+            self.current = ImageState(image, empty)
+            return empty
+        support = self.model.support_set([x for x, _ in context], [m for _, m in context])
+        prediction = self.model.predict_query(support, image, variants={"iclsam"})
+        proposal = prediction.masks["iclsam"]
+        confidence = proposal_confidence(prediction.confidence, proposal)
+        if confidence is not None and confidence < self.min_confidence:
+            self.current = ImageState(image, empty, confidence, withheld=proposal)
+            return empty
+        self.current = ImageState(image, proposal, confidence)
         return proposal.copy()
 
-    def correct(self, positive: Sequence = (), negative: Sequence = (), box: Sequence | None = None) -> np.ndarray:
-        """The proposal (or SAM's mask of `box`, XYXY pixels) corrected by the clicks (x, y), positive
-        ones adding the object under them, negative ones removing it (see the module)."""
+    def correct(
+        self,
+        positive: Sequence = (),
+        negative: Sequence = (),
+        box: Sequence | None = None,
+        clicks: Sequence | None = None,
+    ) -> np.ndarray:
+        """The proposal (or SAM's mask of `box`, XYXY pixels) corrected by `clicks`, (x, y, positive)
+        in the order made (see the module); or by `positive` then `negative` clicks (x, y)."""
         state = self._state()
         h, w = state.proposal.shape
-        clicks = [(*self._click(p, w, h), True) for p in positive] + [(*self._click(n, w, h), False) for n in negative]
+        if clicks is None:
+            clicks = [(*p, True) for p in positive] + [(*n, False) for n in negative]
+        clicks = [(*self._click((x, y), w, h), bool(keep)) for x, y, keep in clicks]
         mask = state.proposal.copy() if box is None else self._box_mask(state, box)
-        pos = [(x, y) for x, y, keep in clicks if keep]
-        neg = [(x, y) for x, y, keep in clicks if not keep]
-        for x, y, keep in clicks:
-            blocked = neg if keep else pos
-            found = self._best_object(state, x, y, blocked)
+        for i, (x, y, keep) in enumerate(clicks):
+            earlier = [(u, v) for u, v, k in clicks[:i] if k != keep]  # of the other sign
+            found = self._object(state, mask, x, y, keep, earlier)
             near = disc((h, w), x, y, CLICK_RADIUS)
             if keep:
                 mask |= found if found is not None else near
+                continue
+            region = ndimage.label(mask)[0]
+            inside = region == region[y, x] if region[y, x] else np.zeros_like(mask)
+            if found is not None and (found & inside).any():
+                removed = found & inside
+            elif any(inside[v, u] for u, v in earlier):  # never a positive click's object: only the click's pixels
+                removed = near & inside
             else:
-                region = ndimage.label(mask)[0]
-                inside = region == region[y, x] if region[y, x] else np.zeros_like(mask)
-                if found is not None and (found & inside).any():
-                    removed = found & inside
-                elif any(inside[v, u] for u, v in pos):  # never a positive click's object: only the click's pixels
-                    removed = near & inside
-                else:
-                    removed = inside
-                mask &= ~(removed | (near & inside))
-                mask &= ~slivers(inside & mask, pos)
+                removed = inside
+            mask &= ~(removed | (near & inside))
+            mask &= ~slivers(inside & mask, earlier)
         state.mask = mask
         return mask.copy()
 
@@ -149,13 +171,20 @@ class Annotator:
             raise ValueError(f"click ({x}, {y}) is outside the image ({w} x {h} pixels)")
         return x, y
 
-    def _best_object(self, state: ImageState, x: int, y: int, blocked) -> np.ndarray | None:
-        if (x, y) not in state.candidates:
-            embedding = self.model.sam.encode(state.image)
-            state.candidates[(x, y)] = click_objects(self.model.sam, embedding, x, y, state.proposal)
-        masks, scores = state.candidates[(x, y)]
-        allowed = [(s, k) for k, (m, s) in enumerate(zip(masks, scores)) if not any(m[v, u] for u, v in blocked)]
-        return masks[max(allowed)[1]] if allowed else None
+    def _object(
+        self, state: ImageState, mask: np.ndarray, x: int, y: int, positive: bool, blocked
+    ) -> np.ndarray | None:
+        """What the click means on `mask` (`annotation_clicks.best_object`), its candidates kept."""
+        keys = ((x, y, positive, hash(np.packbits(mask).tobytes())), (x, y))
+        for key in keys:
+            if key not in state.candidates:
+                embedding = self.model.sam.encode(state.image)  # cached: no second encoder pass
+                state.candidates[key] = (
+                    edit_objects(self.model.sam, embedding, x, y, mask, positive)
+                    if len(key) == 4
+                    else click_objects(self.model.sam, embedding, x, y, state.proposal)
+                )
+        return best_object([state.candidates[key] for key in keys], x, y, blocked)
 
     def _box_mask(self, state: ImageState, box) -> np.ndarray:
         from iclsam.method.densify import densify_boxes
@@ -163,44 +192,12 @@ class Annotator:
         return densify_boxes(self.model.sam, state.image, np.asarray([box], np.int64).reshape(1, 4))
 
 
-def click_objects(sam, embedding, x: int, y: int, hint: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
-    """The objects a click may mean, each with SAM's own IoU estimate as its score: SAM prompted in
-    one call by square boxes centred on the click (`CLICK_SCALES`) and, when the click falls in a
-    region of `hint` (the proposal), a box around that region; of each mask, the component holding
-    the click."""
-    h, w = embedding.original
-    boxes = []
-    for scale in CLICK_SCALES:
-        half = max(2, int(round(scale * min(h, w) / 2)))
-        boxes.append([max(x - half, 0), max(y - half, 0), min(x + half, w - 1), min(y + half, h - 1)])
-    labelled = ndimage.label(hint)[0]
-    if labelled[y, x]:
-        boxes.append(boxes_from_mask(labelled == labelled[y, x])[0].tolist())
-    logits, iou = sam.decode(embedding, np.asarray(boxes, np.int64), with_iou=True)
-    objects, scores = [], []
-    for mask_logits, estimate in zip(logits, iou):
-        components = ndimage.label((mask_logits > 0).numpy())[0]
-        if components[y, x]:
-            objects.append(components == components[y, x])
-            scores.append(float(estimate))
-    return objects, scores
-
-
-def slivers(rest: np.ndarray, keep_points, fraction: float = SLIVER_FRACTION) -> np.ndarray:
-    """The pieces a cut left of a region that are too small to be meant: each under `fraction` of
-    the largest piece's area and holding none of `keep_points` (the positive clicks)."""
-    pieces, count = ndimage.label(rest)
-    if count < 2:
-        return np.zeros_like(rest)
-    areas = ndimage.sum(rest, pieces, range(1, count + 1))
-    kept = {pieces[v, u] for u, v in keep_points} - {0}
-    small = [k + 1 for k in range(count) if areas[k] < fraction * areas.max() and k + 1 not in kept]
-    return np.isin(pieces, small)
-
-
-def disc(shape: tuple[int, int], x: int, y: int, radius: int) -> np.ndarray:
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    return (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+def proposal_confidence(confidence_map: np.ndarray | None, mask: np.ndarray) -> float | None:
+    """How sure ICL-SAM is of `mask`: the confidence map's (Eq. 2's) mean over it; 0 for an empty
+    mask, None without a map."""
+    if confidence_map is None:
+        return None
+    return float(confidence_map[mask].mean()) if mask.any() else 0.0
 
 
 def next_click(mask: np.ndarray, truth: np.ndarray) -> tuple[int, int, bool]:
@@ -229,19 +226,18 @@ def simulated_clicks(annotator: Annotator, image, truth, target: float = 0.9, ma
     clicks, the final Dice, and the seconds per interaction (median of the corrections)."""
     truth = np.asarray(truth).astype(bool)
     mask = annotator.propose(image)
-    positive, negative, seconds = [], [], []
-    while dice(mask, truth) < target and len(positive) + len(negative) < max_clicks:
-        x, y, is_positive = next_click(mask, truth)
-        (positive if is_positive else negative).append((x, y))
+    clicks, seconds = [], []
+    while dice(mask, truth) < target and len(clicks) < max_clicks:
+        clicks.append(next_click(mask, truth))
         start = time.perf_counter()
-        mask = annotator.correct(positive, negative)
+        mask = annotator.correct(clicks=clicks)
         seconds.append(time.perf_counter() - start)
     if mask.any():
         annotator.accept(mask)
     else:  # an empty mask teaches the context nothing (and is no valid support mask)
         annotator.skip()
     return {
-        "clicks": len(positive) + len(negative),
+        "clicks": len(clicks),
         "dice": dice(mask, truth),
         "seconds": float(np.median(seconds)) if seconds else 0.0,
     }

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from iclsam.apps.annotation import Annotator
+from iclsam.apps.annotation import PROPOSAL_MIN_CONFIDENCE, Annotator
 from iclsam.apps.segment import png_writer
 from iclsam.apps.segment_inputs import list_images, output_name, unique_stems
 from iclsam.common.atomic import write_atomic
@@ -42,9 +42,16 @@ class Opened:
 
 
 class FolderAnnotation:
-    """See the module. `max_context`: the `Annotator`'s bound on the context."""
+    """See the module. `max_context`, `min_confidence`: the `Annotator`'s."""
 
-    def __init__(self, model: ICLSAM, images: str | Path, masks: str | Path, max_context: int = 16):
+    def __init__(
+        self,
+        model: ICLSAM,
+        images: str | Path,
+        masks: str | Path,
+        max_context: int = 16,
+        min_confidence: float = PROPOSAL_MIN_CONFIDENCE,
+    ):
         self.folder, self.masks = Path(images), Path(masks)
         self.files = list_images(self.folder, "image", allow_nifti=True)
         unique_stems(self.files, "images")
@@ -55,7 +62,7 @@ class FolderAnnotation:
             )
         if self.masks.exists() and not self.masks.is_dir():
             raise ValueError(f"the masks folder {self.masks} is a file")
-        self.annotator = Annotator(model, max_context=max_context)
+        self.annotator = Annotator(model, max_context=max_context, min_confidence=min_confidence)
         self.problems: dict[int, str] = {}
         self.current: Opened | None = None
         for k in range(len(self.files)):
@@ -103,9 +110,9 @@ class FolderAnnotation:
             )
         return check_image(image.astype(np.float32), str(path)), nib.load(str(path))
 
-    def correct(self, positive=(), negative=(), box=None) -> np.ndarray:
+    def correct(self, positive=(), negative=(), box=None, clicks=None) -> np.ndarray:
         self._opened()
-        return self.annotator.correct(positive, negative, box)
+        return self.annotator.correct(positive, negative, box, clicks)
 
     def accept(self, mask) -> Path:
         """Writes the image's mask (atomically), then adds the image to the context; an empty mask

@@ -2,9 +2,10 @@
 `iclsam`, or `iclsam annotate`).
 
 Open a folder of images: the first image without a mask appears with ICL-SAM's proposal from the
-images finished so far (the `mask` layer). A click on the image adds the object under it,
-Shift+click removes it (the `clicks` layer shows them, green and magenta; `Undo click` takes the last
-back); napari's own brush and eraser on the `mask` layer work too. `Accept` writes the mask into the
+images finished so far (the `mask` layer), or nothing when ICL-SAM is unsure of it (a message
+says so). A click on the image adds the object under it (next to the mask: pushes its edge out to
+the click), Shift+click removes it (near the mask's edge: pulls the edge in past the click); the
+`clicks` layer shows them, green and magenta; `Undo click` takes the last back; napari's own brush and eraser on the `mask` layer work too. `Accept` writes the mask into the
 masks folder at once (atomically), the image joins the context and the next image opens; `Skip`
 passes over it. Clicks are read only while the selected layer is in pan-and-zoom mode, so painting
 is never taken for a click."""
@@ -117,6 +118,11 @@ class AnnotatorWidget(QWidget):
         while (k := session.next_index(after)) is not None:
             try:
                 proposal = session.open(k)
+                if (state := session.annotator.current).withheld is not None:
+                    problems.append(
+                        f"ICL-SAM is unsure of this image (confidence {state.confidence:.2f} < "
+                        f"{session.annotator.min_confidence:.2f}): it starts empty; click the target"
+                    )
                 break
             except (ValueError, OSError) as error:
                 problems.append(str(error))
@@ -141,17 +147,27 @@ class AnnotatorWidget(QWidget):
         rgb = image.ndim == 3
         self.viewer.add_image(image, name="image", rgb=rgb)
         self.viewer.add_labels(proposal.astype(np.uint8), name="mask", opacity=0.45, colormap=MASK_COLOURS)
-        self.viewer.add_points(np.zeros((0, 2)), name="clicks", size=max(4, min(image.shape[:2]) // 40))
+        self.marker = max(4, min(image.shape[:2]) // 40)  # the click markers' diameter, in pixels
+        self.viewer.add_points(np.zeros((0, 2)), name="clicks", size=self.marker)
         self.viewer.layers.selection.active = self.viewer.layers["image"]
         self.viewer.reset_view()
         self.clicks = []
         self._enable(True)
 
     def click(self, x: int, y: int, positive: bool = True) -> None:
-        """One more click at pixel (x, y): the mask is the proposal corrected by every click so far."""
-        self.clicks.append((x, y, positive))
+        """One more click at pixel (x, y): the mask is the proposal corrected by every click so far.
+        A Shift+click on a positive click's marker takes that click back instead."""
+        on = [
+            k for k, (u, v, p) in enumerate(self.clicks) if p and (u - x) ** 2 + (v - y) ** 2 <= (self.marker / 2) ** 2
+        ]
+        place, click = (on[-1], self.clicks.pop(on[-1])) if on and not positive else (len(self.clicks), None)
+        if click is None:
+            self.clicks.append((x, y, positive))
         if not self._recompute():
-            self.clicks.pop()
+            if click:  # put back what was taken
+                self.clicks.insert(place, click)
+            else:
+                self.clicks.pop()
 
     def undo_click(self) -> None:
         if self.clicks:
@@ -161,12 +177,7 @@ class AnnotatorWidget(QWidget):
     def _recompute(self) -> bool:
         session = self._session()
         try:
-            if self.clicks:
-                mask = session.correct(
-                    [(x, y) for x, y, keep in self.clicks if keep], [(x, y) for x, y, keep in self.clicks if not keep]
-                )
-            else:
-                mask = session.current.proposal
+            mask = session.correct(clicks=self.clicks) if self.clicks else session.current.proposal
         except ValueError as error:
             self.say(str(error))
             return False

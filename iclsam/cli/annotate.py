@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import sys
 
-from iclsam.cli.options import add_model, build_model, csv_path, model_record, positive_int, write_rows_and_record
+from iclsam.cli.options import (
+    add_model,
+    build_model,
+    csv_path,
+    model_record,
+    positive_int,
+    unit_interval,
+    write_rows_and_record,
+)
 
 METHOD_CHOICES = ("sam-clicks", "fixed-context", "growing-context")  # iclsam.pipeline.evaluate_annotation.METHODS
 
@@ -18,8 +26,21 @@ def add_annotate(commands) -> None:
     p.add_argument("--images", required=True, help="a folder of images (PNG, JPEG, TIFF, BMP, 2-D NIfTI slices)")
     p.add_argument("--masks", help="the masks folder (default: <images>-masks beside it; never the image folder)")
     p.add_argument("--max-context", type=positive_int, default=16, help="images kept in the context (default 16)")
+    add_min_confidence(p)
     add_model(p)
     p.set_defaults(run=annotate)
+
+
+def add_min_confidence(p) -> None:
+    from iclsam.apps.annotation import PROPOSAL_MIN_CONFIDENCE
+
+    p.add_argument(
+        "--min-confidence",
+        type=unit_interval,
+        default=PROPOSAL_MIN_CONFIDENCE,
+        help="a proposal less confident than this (the confidence map's mean over it) is withheld and the image "
+        f"starts empty (default {PROPOSAL_MIN_CONFIDENCE}; 0: always shown)",
+    )
 
 
 def annotate(args) -> int:
@@ -34,7 +55,9 @@ def annotate(args) -> int:
 
     images = Path(args.images)
     masks = Path(args.masks) if args.masks else default_masks_folder(images)
-    session = FolderAnnotation(build_model(args), images, masks, args.max_context)  # bad folders: one line, no window
+    session = FolderAnnotation(
+        build_model(args), images, masks, args.max_context, args.min_confidence
+    )  # bad folders: one line, no window
     viewer = napari.Viewer(title="ICL-SAM annotator")
     widget = AnnotatorWidget(viewer, max_context=args.max_context)
     viewer.window.add_dock_widget(widget, area="right", name="ICL-SAM annotator")
@@ -54,6 +77,7 @@ def add_evaluate_annotation(commands) -> None:
     p.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=list(METHOD_CHOICES))
     p.add_argument("--max-context", type=positive_int, default=16, help="images kept in the context (default 16)")
     p.add_argument("--max-clicks", type=positive_int, default=20, help="clicks per image at most (default 20)")
+    add_min_confidence(p)
     p.add_argument("--seed", type=int, default=0, help="the order of the images (default 0)")
     add_model(p)
     p.add_argument("--out", type=csv_path, help="CSV: task, method, image, clicks, dice, seconds; its record beside it")
@@ -74,6 +98,7 @@ def evaluate_annotation(args) -> int:
         methods=args.methods,
         max_context=args.max_context,
         max_clicks=args.max_clicks,
+        min_confidence=args.min_confidence,
         progress=lambda done: print(
             f"{done[0]['task']} {done[0]['method']}: {sum(r['clicks'] for r in done) / len(done):.2f} clicks per image",
             file=sys.stderr,
@@ -89,6 +114,7 @@ def evaluate_annotation(args) -> int:
             "methods": args.methods,
             "max_context": args.max_context,
             "max_clicks": args.max_clicks,
+            "min_confidence": args.min_confidence,
             **model_record(model),
         }
         write_rows_and_record(rows, args.out, record)

@@ -34,6 +34,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def csv_path(text: str) -> str:
     """--out / --scores of the evaluation commands: a .csv file (the run record goes beside it as .json,
     so another suffix would put the rows and the record on one path)."""

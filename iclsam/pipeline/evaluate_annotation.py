@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from iclsam.apps.annotation import Annotator, simulated_clicks
+from iclsam.apps.annotation import PROPOSAL_MIN_CONFIDENCE, Annotator, simulated_clicks
 from iclsam.pipeline.evaluate_folder import chosen_tasks
 
 if TYPE_CHECKING:
@@ -31,19 +31,26 @@ def annotation_order(ids: Sequence[str], images: int | None, seed: int) -> list[
 
 
 def annotate_task(
-    model: ICLSAM, task, method: str, order: Sequence[str], max_context: int, max_clicks: int
+    model: ICLSAM,
+    task,
+    method: str,
+    order: Sequence[str],
+    max_context: int,
+    max_clicks: int,
+    min_confidence: float = PROPOSAL_MIN_CONFIDENCE,
 ) -> list[dict]:
-    """The rows of one task annotated one way (see the module)."""
+    """The rows of one task annotated one way (see the module); `min_confidence`: `Annotator`'s."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    annotator, rows = Annotator(model, max_context=max_context), []
+    options = {"max_context": max_context, "min_confidence": min_confidence}
+    annotator, rows = Annotator(model, **options), []
     for k, image_id in enumerate(order):
         image, mask = task.load(image_id)
         if method == "sam-clicks":
-            annotator = Annotator(model, max_context=max_context)
+            annotator = Annotator(model, **options)
         elif method == "fixed-context" and k == 1:
             first = annotator.accepted[0]
-            annotator = Annotator(model, [first[0]], [first[1]], max_context=max_context)
+            annotator = Annotator(model, [first[0]], [first[1]], **options)
         elif method == "fixed-context" and k > 1:
             annotator.accepted.clear()  # the first image's context only
         result = simulated_clicks(annotator, image, mask != 0, max_clicks=max_clicks)
@@ -60,6 +67,7 @@ def evaluate_annotation(
     methods: Sequence[str] = METHODS,
     max_context: int = 16,
     max_clicks: int = 20,
+    min_confidence: float = PROPOSAL_MIN_CONFIDENCE,
     progress=None,
 ) -> pd.DataFrame:
     """Every task (or `tasks`) of the prepared folder `data`, each method on the same order."""
@@ -67,7 +75,7 @@ def evaluate_annotation(
     for task in chosen_tasks(data, tasks):
         order = annotation_order(task.ids, images, seed)
         for method in methods:
-            rows += annotate_task(model, task, method, order, max_context, max_clicks)
+            rows += annotate_task(model, task, method, order, max_context, max_clicks, min_confidence)
             if progress:
                 progress(rows[-len(order) :])
     return pd.DataFrame(rows, columns=["task", "method", "image", "clicks", "dice", "seconds"])
