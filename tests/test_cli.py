@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from iclsam.cli import main, options
+from iclsam.cli import annotate, main, options
 
 
 def test_the_help_imports_no_model_or_data_library():
@@ -22,6 +22,7 @@ def test_the_help_imports_no_model_or_data_library():
 
 
 def test_the_offered_names_are_the_registries():
+    from iclsam.apps.annotation import PROPOSAL_MIN_CONFIDENCE
     from iclsam.apps.fetch import PUBLISHED
     from iclsam.data.sources import SOURCES
     from iclsam.method.config import ICLSAMConfig
@@ -30,10 +31,12 @@ def test_the_offered_names_are_the_registries():
     from iclsam.method.icl import DEFAULT_ICL, ICL_BACKENDS
     from iclsam.method.model import SAM_VARIANTS
     from iclsam.method.sam import SAM_BACKBONES
+    from iclsam.pipeline.evaluate_annotation import METHODS
 
     assert set(options.SAM_CHOICES) == set(SAM_BACKBONES) and set(options.ICL_CHOICES) == set(ICL_BACKENDS)
     assert options.DEFAULT_ICL == DEFAULT_ICL and tuple(options.FUSION_CHOICES) == tuple(FUSIONS)
     assert tuple(options.ANNOTATION_CHOICES) == tuple(ANNOTATION_KINDS)
+    assert annotate.PROPOSAL_MIN_CONFIDENCE == PROPOSAL_MIN_CONFIDENCE and annotate.METHOD_CHOICES == METHODS
     assert set(options.DATASET_CHOICES) == set(SOURCES) and set(options.CHECKPOINT_CHOICES) == set(PUBLISHED)
     icl_variants = {v for backend in ICL_BACKENDS.values() for v in (backend.plain_variant, backend.map_variant)}
     assert set(options.VARIANT_CHOICES) == (icl_variants | set(SAM_VARIANTS)) - {None, "sam+gt"}

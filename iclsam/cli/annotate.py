@@ -16,6 +16,7 @@ from iclsam.cli.options import (
 )
 
 METHOD_CHOICES = ("sam-clicks", "fixed-context", "growing-context")  # iclsam.pipeline.evaluate_annotation.METHODS
+PROPOSAL_MIN_CONFIDENCE = 0.8  # iclsam.apps.annotation.PROPOSAL_MIN_CONFIDENCE (the help imports no model)
 
 
 def add_annotate(commands) -> None:
@@ -32,8 +33,6 @@ def add_annotate(commands) -> None:
 
 
 def add_min_confidence(p) -> None:
-    from iclsam.apps.annotation import PROPOSAL_MIN_CONFIDENCE
-
     p.add_argument(
         "--min-confidence",
         type=unit_interval,
