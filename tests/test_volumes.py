@@ -6,6 +6,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import ellipse
 from scipy import ndimage
 
 from iclsam import ICLSAM, segment_volume
@@ -18,7 +19,7 @@ from iclsam.apps.volumes.consistency import (
 )
 from iclsam.apps.volumes.evaluate_volumes import annotated_slices
 from iclsam.apps.volumes.interpolation import blend_shapes, signed_distance
-from iclsam.apps.volumes.propagation import propagation_order, slice_support, target_present
+from iclsam.apps.volumes.propagation import propagation_order, search_region, slice_support, target_present
 from iclsam.apps.volumes.scan_io import read_scan, write_label_volume
 from iclsam.cli import main
 
@@ -83,6 +84,21 @@ def test_propagation_steps():
     assert target_present(8, [10, 20], [], {9: np.ones((2, 2), bool)})
     assert not target_present(8, [10, 20], [], {9: np.zeros((2, 2), bool)})  # the neighbour lost the target
     assert not target_present(6, [10, 20], [8], {7: np.ones((2, 2), bool)})  # an empty annotated slice between
+
+
+def test_the_search_region_between_annotations_holds_both_annotated_shapes():
+    """Two discs that overlap little: their interpolation half way is smaller than either, and the
+    region of the slice between them reaches both (less their margin, nothing beyond it)."""
+    shape = (60, 60)
+    left, right = ellipse(shape, (30, 18), (9, 9)), ellipse(shape, (30, 42), (9, 9))
+    done = {0: left, 2: right}
+    interpolated = interpolate_slices(done, 3)
+    region = search_region(1, [0, 2], done, interpolated)
+    assert interpolated[1].sum() < left.sum() and (region >= (left | right)).all()
+    margin = max(3, int(round(0.2 * np.sqrt((interpolated[1] | left | right).sum()))))
+    assert region.sum() == ndimage.binary_dilation(interpolated[1] | left | right, iterations=margin).sum()
+    outside = search_region(3, [0, 2], {**done}, interpolated)  # beyond: the neighbour's result, 2 px
+    assert (outside == ndimage.binary_dilation(right, iterations=2)).all()
 
 
 def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():

@@ -161,12 +161,17 @@ def segment_target(
 
 
 def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], interpolated: np.ndarray) -> np.ndarray:
-    """Where slice z's target can be: around the interpolation between the annotated slices inside
-    their range, around the neighbour's result outside it; grown by a margin of a fifth of the
-    shape's size (at least 3 pixels), since the target moves and changes between slices."""
+    """Where slice z's target can be: inside the annotated range, around the interpolation and the
+    two annotated slices on either side of z (the target moves between them, and the interpolation
+    of two shapes that overlap little is smaller than either); outside it, around the neighbour's
+    result. Grown by a margin of a fifth of the shape's size (at least 3 pixels)."""
     lo, hi = min(positive), max(positive)
     inside = lo <= z <= hi
-    prior = interpolated[z] if inside else done[step_towards_annotation(z, positive)]
+    if inside:
+        below, above = max(k for k in positive if k <= z), min(k for k in positive if k >= z)
+        prior = interpolated[z] | done[below] | done[above]
+    else:
+        prior = done[step_towards_annotation(z, positive)]
     margin = max(3, int(round(0.2 * np.sqrt(prior.sum())))) if inside else OUTSIDE_MARGIN
     return ndimage.binary_dilation(prior, iterations=margin) if prior.any() else prior
 
