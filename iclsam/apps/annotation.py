@@ -174,17 +174,15 @@ class Annotator:
     def _object(
         self, state: ImageState, mask: np.ndarray, x: int, y: int, positive: bool, blocked
     ) -> np.ndarray | None:
-        """What the click means on `mask` (`annotation_clicks.best_object`), its candidates kept."""
-        keys = ((x, y, positive, hash(np.packbits(mask).tobytes())), (x, y))
-        for key in keys:
-            if key not in state.candidates:
-                embedding = self.model.sam.encode(state.image)  # cached: no second encoder pass
-                state.candidates[key] = (
-                    edit_objects(self.model.sam, embedding, x, y, mask, positive)
-                    if len(key) == 4
-                    else click_objects(self.model.sam, embedding, x, y, state.proposal)
-                )
-        return best_object([state.candidates[key] for key in keys], x, y, blocked)
+        """What the click means on `mask` (`annotation_clicks.best_object`): an edit of `mask` first,
+        else an object under the click; each kept, so replaying the clicks decodes nothing again."""
+        sam = self.model.sam
+        edit = (x, y, positive, hash(np.packbits(mask).tobytes()))
+        if edit not in state.candidates:
+            state.candidates[edit] = edit_objects(sam, sam.encode(state.image), x, y, mask, positive)
+        if (x, y) not in state.candidates:
+            state.candidates[(x, y)] = click_objects(sam, sam.encode(state.image), x, y, state.proposal)
+        return best_object([state.candidates[edit], state.candidates[(x, y)]], x, y, blocked)
 
     def _box_mask(self, state: ImageState, box) -> np.ndarray:
         from iclsam.method.densify import densify_boxes

@@ -45,23 +45,27 @@ def click_objects(sam, embedding, x: int, y: int, hint: np.ndarray) -> Candidate
 
 def edit_objects(sam, embedding, x: int, y: int, mask: np.ndarray, positive: bool) -> Candidates:
     """The objects a click means as an edit of a region of `mask` (see the module): for a positive
-    click, what to add; for a negative one, what to remove. None when the click edits no region."""
+    click, what to add; for a negative one, what to remove. No candidates when the click edits no
+    region."""
     h, w = mask.shape
-    labelled, count = ndimage.label(mask)
-    if not count or (not positive and not labelled[y, x]):
-        return [], []
     if positive:
         boxes = boxes_from_mask(mask)
+        if not len(boxes):
+            return [], []
         gaps = [max(x0 - x, 0, x - x1) + max(y0 - y, 0, y - y1) for x0, y0, x1, y1 in boxes]
         x0, y0, x1, y1 = boxes[int(np.argmin(gaps))]
         if min(gaps) > EDIT_REACH * max(x1 - x0, y1 - y0) + 2:
             return [], []
         grown = [max(min(x0, x - 2), 0), max(min(y0, y - 2), 0), min(max(x1, x + 2), w - 1), min(max(y1, y + 2), h - 1)]
         return holding_click(sam, embedding, [grown], x, y)
-    region = labelled == labelled[y, x]
-    x0, y0, x1, y1 = boxes_from_mask(region)[0]
+    labelled = ndimage.label(mask)[0]
+    if not labelled[y, x]:
+        return [], []
+    rows, cols = ndimage.find_objects(labelled)[labelled[y, x] - 1]
+    x0, y0, x1, y1 = cols.start, rows.start, cols.stop - 1, rows.stop - 1
     moved = [[x + 1, y0, x1, y1], [x0, y0, x - 1, y1], [x0, y + 1, x1, y1], [x0, y0, x1, y - 1]]
     moved = [b for b in moved if b[2] - b[0] >= 2 and b[3] - b[1] >= 2]
+    region = labelled == labelled[y, x]
     return holding_click(sam, embedding, moved, x, y, within=region) if moved else ([], [])
 
 

@@ -4,10 +4,11 @@
 Open a folder of images: the first image without a mask appears with ICL-SAM's proposal from the
 images finished so far (the `mask` layer), or nothing when ICL-SAM is unsure of it (a message
 says so). A click on the image adds the object under it (next to the mask: pushes its edge out to
-the click), Shift+click removes it (near the mask's edge: pulls the edge in past the click); the
-`clicks` layer shows them, green and magenta; `Undo click` takes the last back; napari's own brush and eraser on the `mask` layer work too. `Accept` writes the mask into the
-masks folder at once (atomically), the image joins the context and the next image opens; `Skip`
-passes over it. Clicks are read only while the selected layer is in pan-and-zoom mode, so painting
+the click), Shift+click removes it (inside the mask: pulls an edge in past the click; on a click's
+marker: takes that click back); the `clicks` layer shows them, green and magenta; `Undo click`
+takes the last back; napari's own brush and eraser on the `mask` layer work too. `Accept` writes
+the mask into the masks folder at once (atomically), the image joins the context and the next
+image opens; `Skip` passes over it. Clicks are read only while the selected layer is in pan-and-zoom mode, so painting
 is never taken for a click."""
 
 from __future__ import annotations
