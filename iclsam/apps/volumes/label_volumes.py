@@ -27,7 +27,7 @@ import numpy as np
 
 from iclsam.apps.volumes.checks import check_axis, check_volume, normalise_intensities
 from iclsam.apps.volumes.interpolation import signed_distance
-from iclsam.apps.volumes.propagation import VolumeResult, segment_target
+from iclsam.apps.volumes.propagation import VolumeResult, bracketing_slices, segment_target
 from iclsam.method.label_maps import (
     check_nested,
     chosen_labels,
@@ -54,16 +54,6 @@ class LabelVolumeResult:
     labels: np.ndarray
     per_label: dict[int, VolumeResult]
     record: dict = field(default_factory=dict)
-
-
-def bracketing_slices(z: int, annotated: Sequence[int]) -> list[int]:
-    """The annotated slices around slice z: the nearest on each side inside the annotated range
-    (z alone when it is annotated), the nearest one outside it."""
-    marks = sorted(annotated)
-    if z in marks:
-        return [z]
-    below, above = [k for k in marks if k < z], [k for k in marks if k > z]
-    return ([below[-1]] if below else []) + ([above[0]] if above else [])
 
 
 def outline_depth(z: int, distances: Mapping[int, np.ndarray]) -> np.ndarray:

@@ -160,6 +160,16 @@ def segment_target(
     return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
 
 
+def bracketing_slices(z: int, annotated: Sequence[int]) -> list[int]:
+    """The annotated slices around slice z: the nearest on each side inside the annotated range
+    (z alone when it is annotated), the nearest one outside it."""
+    marks = sorted(annotated)
+    if z in marks:
+        return [z]
+    below, above = [k for k in marks if k < z], [k for k in marks if k > z]
+    return ([below[-1]] if below else []) + ([above[0]] if above else [])
+
+
 def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], interpolated: np.ndarray) -> np.ndarray:
     """Where slice z's target can be: inside the annotated range, around the interpolation and the
     two annotated slices on either side of z (the target moves between them, and the interpolation
@@ -168,8 +178,9 @@ def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], 
     lo, hi = min(positive), max(positive)
     inside = lo <= z <= hi
     if inside:
-        below, above = max(k for k in positive if k <= z), min(k for k in positive if k >= z)
-        prior = interpolated[z] | done[below] | done[above]
+        prior = interpolated[z].copy()
+        for k in bracketing_slices(z, positive):
+            prior |= done[k]
     else:
         prior = done[step_towards_annotation(z, positive)]
     margin = max(3, int(round(0.2 * np.sqrt(prior.sum())))) if inside else OUTSIDE_MARGIN
