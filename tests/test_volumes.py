@@ -19,8 +19,9 @@ from iclsam.apps.volumes.consistency import (
 )
 from iclsam.apps.volumes.evaluate_volumes import annotated_slices
 from iclsam.apps.volumes.interpolation import blend_shapes, signed_distance
-from iclsam.apps.volumes.propagation import propagation_order, search_region, slice_support, target_present
+from iclsam.apps.volumes.propagation import propagation_order, slice_support, target_present
 from iclsam.apps.volumes.scan_io import read_scan, write_label_volume
+from iclsam.apps.volumes.shape_priors import expected_area, most_confident, search_region, within_expected_area
 from iclsam.cli import main
 
 
@@ -99,6 +100,44 @@ def test_the_search_region_between_annotations_holds_both_annotated_shapes():
     assert region.sum() == ndimage.binary_dilation(interpolated[1] | left | right, iterations=margin).sum()
     outside = search_region(3, [0, 2], {**done}, interpolated)  # beyond: the neighbour's result, 2 px
     assert (outside == ndimage.binary_dilation(right, iterations=2)).all()
+
+
+def test_expected_area_is_the_linear_interpolation_of_the_annotated_areas():
+    given = {2: np.ones((10, 10), bool), 6: np.zeros((10, 10), bool)}
+    given[6][:2, :5] = True  # 10 pixels against 100
+    assert expected_area(3, [2, 6], given) == pytest.approx(0.75 * 100 + 0.25 * 10)
+    assert expected_area(2, [2, 6], given) is None and expected_area(8, [2, 6], given) is None
+
+
+def test_most_confident_takes_the_highest_pixels_of_the_region_and_breaks_ties_in_order():
+    rng = np.random.default_rng(0)
+    confidence = rng.random((12, 12))
+    region = np.zeros((12, 12), bool)
+    region[2:9, 3:10] = True
+    chosen = most_confident(confidence, region, 10)
+    inside = np.sort(confidence[region])[::-1]
+    assert chosen.sum() == 10 and not (chosen & ~region).any()
+    assert confidence[chosen].min() == inside[9]  # the ten highest of the region, found by sorting
+    ties = most_confident(np.ones((3, 3)), None, 4)
+    assert ties.ravel().tolist() == [True] * 4 + [False] * 5
+    assert most_confident(confidence, region, 100).sum() == region.sum()  # no more than the region holds
+
+
+def test_a_result_that_fills_a_ring_between_annotations_falls_back_to_the_map():
+    """A ring-shaped target annotated on slices 0 and 2; on slice 1 the result fills the ring (the
+    area is 2.4 times the annotated ones'), and the map is high on the ring: the rule keeps the
+    map's ring. Within the limit, or outside the annotated range, the result stands."""
+    shape = (64, 64)
+    outer, inner = ellipse(shape, (32, 32), (16, 16)), ellipse(shape, (32, 32), (11, 11))
+    ring = outer & ~inner
+    given = {0: ring, 2: ring}
+    confidence = np.where(ring, 0.9, 0.1) + np.linspace(0, 0.01, 64)[None, :]
+    region = ndimage.binary_dilation(outer, iterations=4)
+    kept = within_expected_area(1, outer, confidence, region, [0, 2], given)
+    assert outer.sum() > 1.5 * ring.sum() and (kept == ring).all()
+    slightly = ring | ndimage.binary_dilation(ring, iterations=1)
+    assert (within_expected_area(1, slightly, confidence, region, [0, 2], given) == slightly).all()
+    assert (within_expected_area(3, outer, confidence, region, [0, 2], {**given, 1: ring}) == outer).all()
 
 
 def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():

@@ -27,7 +27,8 @@ import numpy as np
 
 from iclsam.apps.volumes.checks import check_axis, check_volume, normalise_intensities
 from iclsam.apps.volumes.interpolation import signed_distance
-from iclsam.apps.volumes.propagation import VolumeResult, bracketing_slices, segment_target
+from iclsam.apps.volumes.propagation import VolumeResult, segment_target
+from iclsam.apps.volumes.shape_priors import bracketing_slices
 from iclsam.method.label_maps import (
     check_nested,
     chosen_labels,

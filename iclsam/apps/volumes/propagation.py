@@ -5,8 +5,9 @@ each with the nearest annotated slices and its already segmented neighbours as i
 
 Steps, each a function below: `check_volume` / `check_annotations` (bad input: one line, nothing
 done), `normalise_intensities` (one window for the whole scan), `propagation_order`, `slice_support`
-(the context of one slice), `search_region`, `target_present` and `beyond_annotations` (where the
-target ends), `keep_connected_to_annotations`, `blend_between_annotations` and
+(the context of one slice), `target_present`, then from `shape_priors` what the annotated slices
+say of a slice's target (`search_region`, `within_expected_area`, `beyond_annotations`),
+`keep_connected_to_annotations`, `blend_between_annotations` and
 `fill_between_annotations` (3-D consistency, `consistency`); the input checks are in `checks`."""
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from iclsam.apps.volumes.checks import check_annotations, check_volume, normalise_intensities
 from iclsam.apps.volumes.consistency import (
@@ -27,6 +27,12 @@ from iclsam.apps.volumes.consistency import (
 )
 from iclsam.apps.volumes.contour_interpolation import contour_interpolation
 from iclsam.apps.volumes.interpolation import interpolate_slices
+from iclsam.apps.volumes.shape_priors import (
+    beyond_annotations,
+    search_region,
+    step_towards_annotation,
+    within_expected_area,
+)
 
 if TYPE_CHECKING:
     from iclsam.method.model import ICLSAM
@@ -38,10 +44,6 @@ METHODS = (
 )  # the baselines: `interpolation`, `contour_interpolation`
 CONTEXT = 2  # already segmented neighbour slices that join a slice's support set
 SUPPORT_PER_VOLUME = 6  # slices taken from each other annotated scan
-OUTSIDE_MARGIN = 2  # pixels a result outside the annotated range may reach beyond its neighbour's
-GROWTH_LIMIT = 1.25  # outside the annotated range, a result larger than its neighbour's times this is cut back
-TAPER = 0.5  # ... the target ends after a step that shrank it below this fraction
-VANISH = 0.2  # ... and where a result is under this fraction of its neighbour's
 
 
 @dataclass
@@ -60,12 +62,6 @@ def propagation_order(depth: int, annotated: Sequence[int]) -> list[int]:
     marks = np.array(sorted(annotated))
     rest = [z for z in range(depth) if z not in set(annotated)]
     return sorted(rest, key=lambda z: (int(np.abs(marks - z).min()), z))
-
-
-def step_towards_annotation(z: int, positive: Sequence[int]) -> int:
-    """The neighbour of slice z on the side of its nearest annotated slice holding the target."""
-    nearest = min(positive, key=lambda k: (abs(k - z), k))
-    return z + (1 if nearest > z else -1)
 
 
 def slice_support(z: int, positive: Sequence[int], done: dict[int, np.ndarray], context: int = CONTEXT) -> list[int]:
@@ -160,65 +156,19 @@ def segment_target(
     return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
 
 
-def bracketing_slices(z: int, annotated: Sequence[int]) -> list[int]:
-    """The annotated slices around slice z: the nearest on each side inside the annotated range
-    (z alone when it is annotated), the nearest one outside it."""
-    marks = sorted(annotated)
-    if z in marks:
-        return [z]
-    below, above = [k for k in marks if k < z], [k for k in marks if k > z]
-    return ([below[-1]] if below else []) + ([above[0]] if above else [])
-
-
-def search_region(z: int, positive: Sequence[int], done: dict[int, np.ndarray], interpolated: np.ndarray) -> np.ndarray:
-    """Where slice z's target can be: inside the annotated range, around the interpolation and the
-    two annotated slices on either side of z (the target moves between them, and the interpolation
-    of two shapes that overlap little is smaller than either); outside it, around the neighbour's
-    result. Grown by a margin of a fifth of the shape's size (at least 3 pixels)."""
-    lo, hi = min(positive), max(positive)
-    inside = lo <= z <= hi
-    if inside:
-        prior = interpolated[z].copy()
-        for k in bracketing_slices(z, positive):
-            prior |= done[k]
-    else:
-        prior = done[step_towards_annotation(z, positive)]
-    margin = max(3, int(round(0.2 * np.sqrt(prior.sum())))) if inside else OUTSIDE_MARGIN
-    return ndimage.binary_dilation(prior, iterations=margin) if prior.any() else prior
-
-
-def beyond_annotations(z: int, mask: np.ndarray, positive: Sequence[int], done: dict[int, np.ndarray]) -> np.ndarray:
-    """Outside the annotated range the target tapers off. A result more than `GROWTH_LIMIT` times its
-    neighbour's (towards the annotations) is cut back to the neighbour's footprint (a leak into other
-    tissue); the target ends where the previous step shrank it below `TAPER` of the slice before, or
-    where the result is under `VANISH` of its neighbour's."""
-    if min(positive) <= z <= max(positive):
-        return mask
-    step = step_towards_annotation(z, positive)
-    neighbour, further = done[step], 2 * step - z  # further: the next slice inwards
-    inwards = further >= min(positive) if z > max(positive) else further <= max(positive)
-    if inwards and further in done and neighbour.sum() < TAPER * done[further].sum():
-        return np.zeros_like(mask)
-    if mask.sum() > GROWTH_LIMIT * neighbour.sum():
-        mask = mask & neighbour
-    return mask if mask.sum() >= VANISH * neighbour.sum() else np.zeros_like(mask)
-
-
 def segment_slice(
     model: ICLSAM, images: list, masks: list, query: np.ndarray, region: np.ndarray | None
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Figure 1 on one slice (`figure1.run_figure1`), with the pseudo-label (and so SAM's boxes and
-    the result) kept inside `region` when there is one; returns the mask and the map's mean
-    confidence over it."""
+    the result) kept inside `region` when there is one; returns the mask and the confidence map
+    (Eq. 2, H x W)."""
     from iclsam.method.figure1 import run_figure1
 
     support = model.support_set(images, masks)
     state = model.query_state(support, query, None, {"iclsam"})
     state.fixed_fusion = True  # every slice has its own support set: no per-support-set choice
     run_figure1(model, support, state, region=region, until="fusion")
-    mask = state.masks["iclsam"]
-    confidence = state.confidence.numpy()
-    return mask, float(confidence[mask].mean()) if mask.any() else 0.0
+    return state.masks["iclsam"], state.confidence.numpy()
 
 
 def _propagate(
@@ -246,9 +196,11 @@ def _propagate(
         images = [window[k] for k in chosen] + [image for image, _ in extra]
         masks = [done[k] for k in chosen] + [label for _, label in extra]
         region = search_region(z, positive, done, interpolated) if positive else None
-        done[z], confidence[z] = segment_slice(model, images, masks, window[z], region)
+        mask, confidence_map = segment_slice(model, images, masks, window[z], region)
         if positive:
-            done[z] = beyond_annotations(z, done[z], positive, done)
+            mask = within_expected_area(z, mask, confidence_map, region, positive, given)
+            mask = beyond_annotations(z, mask, positive, done)
+        done[z], confidence[z] = mask, float(confidence_map[mask].mean()) if mask.any() else 0.0
         segmented.append(z)
     mask = np.stack([done[z] for z in range(len(window))])
     annotated = np.zeros_like(mask)
