@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ from iclsam.method.universeg.preprocessing import universeg_image, universeg_lab
 from iclsam.method.universeg.weights import load_shipped_universeg
 from iclsam.pipeline.icl_corpus import read_corpus
 from iclsam.pipeline.icl_lofo import draw_split, evaluate_tasks, family_folds, family_table
-from iclsam.pipeline.training import dice_bce_loss
+from iclsam.pipeline.training import fit
 
 
 def load_task(task, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -77,27 +75,15 @@ def train(data: dict, by_family: dict, minutes: float, out: Path, seed: int, bat
     rng = np.random.default_rng(seed)
     net, size, _ = load_shipped_universeg()
     net.train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
-    start, curve, running, step = time.perf_counter(), [], [], 0
-    while time.perf_counter() - start < minutes * 60:
-        fraction = (time.perf_counter() - start) / (minutes * 60)
-        for group in optimiser.param_groups:
-            group["lr"] = 1e-4 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+
+    def next_batch():
         m = int(rng.integers(1, 9))
         parts = [episode(data, by_family, m, rng) for _ in range(batch)]
-        target, images, labels, truth = (torch.stack([p[i] for p in parts]) for i in range(4))
-        loss = dice_bce_loss(net(target, images, labels), truth)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        running.append(loss.item())
-        step += 1
-        if step % 50 == 0:
-            curve.append({"step": step, "seconds": round(time.perf_counter() - start), "loss": float(np.mean(running))})
-            running = []
-            print(f"step {step} {curve[-1]['seconds']} s loss {curve[-1]['loss']:.4f}", flush=True)
+        return tuple(torch.stack([p[i] for p in parts]) for i in range(4))
+
+    steps, curve = fit(net, next_batch, 1e-4, minutes, log_every=50)
     write_atomic(out.with_suffix(".pt"), lambda p: torch.save(net.eval().state_dict(), p))
-    record = {"minutes": minutes, "steps": step, "seed": seed, "batch": batch, "size": size, "loss_curve": curve}
+    record = {"minutes": minutes, "steps": steps, "seed": seed, "batch": batch, "size": size, "loss_curve": curve}
     write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     return record
 

@@ -164,23 +164,22 @@ def support_size(rng: np.random.Generator, max_support: int) -> int:
     return int(np.clip(round(math.exp(rng.uniform(0, math.log(max_support)))), 1, max_support))
 
 
-def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
-    """Trains from the official init, writes `<out>.pt` (a raw state_dict, loadable by
-    `load_universeg`) and `<out>.json` (config, steps, seconds, loss curve). Seeded."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    net = init_universeg_weights(UniverSeg(config.encoder_widths)).train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
+def fit(
+    net, next_batch, lr: float, minutes: float, steps: int | None = None, log_every: int = 25
+) -> tuple[int, list[dict]]:
+    """Episodic training of a UniverSeg-architecture `net` in place: Adam on soft Dice + BCE, the
+    learning rate cosine-decayed from `lr` over the `minutes` budget, until the budget or `steps`.
+    `next_batch()` gives (query, support images, support labels, query label). Returns the steps
+    taken and the loss curve (the mean loss every `log_every` steps)."""
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     start, curve, running = time.perf_counter(), [], []
-    budget = config.minutes * 60
+    budget = minutes * 60
     step = 0
-    while step < config.steps and time.perf_counter() - start < budget:
+    while (steps is None or step < steps) and time.perf_counter() - start < budget:
         fraction = (time.perf_counter() - start) / budget
         for group in optimiser.param_groups:  # cosine decay over the time budget
-            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-        target, images, labels, target_label = episode_batch(
-            rng, config.batch, support_size(rng, config.max_support), config.size
-        )
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+        target, images, labels, target_label = next_batch()
         loss = dice_bce_loss(net(target, images, labels), target_label)
         optimiser.zero_grad()
         loss.backward()
@@ -197,11 +196,26 @@ def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
             )
             running = []
             print(f"step {step:6d}  {curve[-1]['seconds']:7.0f} s  loss {curve[-1]['loss']:.4f}", flush=True)
+    return step, curve
+
+
+def train(config: TrainingConfig, out: str | Path, log_every: int = 25) -> dict:
+    """Trains from the official init, writes `<out>.pt` (a raw state_dict, loadable by
+    `load_universeg`) and `<out>.json` (config, steps, seconds, loss curve). Seeded."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    net = init_universeg_weights(UniverSeg(config.encoder_widths)).train()
+    start = time.perf_counter()
+
+    def next_batch():
+        return episode_batch(rng, config.batch, support_size(rng, config.max_support), config.size)
+
+    steps, curve = fit(net, next_batch, config.lr, config.minutes, config.steps, log_every)
     out = Path(out)
     write_atomic(out.with_suffix(".pt"), lambda p: torch.save(net.eval().state_dict(), p))
     record = {
         "config": asdict(config),
-        "steps": step,
+        "steps": steps,
         "seconds": round(time.perf_counter() - start, 1),
         "threads": torch.get_num_threads(),
         "loss_curve": curve,
