@@ -21,7 +21,14 @@ from iclsam.apps.volumes.evaluate_volumes import annotated_slices
 from iclsam.apps.volumes.interpolation import blend_shapes, signed_distance
 from iclsam.apps.volumes.propagation import propagation_order, slice_support, target_present
 from iclsam.apps.volumes.scan_io import read_scan, write_label_volume
-from iclsam.apps.volumes.shape_priors import expected_area, most_confident, search_region, within_expected_area
+from iclsam.apps.volumes.shape_priors import (
+    beyond_annotations,
+    expected_area,
+    most_confident,
+    search_region,
+    thin_slices,
+    within_expected_area,
+)
 from iclsam.cli import main
 
 
@@ -138,6 +145,39 @@ def test_a_result_that_fills_a_ring_between_annotations_falls_back_to_the_map():
     slightly = ring | ndimage.binary_dilation(ring, iterations=1)
     assert (within_expected_area(1, slightly, confidence, region, [0, 2], given) == slightly).all()
     assert (within_expected_area(3, outer, confidence, region, [0, 2], {**given, 1: ring}) == outer).all()
+
+
+def test_beyond_the_annotations_the_target_ends_after_a_shrinking_step():
+    """Discs of radius 10 and 5 (the area quartered in one step). On thick slices the target ends
+    after such a step, between annotated slices or segmented ones; on thin slices only after a step
+    between two annotated slices. A result over 1.25 times its neighbour's is cut to the
+    neighbour's footprint, one under a fifth of it is dropped, and inside the range nothing changes."""
+    shape = (48, 48)
+    big, small = disc(shape, (24, 24), 10), disc(shape, (24, 24), 5)
+    assert small.sum() < 0.5 * big.sum()
+    found = disc(shape, (24, 24), 4)
+    annotated = {4: big, 5: small}
+    segmented = {5: big, 6: big, 7: big, 8: small}  # annotated 5 and 6, segmented 7 and 8
+    for thin in (False, True):
+        assert not beyond_annotations(6, found, [4, 5], annotated, thin).any()
+    assert not beyond_annotations(9, found, [5, 6], segmented).any()
+    assert (beyond_annotations(9, found, [5, 6], segmented, thin=True) == found).all()
+    grown = disc(shape, (24, 24), 8)
+    assert (beyond_annotations(9, grown, [5, 6], segmented, thin=True) == (grown & small)).all()
+    assert not beyond_annotations(9, disc(shape, (24, 24), 2), [5, 6], segmented, thin=True).any()
+    assert (beyond_annotations(5, found, [4, 6], {4: big, 6: small}) == found).all()
+
+
+def test_thin_slices_compare_the_slice_step_with_the_targets_radius():
+    """A disc of radius 20 pixels at 0.5 mm (10 mm): slices 2.5 mm apart are thin (a quarter of the
+    radius), 3 mm apart are not; along another axis the in-plane spacing is the other two values."""
+    given = {3: disc((64, 64), (32, 32), 20), 5: np.zeros((64, 64), bool)}
+    radius = np.sqrt(given[3].sum() * 0.25 / np.pi)
+    assert 9.8 < radius < 10.2
+    assert thin_slices((0.5, 0.5, 0.25 * radius), 2, given)
+    assert not thin_slices((0.5, 0.5, 0.26 * radius), 2, given)
+    assert thin_slices((0.25 * radius, 0.5, 0.5), 0, given)
+    assert not thin_slices(None, 2, given) and not thin_slices((1, 1, 1), 2, {3: given[5]})
 
 
 def test_3d_consistency_keeps_what_touches_the_annotations_and_fills_holes():

@@ -31,6 +31,7 @@ from iclsam.apps.volumes.shape_priors import (
     beyond_annotations,
     search_region,
     step_towards_annotation,
+    thin_slices,
     within_expected_area,
 )
 
@@ -145,8 +146,9 @@ def segment_target(
         record = {"method": method, "axis": axis, "annotated": sorted(given), "seconds": 0.0}
         return VolumeResult(np.moveaxis(mask, 0, axis), confidence, record)
     window = normalise_intensities(x) if window is None else window
+    thin = thin_slices(spacing, axis, given)
     mask, confidence, record = _propagate(
-        model, window, given, support_slices(support_volumes, axis), keep_connected, context
+        model, window, given, support_slices(support_volumes, axis), keep_connected, context, thin
     )
     record.update(
         axis=axis,
@@ -172,7 +174,13 @@ def segment_slice(
 
 
 def _propagate(
-    model: ICLSAM, window: np.ndarray, given: dict[int, np.ndarray], extra: list, keep_connected: bool, context: int
+    model: ICLSAM,
+    window: np.ndarray,
+    given: dict[int, np.ndarray],
+    extra: list,
+    keep_connected: bool,
+    context: int,
+    thin: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The slices of the windowed scan (depth first) segmented outward from the annotated ones; see
     the module."""
@@ -199,7 +207,7 @@ def _propagate(
         mask, confidence_map = segment_slice(model, images, masks, window[z], region)
         if positive:
             mask = within_expected_area(z, mask, confidence_map, region, positive, given)
-            mask = beyond_annotations(z, mask, positive, done)
+            mask = beyond_annotations(z, mask, positive, done, thin)
         done[z], confidence[z] = mask, float(confidence_map[mask].mean()) if mask.any() else 0.0
         segmented.append(z)
     mask = np.stack([done[z] for z in range(len(window))])
@@ -223,6 +231,7 @@ def _propagate(
         "outside_target_range": len(skipped),
         "support_volume_slices": len(extra),
         "context": context,
+        "thin_slices": thin,
         "components_dropped": dropped,
         "filled_by_interpolation": filled,
     }

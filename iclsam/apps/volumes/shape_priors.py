@@ -15,6 +15,20 @@ GROWTH_LIMIT = 1.25  # outside the annotated range, a result larger than its nei
 TAPER = 0.5  # ... the target ends after a step that shrank it below this fraction
 VANISH = 0.2  # ... and where a result is under this fraction of its neighbour's
 AREA_LIMIT = 1.5  # between annotated slices, a result larger than the expected area times this is a leak
+THIN = 0.25  # slices closer than this times the target's radius are thin (`thin_slices`)
+
+
+def thin_slices(spacing: Sequence[float] | None, axis: int, given: dict[int, np.ndarray]) -> bool:
+    """Whether the slices are thin against the target: the step between slices (mm) at most `THIN`
+    times the radius of a disc as large as the largest annotated cross-section (mm). Then the
+    target's area changes little from one slice to the next, except in the last slices before its
+    end. Unknown spacing (None) or no annotated target: not thin."""
+    areas = [float(m.sum()) for m in given.values()]
+    if spacing is None or not areas or max(areas) == 0:
+        return False
+    plane = [float(s) for i, s in enumerate(spacing) if i != axis]
+    radius = np.sqrt(max(areas) * plane[0] * plane[1] / np.pi)
+    return float(spacing[axis]) <= THIN * radius
 
 
 def step_towards_annotation(z: int, positive: Sequence[int]) -> int:
@@ -88,17 +102,22 @@ def within_expected_area(
     return most_confident(confidence, region, expected)
 
 
-def beyond_annotations(z: int, mask: np.ndarray, positive: Sequence[int], done: dict[int, np.ndarray]) -> np.ndarray:
+def beyond_annotations(
+    z: int, mask: np.ndarray, positive: Sequence[int], done: dict[int, np.ndarray], thin: bool = False
+) -> np.ndarray:
     """Outside the annotated range the target tapers off. A result more than `GROWTH_LIMIT` times its
     neighbour's (towards the annotations) is cut back to the neighbour's footprint (a leak into other
-    tissue); the target ends where the previous step shrank it below `TAPER` of the slice before, or
-    where the result is under `VANISH` of its neighbour's."""
+    tissue); the target ends after a step that shrank it below `TAPER` (the step between the two
+    slices before z), and where the result is under `VANISH` of its neighbour's. On `thin` slices
+    (`thin_slices`) only a step between two annotated slices ends it: there a segmented result that
+    halves from one slice to the next is SAM losing the target, not the target ending."""
     if min(positive) <= z <= max(positive):
         return mask
     step = step_towards_annotation(z, positive)
     neighbour, further = done[step], 2 * step - z  # further: the next slice inwards
     inwards = further >= min(positive) if z > max(positive) else further <= max(positive)
-    if inwards and further in done and neighbour.sum() < TAPER * done[further].sum():
+    trusted = step in positive and further in positive if thin else inwards
+    if trusted and further in done and neighbour.sum() < TAPER * done[further].sum():
         return np.zeros_like(mask)
     if mask.sum() > GROWTH_LIMIT * neighbour.sum():
         mask = mask & neighbour
