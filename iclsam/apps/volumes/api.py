@@ -31,7 +31,9 @@ def segment_volume(
     **label_options,
 ) -> VolumeResult:
     """A 3-D scan from a few annotated slices of it: `annotations` {slice index along `axis`: H x W
-    mask} (an empty mask says "no target on this slice"); `spacing` (mm per voxel); `support_volumes`
+    mask} (an empty mask says "no target on this slice"); `spacing` (mm per voxel; it also tells
+    whether the slices are thin against the target, `shape_priors.thin_slices`, which decides where
+    the target is taken to end; without it the slices count as thick); `support_volumes`
     [(image, label), ...] from other scans (alone: no annotated slice needed); `method`
     ("interpolation": the "fill between slices" baseline); `keep_connected`. Returns a `VolumeResult`:
     the mask on the input grid (annotated slices as given), a confidence per slice, a record of what
