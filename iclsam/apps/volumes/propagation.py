@@ -211,17 +211,7 @@ def _propagate(
         done[z], confidence[z] = mask, float(confidence_map[mask].mean()) if mask.any() else 0.0
         segmented.append(z)
     mask = np.stack([done[z] for z in range(len(window))])
-    annotated = np.zeros_like(mask)
-    for k in positive:
-        annotated[k] = given[k]
-    dropped = 0
-    if keep_connected:
-        mask, dropped = keep_connected_to_annotations(mask, annotated)
-    for k, m in given.items():
-        mask[k] = m
-    if positive:
-        mask = blend_between_annotations(mask, positive, interpolated)
-    mask, filled = fill_between_annotations(mask, positive, interpolated)
+    mask, dropped, filled = _consistent_in_3d(mask, given, positive, interpolated, keep_connected)
     confidence[~mask.reshape(len(mask), -1).any(axis=1)] = 0.0
     record = {
         "method": "iclsam",
@@ -236,3 +226,24 @@ def _propagate(
         "filled_by_interpolation": filled,
     }
     return mask, confidence, record
+
+
+def _consistent_in_3d(
+    mask: np.ndarray, given: dict, positive: list[int], interpolated: np.ndarray | None, keep_connected: bool
+) -> tuple[np.ndarray, int, int]:
+    """The propagated slices made consistent in 3-D (`consistency`): the components that touch an
+    annotated target voxel kept, the annotated slices put back as given, the blend with the
+    interpolation between annotated slices, empty slices there filled; with the number of
+    components dropped and of slices filled."""
+    annotated = np.zeros_like(mask)
+    for k in positive:
+        annotated[k] = given[k]
+    dropped = 0
+    if keep_connected:
+        mask, dropped = keep_connected_to_annotations(mask, annotated)
+    for k, m in given.items():
+        mask[k] = m
+    if positive:
+        mask = blend_between_annotations(mask, positive, interpolated)
+    mask, filled = fill_between_annotations(mask, positive, interpolated)
+    return mask, dropped, filled
