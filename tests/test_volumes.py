@@ -174,7 +174,7 @@ def test_thin_slices_compare_the_slice_step_with_the_targets_radius():
     given = {3: disc((64, 64), (32, 32), 20), 5: np.zeros((64, 64), bool)}
     radius = np.sqrt(given[3].sum() * 0.25 / np.pi)
     assert 9.8 < radius < 10.2
-    assert thin_slices((0.5, 0.5, 0.25 * radius), 2, given)
+    assert thin_slices((0.5, 0.5, 0.25 * radius), 2, given) is True  # a plain bool: records print and serialise it
     assert not thin_slices((0.5, 0.5, 0.26 * radius), 2, given)
     assert thin_slices((0.25 * radius, 0.5, 0.5), 0, given)
     assert not thin_slices(None, 2, given) and not thin_slices((1, 1, 1), 2, {3: given[5]})

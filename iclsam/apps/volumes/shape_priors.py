@@ -28,7 +28,7 @@ def thin_slices(spacing: Sequence[float] | None, axis: int, given: dict[int, np.
         return False
     plane = [float(s) for i, s in enumerate(spacing) if i != axis]
     radius = np.sqrt(max(areas) * plane[0] * plane[1] / np.pi)
-    return float(spacing[axis]) <= THIN * radius
+    return bool(float(spacing[axis]) <= THIN * radius)
 
 
 def step_towards_annotation(z: int, positive: Sequence[int]) -> int:
