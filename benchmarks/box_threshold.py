@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from iclsam import ICLSAM
 from iclsam.apps.volumes.checks import normalise_intensities
 from iclsam.apps.volumes.evaluate_volumes import read_case, volume_pairs
 from iclsam.common.atomic import write_text_atomic
 from iclsam.common.metrics import dice
+from iclsam.data.folder import open_tasks
 from iclsam.method.densify import boxes_from_mask
 
 PER_SET = 25
@@ -34,13 +34,12 @@ VOLUMES = ("deepmedic_brats2013_t1c", "pyradiomics_brain_mri", "tcia_btp_t1post"
 
 def images(real_dev: Path, real_dev_3d: Path):
     """(set, image, truth): real-dev PNGs, then each volume's largest axial slice."""
-    for folder in sorted(p for p in real_dev.iterdir() if (p / "images").is_dir()):
-        files = sorted((folder / "images").glob("*.png"))
-        for f in files[:: max(1, len(files) // PER_SET)][:PER_SET]:
-            truth = np.asarray(Image.open(folder / "masks" / f.name)) > 0
-            truth = truth[..., 0] if truth.ndim == 3 else truth
+    for task in open_tasks(real_dev):
+        ids = sorted(task.ids)
+        for image_id in ids[:: max(1, len(ids) // PER_SET)][:PER_SET]:
+            image, truth = task.load(image_id)
             if truth.any():
-                yield folder.name, np.asarray(Image.open(f).convert("RGB")), truth
+                yield task.root.name, image, truth
     for set_name, pairs in volume_pairs(real_dev_3d).items():
         for _, image, label in pairs if set_name in VOLUMES else []:
             scan, truth = read_case(image, label, None, 2)
