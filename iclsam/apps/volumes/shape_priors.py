@@ -116,7 +116,7 @@ def beyond_annotations(
     step = step_towards_annotation(z, positive)
     neighbour, further = done[step], 2 * step - z  # further: the next slice inwards
     inwards = further >= min(positive) if z > max(positive) else further <= max(positive)
-    trusted = step in positive and further in positive if thin else inwards
+    trusted = (step in positive and further in positive) if thin else inwards
     if trusted and further in done and neighbour.sum() < TAPER * done[further].sum():
         return np.zeros_like(mask)
     if mask.sum() > GROWTH_LIMIT * neighbour.sum():
